@@ -1,0 +1,95 @@
+package branch
+
+import (
+	"encoding/binary"
+)
+
+// Keys of a filesystem tree. A version of a tree is one sorted map (package tree) holding
+// four kinds of entries, so that a directory of 100k entries is 100k keys spread over many
+// tree leaves, not one object that must be rewritten whole:
+//
+//	'i' ino                  -> inode record (attributes; inline data or symlink target)
+//	'd' parent-ino name      -> dirent (child ino, file type)
+//	'x' ino name             -> xattr value
+//	'b' ino block-index      -> block ID of that 64 KiB block (absent = hole)
+//
+// Integers are big-endian so that keys sort by number.
+const (
+	kindInode  = 'i'
+	kindDirent = 'd'
+	kindXattr  = 'x'
+	kindBlock  = 'b'
+)
+
+// RootIno is the inode number of every tree's root directory.
+const RootIno = 1
+
+func inodeKey(ino uint64) []byte {
+	k := make([]byte, 9)
+	k[0] = kindInode
+	binary.BigEndian.PutUint64(k[1:], ino)
+	return k
+}
+
+func direntKey(parent uint64, name string) []byte {
+	k := make([]byte, 9, 9+len(name))
+	k[0] = kindDirent
+	binary.BigEndian.PutUint64(k[1:], parent)
+	return append(k, name...)
+}
+
+func direntPrefix(parent uint64) []byte { return direntKey(parent, "") }
+
+func xattrKey(ino uint64, name string) []byte {
+	k := make([]byte, 9, 9+len(name))
+	k[0] = kindXattr
+	binary.BigEndian.PutUint64(k[1:], ino)
+	return append(k, name...)
+}
+
+func xattrPrefix(ino uint64) []byte { return xattrKey(ino, "") }
+
+func blockKey(ino, index uint64) []byte {
+	k := make([]byte, 17)
+	k[0] = kindBlock
+	binary.BigEndian.PutUint64(k[1:], ino)
+	binary.BigEndian.PutUint64(k[9:], index)
+	return k
+}
+
+func blockPrefix(ino uint64) []byte { return blockKey(ino, 0)[:9] }
+
+// keyIno returns the inode a key belongs to (for a dirent, the parent directory).
+func keyIno(k []byte) uint64 {
+	if len(k) < 9 {
+		return 0
+	}
+	return binary.BigEndian.Uint64(k[1:9])
+}
+
+// prefixEnd returns the smallest key greater than every key with prefix p.
+func prefixEnd(p []byte) []byte {
+	end := append([]byte(nil), p...)
+	for i := len(end) - 1; i >= 0; i-- {
+		if end[i] < 0xff {
+			end[i]++
+			return end[:i+1]
+		}
+	}
+	return nil
+}
+
+// dirent values: 8-byte child ino, then the file type bits of its mode (mode >> 12).
+func encodeDirent(ino uint64, mode uint32) []byte {
+	v := make([]byte, 9)
+	binary.BigEndian.PutUint64(v, ino)
+	v[8] = byte(mode >> 12)
+	return v
+}
+
+func decodeDirent(v []byte) (ino uint64, typ uint32, ok bool) {
+	if len(v) != 9 {
+		return 0, 0, false
+	}
+	return binary.BigEndian.Uint64(v), uint32(v[8]) << 12, true
+}

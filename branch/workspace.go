@@ -1,0 +1,443 @@
+package branch
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+	"syscall"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/agentfs/agentfs/branch/tree"
+	"github.com/agentfs/agentfs/store"
+)
+
+// Workspace is the live, mutable state of a branch: its base tree plus an overlay in Pebble
+// holding every key changed since the base. Reads look in the overlay, then in the base.
+// A Workspace made by View has no overlay and refuses writes.
+//
+// File operations return syscall.Errno values (wrapped where a message helps), so that the
+// FUSE layer maps errors in one place.
+type Workspace struct {
+	e      *Engine
+	name   string // branch name; empty for a read-only view
+	id     uint64 // overlay id
+	prefix []byte // overlay key prefix; nil for a read-only view
+
+	mu         sync.RWMutex
+	root       store.ID // tree root of the base commit
+	base       store.ID // base commit
+	dirty      map[uint64]map[uint64][]byte // ino -> block index -> BlockSize buffer
+	dirtyBytes int
+	open       map[uint64]int // open handles per inode, for unlinked-but-open files
+	hooks      []func()
+}
+
+// dirtyLimit bounds the file data a workspace buffers before writing blocks out.
+const dirtyLimit = 64 << 20
+
+func newWorkspace(e *Engine, br *Branch, root store.ID) *Workspace {
+	return &Workspace{
+		e: e, name: br.Name, id: br.ID, prefix: overlayPrefix(br.ID),
+		root: root, base: br.Base,
+		dirty: map[uint64]map[uint64][]byte{}, open: map[uint64]int{},
+	}
+}
+
+func newView(e *Engine, root store.ID) *Workspace {
+	return &Workspace{e: e, root: root, dirty: map[uint64]map[uint64][]byte{}, open: map[uint64]int{}}
+}
+
+// Branch returns the branch name, or "" for a read-only view.
+func (ws *Workspace) Branch() string { return ws.name }
+
+// ReadOnly reports whether the workspace is a view of a commit.
+func (ws *Workspace) ReadOnly() bool { return ws.prefix == nil }
+
+// OnReset registers fn to run after a rollback or merge replaced the workspace's content, so
+// a mount can drop kernel caches.
+func (ws *Workspace) OnReset(fn func()) {
+	ws.mu.Lock()
+	ws.hooks = append(ws.hooks, fn)
+	ws.mu.Unlock()
+}
+
+func (ws *Workspace) overlayKey(k []byte) []byte {
+	return append(append(make([]byte, 0, len(ws.prefix)+len(k)), ws.prefix...), k...)
+}
+
+// get reads key from the overlay, then the base tree.
+func (ws *Workspace) get(ctx context.Context, k []byte) ([]byte, bool, error) {
+	if ws.prefix != nil {
+		v, ok, err := ws.e.getKey(ws.overlayKey(k))
+		if err != nil {
+			return nil, false, err
+		}
+		if ok {
+			if len(v) == 0 || v[0] == 0 {
+				return nil, false, nil
+			}
+			return v[1:], true, nil
+		}
+	}
+	return ws.e.tree.Get(ctx, ws.root, k)
+}
+
+// scan calls fn for every visible key in [start, end) in order (nil end: to the end of the
+// tree). k and v are only valid during the call.
+func (ws *Workspace) scan(ctx context.Context, start, end []byte, fn func(k, v []byte) error) error {
+	var oit *pebble.Iterator
+	if ws.prefix != nil {
+		upper := prefixEnd(ws.prefix)
+		if end != nil {
+			upper = ws.overlayKey(end)
+		}
+		var err error
+		if oit, err = ws.e.db.NewIter(&pebble.IterOptions{LowerBound: ws.overlayKey(start), UpperBound: upper}); err != nil {
+			return err
+		}
+		defer oit.Close()
+		oit.First()
+	}
+	tit := ws.e.tree.NewIter(ctx, ws.root, start)
+	tok := tit.Next() && (end == nil || bytes.Compare(tit.Key(), end) < 0)
+	for {
+		ook := oit != nil && oit.Valid()
+		if !ook && !tok {
+			break
+		}
+		var c int
+		switch {
+		case !ook:
+			c = 1
+		case !tok:
+			c = -1
+		default:
+			c = bytes.Compare(oit.Key()[len(ws.prefix):], tit.Key())
+		}
+		if c <= 0 {
+			v := oit.Value()
+			if len(v) > 0 && v[0] == 1 {
+				if err := fn(oit.Key()[len(ws.prefix):], v[1:]); err != nil {
+					return stopOK(err)
+				}
+			}
+			oit.Next()
+			if c == 0 {
+				tok = tit.Next() && (end == nil || bytes.Compare(tit.Key(), end) < 0)
+			}
+			continue
+		}
+		if err := fn(tit.Key(), tit.Value()); err != nil {
+			return stopOK(err)
+		}
+		tok = tit.Next() && (end == nil || bytes.Compare(tit.Key(), end) < 0)
+	}
+	if oit != nil {
+		if err := oit.Error(); err != nil {
+			return err
+		}
+	}
+	return tit.Err()
+}
+
+func stopOK(err error) error {
+	if err == tree.Stop {
+		return nil
+	}
+	return err
+}
+
+// txn stages the writes of one operation in a Pebble batch; reads see the staged values.
+type txn struct {
+	ws     *Workspace
+	b      *pebble.Batch
+	staged map[string][]byte // nil value = deleted
+}
+
+func (ws *Workspace) begin() (*txn, error) {
+	if ws.prefix == nil {
+		return nil, fmt.Errorf("%w: checkpoints cannot be changed; fork a branch from it", syscall.EROFS)
+	}
+	return &txn{ws: ws, b: ws.e.db.NewBatch(), staged: map[string][]byte{}}, nil
+}
+
+func (t *txn) get(ctx context.Context, k []byte) ([]byte, bool, error) {
+	if v, ok := t.staged[string(k)]; ok {
+		return v, v != nil, nil
+	}
+	return t.ws.get(ctx, k)
+}
+
+func (t *txn) set(k, v []byte) error {
+	t.staged[string(k)] = v
+	return t.b.Set(t.ws.overlayKey(k), append([]byte{1}, v...), nil)
+}
+
+func (t *txn) del(k []byte) error {
+	t.staged[string(k)] = nil
+	return t.b.Set(t.ws.overlayKey(k), []byte{0}, nil)
+}
+
+func (t *txn) commit(sync bool) error {
+	defer t.b.Close()
+	opt := pebble.NoSync
+	if sync {
+		opt = pebble.Sync
+	}
+	return t.b.Commit(opt)
+}
+
+func (t *txn) abort() { t.b.Close() }
+
+func (t *txn) inode(ctx context.Context, ino uint64) (*Inode, error) {
+	v, ok, err := t.get(ctx, inodeKey(ino))
+	return inodeFrom(ino, v, ok, err)
+}
+
+func (t *txn) putInode(n *Inode) error { return t.set(inodeKey(n.Ino), encodeInode(n)) }
+
+func inodeFrom(ino uint64, v []byte, ok bool, err error) (*Inode, error) {
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, syscall.ENOENT
+	}
+	n, err := decodeInode(v)
+	if err != nil {
+		return nil, fmt.Errorf("inode %d: %w: %w", ino, syscall.EIO, err)
+	}
+	return n, nil
+}
+
+// mutations returns the overlay as sorted tree mutations.
+func (ws *Workspace) mutations() ([]tree.Mutation, error) {
+	it, err := ws.e.db.NewIter(&pebble.IterOptions{LowerBound: ws.prefix, UpperBound: prefixEnd(ws.prefix)})
+	if err != nil {
+		return nil, err
+	}
+	defer it.Close()
+	var muts []tree.Mutation
+	for it.First(); it.Valid(); it.Next() {
+		k := bytes.Clone(it.Key()[len(ws.prefix):])
+		v := it.Value()
+		if len(v) > 0 && v[0] == 1 {
+			muts = append(muts, tree.Mutation{Key: k, Value: bytes.Clone(v[1:])})
+		} else {
+			muts = append(muts, tree.Mutation{Key: k, Delete: true})
+		}
+	}
+	return muts, it.Error()
+}
+
+// fold writes the working state as a tree and returns its root. Callers hold ws.mu.
+func (ws *Workspace) fold(ctx context.Context) (store.ID, int, error) {
+	if err := ws.flushAllLocked(ctx, false); err != nil {
+		return store.ID{}, 0, err
+	}
+	muts, err := ws.mutations()
+	if err != nil {
+		return store.ID{}, 0, err
+	}
+	root, err := ws.e.tree.Apply(ctx, ws.root, muts)
+	return root, len(muts), err
+}
+
+func (ws *Workspace) checkpoint(ctx context.Context, name, msg string) (store.ID, error) {
+	ws.mu.Lock()
+	defer ws.mu.Unlock()
+	root, _, err := ws.fold(ctx)
+	if err != nil {
+		return store.ID{}, err
+	}
+	b := ws.e.db.NewBatch()
+	defer b.Close()
+	c := &Commit{Root: root, Parents: []store.ID{ws.base}, Time: ws.e.now().UTC(), Branch: ws.name, Name: name, Message: msg}
+	id, err := ws.e.writeCommit(ctx, b, c)
+	if err != nil {
+		return store.ID{}, err
+	}
+	if name != "" {
+		if err := b.Set(nameKey(ws.name, name), id[:], nil); err != nil {
+			return store.ID{}, err
+		}
+	}
+	if err := ws.moveBase(b, id); err != nil {
+		return store.ID{}, err
+	}
+	ws.root, ws.base = root, id
+	return id, nil
+}
+
+// moveBase commits b (synced) together with dropping the overlay and pointing the branch at
+// commit id.
+func (ws *Workspace) moveBase(b *pebble.Batch, id store.ID) error {
+	ws.e.mu.Lock()
+	defer ws.e.mu.Unlock()
+	br, err := ws.e.GetBranch(ws.name)
+	if err != nil {
+		return err
+	}
+	if br.ID != ws.id {
+		return fmt.Errorf("branch %q was deleted and re-created: %w", ws.name, ErrNotFound)
+	}
+	br.Base = id
+	if err := b.DeleteRange(ws.prefix, prefixEnd(ws.prefix), nil); err != nil {
+		return err
+	}
+	if err := b.Set(refKey(ws.name), encodeBranch(br), nil); err != nil {
+		return err
+	}
+	return b.Commit(pebble.Sync)
+}
+
+// snapshotCommit returns a commit of the current state without changing the branch: its base
+// when nothing changed, else a new commit folding the overlay in.
+func (ws *Workspace) snapshotCommit(ctx context.Context, msg string) (store.ID, error) {
+	ws.mu.Lock()
+	defer ws.mu.Unlock()
+	root, n, err := ws.fold(ctx)
+	if err != nil {
+		return store.ID{}, err
+	}
+	if n == 0 {
+		return ws.base, ws.e.st.Retain(ctx, ws.base)
+	}
+	b := ws.e.db.NewBatch()
+	defer b.Close()
+	id, err := ws.e.writeCommit(ctx, b, &Commit{Root: root, Parents: []store.ID{ws.base}, Time: ws.e.now().UTC(), Branch: ws.name, Message: msg})
+	if err != nil {
+		return store.ID{}, err
+	}
+	return id, b.Commit(pebble.NoSync)
+}
+
+// currentRoot returns the root of a tree holding the current state (writing tree nodes for
+// the overlay if there is one).
+func (ws *Workspace) currentRoot(ctx context.Context) (store.ID, error) {
+	if ws.prefix == nil {
+		return ws.root, nil
+	}
+	ws.mu.Lock()
+	defer ws.mu.Unlock()
+	root, _, err := ws.fold(ctx)
+	return root, err
+}
+
+// reset drops the working state and points the branch at commit target.
+func (ws *Workspace) reset(ctx context.Context, target store.ID) error {
+	c, err := ws.e.ReadCommit(ctx, target)
+	if err != nil {
+		return err
+	}
+	ws.mu.Lock()
+	b := ws.e.db.NewBatch()
+	defer b.Close()
+	if err := ws.moveBase(b, target); err != nil {
+		ws.mu.Unlock()
+		return err
+	}
+	ws.root, ws.base = c.Root, target
+	ws.dirty, ws.dirtyBytes = map[uint64]map[uint64][]byte{}, 0
+	hooks := append([]func(){}, ws.hooks...)
+	ws.mu.Unlock()
+	for _, h := range hooks {
+		h()
+	}
+	return nil
+}
+
+// Base returns the commit the working state starts from.
+func (ws *Workspace) Base() store.ID {
+	ws.mu.RLock()
+	defer ws.mu.RUnlock()
+	return ws.base
+}
+
+// Changed reports whether the branch has changes since its base.
+func (ws *Workspace) Changed() (bool, error) {
+	if ws.prefix == nil {
+		return false, nil
+	}
+	ws.mu.RLock()
+	defer ws.mu.RUnlock()
+	if len(ws.dirty) > 0 {
+		return true, nil
+	}
+	it, err := ws.e.db.NewIter(&pebble.IterOptions{LowerBound: ws.prefix, UpperBound: prefixEnd(ws.prefix)})
+	if err != nil {
+		return false, err
+	}
+	defer it.Close()
+	return it.First(), it.Error()
+}
+
+// purgeOrphans removes inodes left with no links by a crash while they were open.
+func (ws *Workspace) purgeOrphans(ctx context.Context) error {
+	var orphans []uint64
+	lo := ws.overlayKey([]byte{kindInode})
+	it, err := ws.e.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: prefixEnd(lo)})
+	if err != nil {
+		return err
+	}
+	for it.First(); it.Valid(); it.Next() {
+		v := it.Value()
+		if len(v) > 1 && v[0] == 1 {
+			if n, err := decodeInode(v[1:]); err == nil && n.Nlink == 0 {
+				orphans = append(orphans, n.Ino)
+			}
+		}
+	}
+	if err := errors.Join(it.Error(), it.Close()); err != nil || len(orphans) == 0 {
+		return err
+	}
+	t, err := ws.begin()
+	if err != nil {
+		return err
+	}
+	for _, ino := range orphans {
+		if err := ws.removeInode(ctx, t, ino); err != nil {
+			t.abort()
+			return err
+		}
+	}
+	return t.commit(false)
+}
+
+// removeInode deletes an inode with all its blocks and xattrs.
+func (ws *Workspace) removeInode(ctx context.Context, t *txn, ino uint64) error {
+	if d, ok := ws.dirty[ino]; ok {
+		ws.dirtyBytes -= len(d) * BlockSize
+		delete(ws.dirty, ino)
+	}
+	var keys [][]byte
+	for _, p := range [][]byte{blockPrefix(ino), xattrPrefix(ino)} {
+		if err := ws.scan(ctx, p, prefixEnd(p), func(k, v []byte) error {
+			keys = append(keys, bytes.Clone(k))
+			return nil
+		}); err != nil {
+			return err
+		}
+	}
+	keys = append(keys, inodeKey(ino))
+	for _, k := range keys {
+		if err := t.del(k); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// sortedKeys returns a map's keys in order.
+func sortedKeys[V any](m map[uint64]V) []uint64 {
+	out := make([]uint64, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
+	return out
+}
