@@ -1,0 +1,45 @@
+# agentfs: see README.md. Every target works on a fresh clone.
+GO       ?= go
+BIN      := bin/agentfs
+REPO     ?= $(CURDIR)/.agentfs
+MNT      ?= $(CURDIR)/mnt
+# Packages whose tests exercise concurrency run under the race detector.
+RACE_PKGS := ./store/... ./branch/... ./api/... ./gc/...
+
+.PHONY: all build test test-race lint run bench bench-quick crash clean fmt
+
+all: build
+
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN) ./cmd/agentfs
+
+# -count=1: never reuse cached results, so flaky tests show up.
+test:
+	$(GO) test -count=1 -timeout 30m ./...
+	$(GO) test -race -count=1 -timeout 30m $(RACE_PKGS)
+
+lint:
+	@test -z "$$(gofmt -l . | tee /dev/stderr)" || (echo "gofmt: files above need formatting" && exit 1)
+	$(GO) vet ./...
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@2025.1.1 ./...
+
+fmt:
+	gofmt -w .
+
+# The main job: serve branch main of the default repository at ./mnt until Ctrl-C.
+run: build
+	mkdir -p $(MNT)
+	$(BIN) --repo $(REPO) serve --init --mount main:$(MNT)
+
+bench: build
+	$(GO) run ./bench/cmd/agentfs-bench -bin $(BIN)
+
+bench-quick: build
+	$(GO) run ./bench/cmd/agentfs-bench -bin $(BIN) -quick
+
+# Long crash test for releases: 1,000 kill -9 of a daemon under fsyncing writers.
+crash: build
+	AGENTFS_CRASH_KILLS=1000 $(GO) test -count=1 -timeout 180m -run TestCrash ./cmd/agentfs/
+
+clean:
+	rm -rf bin

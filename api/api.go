@@ -1,0 +1,77 @@
+// Package api is the control API of agentfs: one Service interface, implemented by Local
+// (directly on an open repository) and by Client (over the daemon's Unix socket), so that
+// every CLI command runs the same code whether or not a daemon is running.
+//
+// The wire format is HTTP/JSON on a Unix socket (see docs/api.md): it needs no code
+// generation, curl --unix-socket can drive it, and a per-branch access check can sit in
+// one place in the handler.
+package api
+
+import (
+	"context"
+	"io"
+	"time"
+
+	"github.com/agentfs/agentfs/branch"
+	"github.com/agentfs/agentfs/internal/transfer"
+)
+
+// Service is everything the CLI can ask of a repository.
+type Service interface {
+	Branches(ctx context.Context) ([]BranchInfo, error)
+	CreateBranch(ctx context.Context, name, from string) (BranchInfo, error)
+	DeleteBranch(ctx context.Context, name string) error
+	Checkpoint(ctx context.Context, branch, name, message string) (CheckpointInfo, error)
+	Rollback(ctx context.Context, branch, ref string) error
+	Diff(ctx context.Context, a, b string) ([]branch.Change, error)
+	Log(ctx context.Context, branch string) ([]CheckpointInfo, error)
+	List(ctx context.Context, ref, path string) ([]Entry, error)
+	Cat(ctx context.Context, ref, path string, w io.Writer) error
+	Import(ctx context.Context, branch, dir string) (ImportResult, error)
+	Export(ctx context.Context, ref, dir string) error
+	Mount(ctx context.Context, ref, dir string, readOnly bool) (MountInfo, error)
+	Unmount(ctx context.Context, dir string) error
+	Mounts(ctx context.Context) ([]MountInfo, error)
+}
+
+// BranchInfo describes a branch.
+type BranchInfo struct {
+	Name    string    `json:"name"`
+	Base    string    `json:"base"` // id of the checkpoint its working state starts from
+	Created time.Time `json:"created"`
+	Changed bool      `json:"changed"` // has changes since Base
+	Mounted string    `json:"mounted,omitempty"`
+}
+
+// CheckpointInfo describes a checkpoint.
+type CheckpointInfo struct {
+	ID      string    `json:"id"`
+	Branch  string    `json:"branch"`
+	Name    string    `json:"name,omitempty"`
+	Message string    `json:"message,omitempty"`
+	Time    time.Time `json:"time"`
+	Parents []string  `json:"parents"`
+}
+
+// Entry is one file in a listing.
+type Entry struct {
+	Name   string    `json:"name"`
+	Type   string    `json:"type"` // file, dir, symlink, other
+	Mode   string    `json:"mode"` // permission bits in octal, e.g. "0644"
+	Size   uint64    `json:"size"`
+	Mtime  time.Time `json:"mtime"`
+	Target string    `json:"target,omitempty"` // symlink target
+}
+
+// ImportResult is the checkpoint an import made and what it did.
+type ImportResult struct {
+	Checkpoint CheckpointInfo `json:"checkpoint"`
+	Stats      transfer.Stats `json:"stats"`
+}
+
+// MountInfo describes a mount served by the daemon.
+type MountInfo struct {
+	Ref      string `json:"ref"` // branch name, or checkpoint id for read-only mounts
+	Dir      string `json:"dir"`
+	ReadOnly bool   `json:"read_only"`
+}

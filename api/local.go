@@ -1,0 +1,263 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/agentfs/agentfs/branch"
+	"github.com/agentfs/agentfs/internal/transfer"
+	"github.com/agentfs/agentfs/store"
+)
+
+// Local serves a Service from an engine in this process.
+type Local struct {
+	Engine  *branch.Engine
+	Mounter *MountTable // nil when no daemon runs: mounting then needs one
+}
+
+var _ Service = (*Local)(nil)
+
+func (l *Local) branchInfo(ctx context.Context, b *branch.Branch) (BranchInfo, error) {
+	info := BranchInfo{Name: b.Name, Base: b.Base.String(), Created: b.Created}
+	ws, err := l.Engine.Workspace(ctx, b.Name)
+	if err != nil {
+		return info, err
+	}
+	if info.Changed, err = ws.Changed(); err != nil {
+		return info, err
+	}
+	info.Base = ws.Base().String()
+	if l.Mounter != nil {
+		info.Mounted = l.Mounter.DirOf(b.Name)
+	}
+	return info, nil
+}
+
+func (l *Local) Branches(ctx context.Context) ([]BranchInfo, error) {
+	bs, err := l.Engine.Branches()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]BranchInfo, 0, len(bs))
+	for _, b := range bs {
+		info, err := l.branchInfo(ctx, b)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, info)
+	}
+	return out, nil
+}
+
+func (l *Local) CreateBranch(ctx context.Context, name, from string) (BranchInfo, error) {
+	b, err := l.Engine.CreateBranch(ctx, name, from)
+	if err != nil {
+		return BranchInfo{}, err
+	}
+	return l.branchInfo(ctx, b)
+}
+
+func (l *Local) DeleteBranch(ctx context.Context, name string) error {
+	return l.Engine.DeleteBranch(ctx, name)
+}
+
+func (l *Local) checkpointInfo(ctx context.Context, id store.ID) (CheckpointInfo, error) {
+	c, err := l.Engine.ReadCommit(ctx, id)
+	if err != nil {
+		return CheckpointInfo{}, err
+	}
+	return commitInfo(id, c), nil
+}
+
+func commitInfo(id store.ID, c *branch.Commit) CheckpointInfo {
+	info := CheckpointInfo{ID: id.String(), Branch: c.Branch, Name: c.Name, Message: c.Message, Time: c.Time, Parents: []string{}}
+	for _, p := range c.Parents {
+		info.Parents = append(info.Parents, p.String())
+	}
+	return info
+}
+
+func (l *Local) Checkpoint(ctx context.Context, br, name, message string) (CheckpointInfo, error) {
+	id, err := l.Engine.Checkpoint(ctx, br, name, message)
+	if err != nil {
+		return CheckpointInfo{}, err
+	}
+	return l.checkpointInfo(ctx, id)
+}
+
+func (l *Local) Rollback(ctx context.Context, br, ref string) error {
+	return l.Engine.Rollback(ctx, br, ref)
+}
+
+func (l *Local) Diff(ctx context.Context, a, b string) ([]branch.Change, error) {
+	return l.Engine.Diff(ctx, a, b)
+}
+
+func (l *Local) Log(ctx context.Context, br string) ([]CheckpointInfo, error) {
+	entries, err := l.Engine.Log(ctx, br)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]CheckpointInfo, 0, len(entries))
+	for _, e := range entries {
+		out = append(out, commitInfo(e.ID, e.Commit))
+	}
+	return out, nil
+}
+
+// walk resolves a slash-separated path inside ref.
+func (l *Local) walk(ctx context.Context, ref, p string) (*branch.Workspace, *branch.Inode, error) {
+	ws, _, err := l.Engine.Open(ctx, ref)
+	if err != nil {
+		return nil, nil, err
+	}
+	n, err := ws.GetAttr(ctx, branch.RootIno)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, part := range strings.Split(p, "/") {
+		switch part {
+		case "", ".":
+			continue
+		case "..":
+			return nil, nil, fmt.Errorf("path %q: '..' is not allowed in a path inside a ref", p)
+		}
+		if n, err = ws.Lookup(ctx, n.Ino, part); err != nil {
+			if errors.Is(err, syscall.ENOENT) {
+				return nil, nil, fmt.Errorf("%s:%s: %w", ref, p, branch.ErrNotFound)
+			}
+			return nil, nil, err
+		}
+	}
+	return ws, n, nil
+}
+
+func entryOf(name string, n *branch.Inode) Entry {
+	e := Entry{Name: name, Type: typeOf(n), Mode: fmt.Sprintf("%04o", n.Mode&0o7777), Size: n.Size, Mtime: time.Unix(0, n.Mtime).UTC()}
+	if n.IsSymlink() {
+		e.Target = string(n.Data)
+	}
+	return e
+}
+
+func typeOf(n *branch.Inode) string {
+	switch {
+	case n.IsDir():
+		return "dir"
+	case n.IsRegular():
+		return "file"
+	case n.IsSymlink():
+		return "symlink"
+	}
+	return "other"
+}
+
+func (l *Local) List(ctx context.Context, ref, p string) ([]Entry, error) {
+	ws, n, err := l.walk(ctx, ref, p)
+	if err != nil {
+		return nil, err
+	}
+	if !n.IsDir() {
+		return []Entry{entryOf(filepath.Base(p), n)}, nil
+	}
+	out := []Entry{}
+	err = ws.ReadDir(ctx, n.Ino, "", func(d branch.DirEntry) error {
+		c, err := ws.GetAttr(ctx, d.Ino)
+		if err != nil {
+			return err
+		}
+		out = append(out, entryOf(d.Name, c))
+		return nil
+	})
+	return out, err
+}
+
+func (l *Local) Cat(ctx context.Context, ref, p string, w io.Writer) error {
+	ws, n, err := l.walk(ctx, ref, p)
+	if err != nil {
+		return err
+	}
+	if n.IsDir() {
+		return fmt.Errorf("%s:%s is a directory; list it with agentfs ls", ref, p)
+	}
+	if n.IsSymlink() {
+		_, err := io.WriteString(w, string(n.Data))
+		return err
+	}
+	buf := make([]byte, 1<<20)
+	for off := int64(0); off < int64(n.Size); {
+		k, err := ws.Read(ctx, n.Ino, off, buf)
+		if err != nil {
+			return err
+		}
+		if k == 0 {
+			break
+		}
+		if _, err := w.Write(buf[:k]); err != nil {
+			return err
+		}
+		off += int64(k)
+	}
+	return nil
+}
+
+func (l *Local) Import(ctx context.Context, br, dir string) (ImportResult, error) {
+	if err := branch.ValidateName("branch", br); err != nil {
+		return ImportResult{}, err
+	}
+	if _, err := l.Engine.GetBranch(br); errors.Is(err, branch.ErrNotFound) {
+		if _, err := l.Engine.CreateBranch(ctx, br, ""); err != nil {
+			return ImportResult{}, err
+		}
+	} else if err != nil {
+		return ImportResult{}, err
+	}
+	ws, err := l.Engine.Workspace(ctx, br)
+	if err != nil {
+		return ImportResult{}, err
+	}
+	stats, err := transfer.Import(ctx, ws, dir)
+	if err != nil {
+		return ImportResult{Stats: stats}, err
+	}
+	cp, err := l.Checkpoint(ctx, br, "", "import "+dir)
+	return ImportResult{Checkpoint: cp, Stats: stats}, err
+}
+
+func (l *Local) Export(ctx context.Context, ref, dir string) error {
+	ws, _, err := l.Engine.Open(ctx, ref)
+	if err != nil {
+		return err
+	}
+	return transfer.Export(ctx, ws, dir)
+}
+
+// ErrNoDaemon means the operation needs a running daemon.
+var ErrNoDaemon = errors.New("no agentfs daemon is serving this repository")
+
+func (l *Local) Mount(ctx context.Context, ref, dir string, readOnly bool) (MountInfo, error) {
+	if l.Mounter == nil {
+		return MountInfo{}, fmt.Errorf("%w; start one with: agentfs serve", ErrNoDaemon)
+	}
+	return l.Mounter.Mount(ctx, l.Engine, ref, dir, readOnly)
+}
+
+func (l *Local) Unmount(ctx context.Context, dir string) error {
+	if l.Mounter == nil {
+		return fmt.Errorf("%w; nothing is mounted", ErrNoDaemon)
+	}
+	return l.Mounter.Unmount(dir)
+}
+
+func (l *Local) Mounts(ctx context.Context) ([]MountInfo, error) {
+	if l.Mounter == nil {
+		return []MountInfo{}, nil
+	}
+	return l.Mounter.List(), nil
+}

@@ -1,0 +1,179 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"syscall"
+
+	"github.com/agentfs/agentfs/branch"
+	"github.com/agentfs/agentfs/fs"
+)
+
+// MountTable holds the mounts a daemon serves.
+type MountTable struct {
+	RepoDir string
+	Logger  *log.Logger
+
+	mu     sync.Mutex
+	mounts map[string]*mounted // by directory
+}
+
+type mounted struct {
+	info   MountInfo
+	branch string // empty for a checkpoint
+	m      *fs.Mount
+	e      *branch.Engine
+}
+
+// DirOf returns where a branch is mounted read-write, or "".
+func (t *MountTable) DirOf(br string) string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, m := range t.mounts {
+		if m.info.Ref == br && !m.info.ReadOnly {
+			return m.info.Dir
+		}
+	}
+	return ""
+}
+
+// checkMountPoint explains, in one line, why dir cannot be mounted on.
+func checkMountPoint(dir string) error {
+	fi, err := os.Stat(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("mount point %s does not exist; create it first: mkdir -p %s", dir, dir)
+	}
+	if err != nil {
+		return fmt.Errorf("mount point %s: %w", dir, err)
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("mount point %s is not a directory", dir)
+	}
+	if pfi, err := os.Stat(filepath.Dir(dir)); err == nil && dir != "/" {
+		if fi.Sys().(*syscall.Stat_t).Dev != pfi.Sys().(*syscall.Stat_t).Dev {
+			return fmt.Errorf("%s is already a mount point; unmount it first (umount %s)", dir, dir)
+		}
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return fmt.Errorf("mount point %s: %w", dir, err)
+	}
+	if len(entries) > 0 {
+		return fmt.Errorf("mount point %s is not empty; mount on an empty directory", dir)
+	}
+	if _, err := os.Stat("/dev/fuse"); err != nil {
+		return fmt.Errorf("FUSE is not available (/dev/fuse is missing): load the fuse kernel module, or give the container --device /dev/fuse --cap-add SYS_ADMIN")
+	}
+	return nil
+}
+
+// Mount mounts ref at dir: a branch read-write (unless readOnly), a checkpoint read-only.
+func (t *MountTable) Mount(ctx context.Context, e *branch.Engine, ref, dir string, readOnly bool) (MountInfo, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return MountInfo{}, err
+	}
+	if real, err := filepath.EvalSymlinks(abs); err == nil {
+		abs = real
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.mounts == nil {
+		t.mounts = map[string]*mounted{}
+	}
+	if m, ok := t.mounts[abs]; ok {
+		return MountInfo{}, fmt.Errorf("%s is already mounted (%s); unmount it first: agentfs unmount %s", abs, m.info.Ref, abs)
+	}
+	ws, r, err := e.Open(ctx, ref)
+	if err != nil {
+		return MountInfo{}, err
+	}
+	info := MountInfo{Ref: ref, Dir: abs, ReadOnly: readOnly || r.Branch == ""}
+	if r.Branch == "" {
+		info.Ref = r.Commit.String()
+	} else if !info.ReadOnly {
+		for _, m := range t.mounts {
+			if m.info.Ref == r.Branch && !m.info.ReadOnly {
+				return MountInfo{}, fmt.Errorf("branch %s is already mounted read-write at %s; unmount it there, or fork a new branch for this mount", r.Branch, m.info.Dir)
+			}
+		}
+	}
+	if err := checkMountPoint(abs); err != nil {
+		return MountInfo{}, err
+	}
+	name := "agentfs:" + info.Ref
+	m, err := fs.Mount(ws, abs, fs.Options{ReadOnly: info.ReadOnly, FsName: name, StatfsPath: t.RepoDir, Logger: t.Logger})
+	if err != nil {
+		return MountInfo{}, fmt.Errorf("mount %s at %s: %w", info.Ref, abs, err)
+	}
+	if r.Branch != "" {
+		e.SetBusy(r.Branch, "mounted at "+abs)
+	}
+	t.mounts[abs] = &mounted{info: info, branch: r.Branch, m: m, e: e}
+	return info, nil
+}
+
+// Unmount flushes and unmounts the agentfs mount at dir.
+func (t *MountTable) Unmount(dir string) error {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return err
+	}
+	if real, err := filepath.EvalSymlinks(abs); err == nil {
+		abs = real
+	}
+	t.mu.Lock()
+	m, ok := t.mounts[abs]
+	t.mu.Unlock()
+	if !ok {
+		return fmt.Errorf("%s is not an agentfs mount of this repository (see: agentfs mounts)", abs)
+	}
+	if err := m.m.Unmount(); err != nil {
+		return fmt.Errorf("unmount %s: %w", abs, err)
+	}
+	t.mu.Lock()
+	delete(t.mounts, abs)
+	t.mu.Unlock()
+	if m.branch != "" && !t.anyMountOf(m.branch) {
+		m.e.SetBusy(m.branch, "")
+	}
+	return nil
+}
+
+func (t *MountTable) anyMountOf(br string) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, m := range t.mounts {
+		if m.branch == br {
+			return true
+		}
+	}
+	return false
+}
+
+// List returns the mounts sorted by directory.
+func (t *MountTable) List() []MountInfo {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := make([]MountInfo, 0, len(t.mounts))
+	for _, m := range t.mounts {
+		out = append(out, m.info)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Dir < out[j].Dir })
+	return out
+}
+
+// UnmountAll unmounts everything, for shutdown.
+func (t *MountTable) UnmountAll() error {
+	var errs []error
+	for _, m := range t.List() {
+		errs = append(errs, t.Unmount(m.Dir))
+	}
+	return errors.Join(errs...)
+}

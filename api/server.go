@@ -1,0 +1,152 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+
+	"github.com/agentfs/agentfs/branch"
+)
+
+// Request carries the arguments of every call; each call reads the fields it documents in
+// docs/api.md and ignores the rest.
+type Request struct {
+	Name     string `json:"name,omitempty"`
+	From     string `json:"from,omitempty"`
+	Branch   string `json:"branch,omitempty"`
+	Ref      string `json:"ref,omitempty"`
+	Ref2     string `json:"ref2,omitempty"`
+	Path     string `json:"path,omitempty"`
+	Dir      string `json:"dir,omitempty"`
+	Message  string `json:"message,omitempty"`
+	ReadOnly bool   `json:"read_only,omitempty"`
+}
+
+// errorBody is the JSON body of a failed call.
+type errorBody struct {
+	Error string `json:"error"`
+	Code  string `json:"code"` // not_found, exists, invalid, busy, ambiguous, read_only, error
+}
+
+var codes = []struct {
+	code   string
+	err    error
+	status int
+}{
+	{"not_found", branch.ErrNotFound, http.StatusNotFound},
+	{"exists", branch.ErrExists, http.StatusConflict},
+	{"invalid", branch.ErrInvalidName, http.StatusBadRequest},
+	{"busy", branch.ErrBusy, http.StatusConflict},
+	{"ambiguous", branch.ErrAmbiguous, http.StatusBadRequest},
+	{"read_only", branch.ErrReadOnly, http.StatusForbidden},
+}
+
+type call func(ctx context.Context, s Service, r Request) (any, error)
+
+var calls = map[string]call{
+	"branches": func(ctx context.Context, s Service, r Request) (any, error) { return s.Branches(ctx) },
+	"branch.create": func(ctx context.Context, s Service, r Request) (any, error) {
+		return s.CreateBranch(ctx, r.Name, r.From)
+	},
+	"branch.delete": func(ctx context.Context, s Service, r Request) (any, error) {
+		return struct{}{}, s.DeleteBranch(ctx, r.Name)
+	},
+	"checkpoint": func(ctx context.Context, s Service, r Request) (any, error) {
+		return s.Checkpoint(ctx, r.Branch, r.Name, r.Message)
+	},
+	"rollback": func(ctx context.Context, s Service, r Request) (any, error) {
+		return struct{}{}, s.Rollback(ctx, r.Branch, r.Ref)
+	},
+	"diff": func(ctx context.Context, s Service, r Request) (any, error) { return s.Diff(ctx, r.Ref, r.Ref2) },
+	"log":  func(ctx context.Context, s Service, r Request) (any, error) { return s.Log(ctx, r.Branch) },
+	"ls":   func(ctx context.Context, s Service, r Request) (any, error) { return s.List(ctx, r.Ref, r.Path) },
+	"import": func(ctx context.Context, s Service, r Request) (any, error) {
+		return s.Import(ctx, r.Branch, r.Dir)
+	},
+	"export": func(ctx context.Context, s Service, r Request) (any, error) {
+		return struct{}{}, s.Export(ctx, r.Ref, r.Dir)
+	},
+	"mount": func(ctx context.Context, s Service, r Request) (any, error) {
+		return s.Mount(ctx, r.Ref, r.Dir, r.ReadOnly)
+	},
+	"unmount": func(ctx context.Context, s Service, r Request) (any, error) {
+		return struct{}{}, s.Unmount(ctx, r.Dir)
+	},
+	"mounts": func(ctx context.Context, s Service, r Request) (any, error) { return s.Mounts(ctx) },
+}
+
+// Handler serves s over HTTP: POST /v1/CALL with a JSON Request body; the reply is the
+// call's JSON result, or an errorBody with a 4xx/5xx status. /v1/cat streams file bytes.
+func Handler(s Service) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /v1/{call}", func(w http.ResponseWriter, hr *http.Request) {
+		var r Request
+		if err := json.NewDecoder(hr.Body).Decode(&r); err != nil && err != io.EOF {
+			writeError(w, fmt.Errorf("%w: bad request body: %v", branch.ErrInvalidName, err))
+			return
+		}
+		name := hr.PathValue("call")
+		if name == "cat" {
+			serveCat(w, hr.Context(), s, r)
+			return
+		}
+		c, ok := calls[name]
+		if !ok {
+			writeError(w, fmt.Errorf("%w: unknown call %q", branch.ErrNotFound, name))
+			return
+		}
+		res, err := c(hr.Context(), s, r)
+		if err != nil {
+			writeError(w, err)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(res)
+	})
+	return mux
+}
+
+// serveCat checks the path before streaming, so that a bad path gets a proper error reply.
+func serveCat(w http.ResponseWriter, ctx context.Context, s Service, r Request) {
+	if _, err := s.List(ctx, r.Ref, r.Path); err != nil {
+		writeError(w, err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/octet-stream")
+	if err := s.Cat(ctx, r.Ref, r.Path, w); err != nil {
+		// Headers are gone; cut the stream so the client sees a broken body.
+		panic(http.ErrAbortHandler)
+	}
+}
+
+func writeError(w http.ResponseWriter, err error) {
+	body := errorBody{Error: err.Error(), Code: "error"}
+	status := http.StatusInternalServerError
+	for _, c := range codes {
+		if errors.Is(err, c.err) {
+			body.Code, status = c.code, c.status
+			break
+		}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(body)
+}
+
+// remoteError is an error returned by the daemon; Is matches the sentinel of its code.
+type remoteError struct{ errorBody }
+
+func (e *remoteError) Error() string { return strings.TrimSpace(e.errorBody.Error) }
+
+func (e *remoteError) Is(target error) bool {
+	for _, c := range codes {
+		if c.code == e.Code && c.err == target {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,82 @@
+// Command agentfs is the CLI and the daemon of agentfs, a versioned copy-on-write
+// filesystem for AI agents. See docs/cli.md.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/spf13/cobra"
+)
+
+// usageError marks bad command-line usage (exit code 2).
+type usageError struct{ error }
+
+func main() {
+	root := newRootCmd()
+	err := root.Execute()
+	if err == nil {
+		return
+	}
+	fmt.Fprintln(os.Stderr, "agentfs:", oneLine(err))
+	var ue usageError
+	if errors.As(err, &ue) {
+		fmt.Fprintln(os.Stderr, "run 'agentfs --help' for usage")
+		os.Exit(2)
+	}
+	os.Exit(1)
+}
+
+// oneLine keeps error output to one line, as promised in docs/cli.md.
+func oneLine(err error) string {
+	s := err.Error()
+	for i, c := range s {
+		if c == '\n' {
+			return s[:i]
+		}
+	}
+	return s
+}
+
+// Version is set at build time with -ldflags "-X main.Version=...".
+var Version = "dev"
+
+var repoFlag string
+
+func newRootCmd() *cobra.Command {
+	root := &cobra.Command{
+		Use:           "agentfs",
+		Short:         "A versioned, copy-on-write filesystem for AI agents",
+		Long:          "agentfs gives every agent its own branch of a workspace, mounted as a normal directory:\nfork in a millisecond, checkpoint often, roll back at once, diff and merge.",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		Version:       Version,
+	}
+	root.PersistentFlags().StringVar(&repoFlag, "repo", "", "repository directory (default $AGENTFS_REPO, else ~/.agentfs)")
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
+	root.AddCommand(
+		initCmd(), importCmd(), exportCmd(), branchCmd(), forkCmd(), checkpointCmd(),
+		rollbackCmd(), diffCmd(), logCmd(), lsCmd(), catCmd(),
+		mountCmd(), unmountCmd(), mountsCmd(), serveCmd(),
+	)
+	// Unknown subcommands are usage errors too.
+	root.Args = func(c *cobra.Command, args []string) error {
+		if len(args) > 0 {
+			return usageError{fmt.Errorf("unknown command %q", args[0])}
+		}
+		return nil
+	}
+	root.RunE = func(c *cobra.Command, args []string) error { return c.Help() }
+	return root
+}
+
+// nargs checks the number of positional arguments.
+func nargs(n int, names string) cobra.PositionalArgs {
+	return func(c *cobra.Command, args []string) error {
+		if len(args) != n {
+			return usageError{fmt.Errorf("%s takes %s", c.CommandPath(), names)}
+		}
+		return nil
+	}
+}
