@@ -27,7 +27,7 @@ type MountTable struct {
 type mounted struct {
 	info   MountInfo
 	branch string // empty for a checkpoint
-	m      *fs.Mount
+	m      *fs.Mounted
 	e      *branch.Engine
 }
 
