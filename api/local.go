@@ -113,6 +113,11 @@ func (l *Local) Log(ctx context.Context, br string) ([]CheckpointInfo, error) {
 
 // walk resolves a slash-separated path inside ref.
 func (l *Local) walk(ctx context.Context, ref, p string) (*branch.Workspace, *branch.Inode, error) {
+	for _, part := range strings.Split(p, "/") {
+		if part == ".." {
+			return nil, nil, fmt.Errorf("path %q: '..' is not allowed in a path inside a ref", p)
+		}
+	}
 	ws, _, err := l.Engine.Open(ctx, ref)
 	if err != nil {
 		return nil, nil, err
@@ -122,11 +127,8 @@ func (l *Local) walk(ctx context.Context, ref, p string) (*branch.Workspace, *br
 		return nil, nil, err
 	}
 	for _, part := range strings.Split(p, "/") {
-		switch part {
-		case "", ".":
+		if part == "" || part == "." {
 			continue
-		case "..":
-			return nil, nil, fmt.Errorf("path %q: '..' is not allowed in a path inside a ref", p)
 		}
 		if n, err = ws.Lookup(ctx, n.Ino, part); err != nil {
 			if errors.Is(err, syscall.ENOENT) {

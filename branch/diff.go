@@ -23,13 +23,14 @@ type Change struct {
 // trees that differ (shared subtrees are skipped by ID), then names each changed inode by
 // following its parent links, so its cost follows the size of the difference.
 func (e *Engine) Diff(ctx context.Context, a, b string) ([]Change, error) {
+	defer e.op()() // the folded roots of branches are not referenced by anything else
 	var roots [2]store.ID
 	for i, ref := range []string{a, b} {
 		r, err := e.Resolve(ctx, ref)
 		if err != nil {
 			return nil, err
 		}
-		if roots[i], err = e.RootOf(ctx, r); err != nil {
+		if roots[i], err = e.rootOf(ctx, r); err != nil {
 			return nil, err
 		}
 	}

@@ -93,6 +93,11 @@ type Engine struct {
 	now  func() time.Time
 	log  *log.Logger
 
+	// opMu lets garbage collection start at a moment when no operation is half done: every
+	// operation that writes blocks or references holds it shared (see op), BeginGC holds it
+	// exclusively while it opens the store's GC window and snapshots the roots.
+	opMu sync.RWMutex
+
 	mu     sync.Mutex            // guards ws, busy and refs updates
 	ws     map[string]*Workspace // open workspaces by branch name
 	busy   map[string]string     // branch -> why it may not be deleted (e.g. "mounted at /x")
@@ -114,6 +119,27 @@ func Open(st *store.Store, o Options) (*Engine, error) {
 		ws: map[string]*Workspace{}, busy: map[string]string{},
 	}
 	return e, nil
+}
+
+// op marks an operation in flight for BeginGC; call the returned func when it is done.
+// Operations must not nest op calls (a waiting BeginGC would deadlock them).
+func (e *Engine) op() func() {
+	e.opMu.RLock()
+	return e.opMu.RUnlock
+}
+
+// BeginGC waits until no operation is in flight, then opens the store's GC window and takes
+// a Pebble snapshot of refs and overlays. Every block a live version references is then
+// reachable from the snapshot, or is recorded by the window (Put or Retain after this
+// point), so a sweep that spares both deletes nothing live.
+func (e *Engine) BeginGC() (*store.Window, *pebble.Snapshot, error) {
+	e.opMu.Lock()
+	defer e.opMu.Unlock()
+	w, err := e.st.BeginGC()
+	if err != nil {
+		return nil, nil, err
+	}
+	return w, e.db.NewSnapshot(), nil
 }
 
 // Store returns the block store.
@@ -250,6 +276,7 @@ func (e *Engine) emptyRoot(ctx context.Context) (store.ID, error) {
 // size of the tree: the new branch points at an existing commit with an empty overlay. A
 // branch with uncommitted changes is first folded into a commit (cost: those changes).
 func (e *Engine) CreateBranch(ctx context.Context, name, from string) (*Branch, error) {
+	defer e.op()()
 	if err := ValidateName("branch", name); err != nil {
 		return nil, err
 	}
@@ -433,6 +460,11 @@ func (e *Engine) commitOf(ctx context.Context, r Ref, msg string) (store.ID, err
 
 // RootOf returns the tree root of a ref's current state.
 func (e *Engine) RootOf(ctx context.Context, r Ref) (store.ID, error) {
+	defer e.op()()
+	return e.rootOf(ctx, r)
+}
+
+func (e *Engine) rootOf(ctx context.Context, r Ref) (store.ID, error) {
 	if r.Branch != "" {
 		ws, err := e.Workspace(ctx, r.Branch)
 		if err != nil {
@@ -451,6 +483,7 @@ func (e *Engine) RootOf(ctx context.Context, r Ref) (store.ID, error) {
 // files) an immutable commit and returns its id. Its cost follows the changes since the
 // branch's base, not the size of the tree.
 func (e *Engine) Checkpoint(ctx context.Context, branch, name, msg string) (store.ID, error) {
+	defer e.op()()
 	if name != "" {
 		if err := ValidateName("checkpoint", name); err != nil {
 			return store.ID{}, err
@@ -475,15 +508,25 @@ func (e *Engine) Rollback(ctx context.Context, branch, ref string) error {
 	if err != nil {
 		return err
 	}
+	done := e.op()
 	r, err := e.Resolve(ctx, ref)
 	if err != nil {
+		done()
 		return err
 	}
 	target, err := e.commitOf(ctx, r, "rollback of "+branch)
 	if err != nil {
+		done()
 		return err
 	}
-	return ws.reset(ctx, target)
+	hooks, err := ws.reset(ctx, target)
+	done()
+	// Hooks invalidate kernel caches, which may call back into the mount: run them after
+	// op is released.
+	for _, h := range hooks {
+		h()
+	}
+	return err
 }
 
 // Log returns the history of a branch, newest first, following all parents.

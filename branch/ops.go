@@ -166,6 +166,7 @@ func (ws *Workspace) newEntry(ctx context.Context, t *txn, parent uint64, name s
 }
 
 func (ws *Workspace) create(ctx context.Context, parent uint64, name string, a Attr, data []byte) (*Inode, error) {
+	defer ws.e.op()()
 	ws.mu.Lock()
 	defer ws.mu.Unlock()
 	t, err := ws.begin()
@@ -209,6 +210,7 @@ func (ws *Workspace) Symlink(ctx context.Context, parent uint64, name, target st
 
 // Link makes name in parent another link to inode ino.
 func (ws *Workspace) Link(ctx context.Context, ino, parent uint64, name string) (*Inode, error) {
+	defer ws.e.op()()
 	if err := checkEntryName(name); err != nil {
 		return nil, err
 	}
@@ -265,6 +267,7 @@ func (ws *Workspace) Rmdir(ctx context.Context, parent uint64, name string) erro
 }
 
 func (ws *Workspace) remove(ctx context.Context, parent uint64, name string, dir bool) error {
+	defer ws.e.op()()
 	if name == "." {
 		return syscall.EINVAL
 	}
@@ -353,6 +356,7 @@ const (
 
 // Rename moves oldName in oldParent to newName in newParent, replacing a compatible target.
 func (ws *Workspace) Rename(ctx context.Context, oldParent uint64, oldName string, newParent uint64, newName string, flags uint32) error {
+	defer ws.e.op()()
 	if err := checkEntryName(newName); err != nil {
 		return err
 	}
@@ -536,6 +540,7 @@ type SetAttr struct {
 
 // SetAttr applies a, updating ctime.
 func (ws *Workspace) SetAttr(ctx context.Context, ino uint64, a SetAttr) (*Inode, error) {
+	defer ws.e.op()()
 	ws.mu.Lock()
 	defer ws.mu.Unlock()
 	t, err := ws.begin()
@@ -657,6 +662,7 @@ func (ws *Workspace) RemoveXattr(ctx context.Context, ino uint64, name string) e
 }
 
 func (ws *Workspace) xattrChange(ctx context.Context, ino uint64, name string, next func(exists bool) ([]byte, error)) error {
+	defer ws.e.op()()
 	ws.mu.Lock()
 	defer ws.mu.Unlock()
 	t, err := ws.begin()
@@ -701,6 +707,7 @@ func (ws *Workspace) Open(ino uint64) {
 // Release drops a handle taken by Open, writes the file's buffered data out, and removes the
 // inode if this was the last handle of an unlinked file.
 func (ws *Workspace) Release(ctx context.Context, ino uint64) error {
+	defer ws.e.op()()
 	ws.mu.Lock()
 	defer ws.mu.Unlock()
 	if ws.open[ino] > 0 {

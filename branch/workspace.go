@@ -329,26 +329,22 @@ func (ws *Workspace) currentRoot(ctx context.Context) (store.ID, error) {
 }
 
 // reset drops the working state and points the branch at commit target.
-func (ws *Workspace) reset(ctx context.Context, target store.ID) error {
+// It returns the reset hooks for the caller to run once it holds no locks.
+func (ws *Workspace) reset(ctx context.Context, target store.ID) ([]func(), error) {
 	c, err := ws.e.ReadCommit(ctx, target)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	ws.mu.Lock()
+	defer ws.mu.Unlock()
 	b := ws.e.db.NewBatch()
 	defer b.Close()
 	if err := ws.moveBase(b, target); err != nil {
-		ws.mu.Unlock()
-		return err
+		return nil, err
 	}
 	ws.root, ws.base = c.Root, target
 	ws.dirty, ws.dirtyBytes = map[uint64]map[uint64][]byte{}, 0
-	hooks := append([]func(){}, ws.hooks...)
-	ws.mu.Unlock()
-	for _, h := range hooks {
-		h()
-	}
-	return nil
+	return append([]func(){}, ws.hooks...), nil
 }
 
 // Base returns the commit the working state starts from.

@@ -1,0 +1,5 @@
+package main
+
+import "net"
+
+func dialUnix(sock string) (net.Conn, error) { return net.Dial("unix", sock) }
