@@ -21,10 +21,10 @@ type Inode struct {
 	// Parent and Name are where the inode was last linked; they let a diff turn an inode
 	// number into a path without scanning the tree. For a hard-linked file they name one
 	// of its links.
-	Parent  uint64
-	Name    string
-	Inline  bool // Data holds the content of a regular file
-	Data    []byte
+	Parent uint64
+	Name   string
+	Inline bool // Data holds the content of a regular file
+	Data   []byte
 }
 
 const (

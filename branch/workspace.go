@@ -28,8 +28,8 @@ type Workspace struct {
 	prefix []byte // overlay key prefix; nil for a read-only view
 
 	mu         sync.RWMutex
-	root       store.ID // tree root of the base commit
-	base       store.ID // base commit
+	root       store.ID                     // tree root of the base commit
+	base       store.ID                     // base commit
 	dirty      map[uint64]map[uint64][]byte // ino -> block index -> BlockSize buffer
 	dirtyBytes int
 	open       map[uint64]int // open handles per inode, for unlinked-but-open files
