@@ -32,6 +32,7 @@ type Service interface {
 	Mount(ctx context.Context, ref, dir string, readOnly bool) (MountInfo, error)
 	Unmount(ctx context.Context, dir string) error
 	Mounts(ctx context.Context) ([]MountInfo, error)
+	Merge(ctx context.Context, r MergeRequest) (MergeResult, error)
 }
 
 // BranchInfo describes a branch.

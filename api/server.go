@@ -24,7 +24,15 @@ type Request struct {
 	Dir      string `json:"dir,omitempty"`
 	Message  string `json:"message,omitempty"`
 	ReadOnly bool   `json:"read_only,omitempty"`
+
+	Merge *MergeRequest `json:"merge,omitempty"`
 }
+
+func errMissing(call string) error {
+	return fmt.Errorf("%w: %s needs its arguments", branch.ErrInvalidName, call)
+}
+
+func isConflict(err error) bool { return errors.Is(err, branch.ErrConflict) }
 
 // errorBody is the JSON body of a failed call.
 type errorBody struct {

@@ -97,6 +97,7 @@ type Engine struct {
 	// operation that writes blocks or references holds it shared (see op), BeginGC holds it
 	// exclusively while it opens the store's GC window and snapshots the roots.
 	opMu sync.RWMutex
+	gc   gcState // the running collection and pinned views (gc.go)
 
 	mu     sync.Mutex            // guards ws, busy and refs updates
 	ws     map[string]*Workspace // open workspaces by branch name
@@ -131,7 +132,7 @@ func (e *Engine) op() func() {
 // BeginGC waits until no operation is in flight, then opens the store's GC window and takes
 // a Pebble snapshot of refs and overlays. Every block a live version references is then
 // reachable from the snapshot, or is recorded by the window (Put or Retain after this
-// point), so a sweep that spares both deletes nothing live.
+// point), so a sweep that spares both deletes nothing live. End it with EndGC.
 func (e *Engine) BeginGC() (*store.Window, *pebble.Snapshot, error) {
 	e.opMu.Lock()
 	defer e.opMu.Unlock()
@@ -139,7 +140,13 @@ func (e *Engine) BeginGC() (*store.Window, *pebble.Snapshot, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	return w, e.db.NewSnapshot(), nil
+	snap := e.db.NewSnapshot()
+	if err := e.gcBegan(w, snap); err != nil { // protects commits revived meanwhile (gc.go)
+		snap.Close()
+		w.End()
+		return nil, nil, err
+	}
+	return w, snap, nil
 }
 
 // Store returns the block store.
@@ -449,7 +456,7 @@ func (e *Engine) lookupCommitPrefix(prefix string) (store.ID, error) {
 // that is a new commit folding them in (the branch itself is left as it was).
 func (e *Engine) commitOf(ctx context.Context, r Ref, msg string) (store.ID, error) {
 	if r.Branch == "" {
-		return r.Commit, e.st.Retain(ctx, r.Commit)
+		return r.Commit, e.retainCommit(ctx, r.Commit) // also its tree while gc runs (gc.go)
 	}
 	ws, err := e.Workspace(ctx, r.Branch)
 	if err != nil {
@@ -591,6 +598,9 @@ func (e *Engine) Workspace(ctx context.Context, name string) (*Workspace, error)
 
 // View returns a read-only view of a commit's tree.
 func (e *Engine) View(ctx context.Context, commit store.ID) (*Workspace, error) {
+	if err := e.checkNotPruned(commit); err != nil {
+		return nil, err
+	}
 	c, err := e.ReadCommit(ctx, commit)
 	if err != nil {
 		return nil, err

@@ -273,6 +273,15 @@ func (ws *Workspace) checkpoint(ctx context.Context, name, msg string) (store.ID
 	return id, nil
 }
 
+// checkpointIfChanged checkpoints the workspace if it has changes and returns its base.
+func (ws *Workspace) checkpointIfChanged(ctx context.Context, msg string) (store.ID, error) {
+	changed, err := ws.Changed()
+	if err != nil || !changed {
+		return ws.Base(), err
+	}
+	return ws.checkpoint(ctx, "", msg)
+}
+
 // moveBase commits b (synced) together with dropping the overlay and pointing the branch at
 // commit id.
 func (ws *Workspace) moveBase(b *pebble.Batch, id store.ID) error {

@@ -58,7 +58,7 @@ func newRootCmd() *cobra.Command {
 	root.AddCommand(
 		initCmd(), importCmd(), exportCmd(), branchCmd(), forkCmd(), checkpointCmd(),
 		rollbackCmd(), diffCmd(), logCmd(), lsCmd(), catCmd(),
-		mountCmd(), unmountCmd(), mountsCmd(), serveCmd(),
+		mountCmd(), unmountCmd(), mountsCmd(), serveCmd(), mergeCmd(),
 	)
 	// Unknown subcommands are usage errors too.
 	root.Args = func(c *cobra.Command, args []string) error {

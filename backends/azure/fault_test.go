@@ -1,0 +1,25 @@
+package azure_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/agentfs/agentfs/backends"
+	"github.com/agentfs/agentfs/backends/backendtest"
+	"github.com/agentfs/agentfs/backends/fault"
+)
+
+func TestFaults(t *testing.T) {
+	srv := setup(t, "agentfs")
+	p, err := fault.Start(srv.Endpoint, fault.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	b, err := backends.Open(context.Background(), "az://"+srv.Account+"/agentfs/faulty?retries=6&endpoint="+p.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	backendtest.RunFaults(t, b, p, backendtest.DefaultFaults)
+}

@@ -1,0 +1,706 @@
+package branch
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"path"
+	"sort"
+
+	"github.com/agentfs/agentfs/branch/tree"
+	"github.com/agentfs/agentfs/internal/diff3"
+	"github.com/agentfs/agentfs/store"
+)
+
+// ErrConflict is returned by a merge that stopped on conflicts.
+var ErrConflict = errors.New("merge conflict")
+
+// Merge strategies.
+const (
+	StrategyFail   = "fail"   // report conflicts and change nothing
+	StrategyOurs   = "ours"   // resolve every conflict with the target branch's side
+	StrategyTheirs = "theirs" // resolve every conflict with the merged-in side
+)
+
+// Conflict kinds.
+const (
+	ConflictBothModified = "both modified"
+	ConflictModifyDelete = "modify/delete"
+	ConflictAddAdd       = "add/add"
+	ConflictFileDir      = "file/directory"
+	ConflictMode         = "mode"
+)
+
+// MergeOptions configure a merge.
+type MergeOptions struct {
+	Strategy string // StrategyFail (default), StrategyOurs or StrategyTheirs
+	Message  string
+	DryRun   bool
+}
+
+// Conflict is one path both sides changed in ways that do not combine.
+type Conflict struct {
+	Path string `json:"path"`
+	Kind string `json:"kind"`
+}
+
+// MergeResult describes a merge.
+type MergeResult struct {
+	Commit    store.ID   // the merge checkpoint; zero for a dry run, a conflict or no-op
+	Base      store.ID   // the merge base
+	UpToDate  bool       // the source was already part of the target
+	Conflicts []Conflict // sorted by path
+	Changes   []Change   // what the merge changes in the target
+}
+
+// Merge merges ref src into branch dst: a three-way merge against the nearest common
+// checkpoint. Changes on one side only are taken; text files changed on both sides merge
+// line by line; anything else changed on both sides is a conflict. dst's uncommitted changes
+// are checkpointed first, and the result is a checkpoint with both parents. The cost follows
+// the changes on both sides since the base: the diffs skip shared subtrees.
+//
+// Merges into one branch are serialised by the branch's lock, which is held from reading dst
+// to moving it, so concurrent merges (and writes through a mount) are never lost.
+func (e *Engine) Merge(ctx context.Context, src, dst string, o MergeOptions) (*MergeResult, error) {
+	switch o.Strategy {
+	case "":
+		o.Strategy = StrategyFail
+	case StrategyFail, StrategyOurs, StrategyTheirs:
+	default:
+		return nil, fmt.Errorf("%w: unknown merge strategy %q (use fail, ours or theirs)", ErrInvalidName, o.Strategy)
+	}
+	dws, err := e.Workspace(ctx, dst)
+	if err != nil {
+		return nil, err
+	}
+	done := e.op()
+	res, hooks, err := e.merge(ctx, src, dws, o)
+	done()
+	for _, h := range hooks {
+		h()
+	}
+	return res, err
+}
+
+func (e *Engine) merge(ctx context.Context, src string, dws *Workspace, o MergeOptions) (*MergeResult, []func(), error) {
+	r, err := e.Resolve(ctx, src)
+	if err != nil {
+		return nil, nil, err
+	}
+	if r.Branch == dws.name {
+		return nil, nil, fmt.Errorf("%w: cannot merge branch %s into itself", ErrInvalidName, src)
+	}
+	// Fold the source before taking the target's lock: two merges in opposite directions
+	// must not wait on each other.
+	srcCommit := r.Commit
+	if r.Branch != "" {
+		// A source branch with uncommitted changes is checkpointed, so that merging it
+		// again later finds its work already merged.
+		sws, err := e.Workspace(ctx, r.Branch)
+		if err != nil {
+			return nil, nil, err
+		}
+		if srcCommit, err = sws.checkpointIfChanged(ctx, "checkpoint for merge into "+dws.name); err != nil {
+			return nil, nil, err
+		}
+	} else if err := e.st.Retain(ctx, srcCommit); err != nil {
+		return nil, nil, err
+	}
+	dws.mu.Lock()
+	defer dws.mu.Unlock()
+	oursRoot, pending, err := dws.fold(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	base, err := e.mergeBase(ctx, srcCommit, dws.base)
+	if err != nil {
+		return nil, nil, err
+	}
+	res := &MergeResult{Base: base}
+	if base == srcCommit {
+		res.UpToDate = true
+		return res, nil, nil
+	}
+	var baseRoot store.ID
+	if !base.IsZero() {
+		c, err := e.ReadCommit(ctx, base)
+		if err != nil {
+			return nil, nil, err
+		}
+		baseRoot = c.Root
+	}
+	sc, err := e.ReadCommit(ctx, srcCommit)
+	if err != nil {
+		return nil, nil, err
+	}
+	m := &merger{e: e, ctx: ctx, strategy: o.Strategy,
+		base: newView(e, baseRoot), ours: newView(e, oursRoot), theirs: newView(e, sc.Root), muts: map[string]*tree.Mutation{}, oursWon: map[uint64]bool{}}
+	if err := m.run(); err != nil {
+		return nil, nil, err
+	}
+	res.Conflicts = m.conflicts
+	if len(m.conflicts) > 0 && o.Strategy == StrategyFail {
+		return res, nil, fmt.Errorf("%w: %d conflicting paths; nothing was changed (resolve them, or merge with --strategy ours or theirs)", ErrConflict, len(m.conflicts))
+	}
+	newRoot, err := e.tree.Apply(ctx, oursRoot, m.sorted())
+	if err != nil {
+		return nil, nil, err
+	}
+	if res.Changes, err = e.DiffRoots(ctx, oursRoot, newRoot); err != nil {
+		return nil, nil, err
+	}
+	if o.DryRun {
+		return res, nil, nil
+	}
+	b := e.db.NewBatch()
+	defer b.Close()
+	head := dws.base
+	if pending > 0 {
+		head, err = e.writeCommit(ctx, b, &Commit{Root: oursRoot, Parents: []store.ID{dws.base}, Time: e.now().UTC(), Branch: dws.name, Message: "changes before merge of " + src})
+		if err != nil {
+			return nil, nil, err
+		}
+	}
+	msg := o.Message
+	if msg == "" {
+		msg = fmt.Sprintf("merge %s into %s", src, dws.name)
+	}
+	id, err := e.writeCommit(ctx, b, &Commit{Root: newRoot, Parents: []store.ID{head, srcCommit}, Time: e.now().UTC(), Branch: dws.name, Message: msg})
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := dws.moveBase(b, id); err != nil {
+		return nil, nil, err
+	}
+	dws.root, dws.base = newRoot, id
+	res.Commit = id
+	return res, append([]func(){}, dws.hooks...), nil
+}
+
+// mergeBase returns the nearest common ancestor of commits a and b (zero if none): the
+// newest commit reachable from b that is also reachable from a.
+func (e *Engine) mergeBase(ctx context.Context, a, b store.ID) (store.ID, error) {
+	inA := map[store.ID]bool{}
+	queue := []store.ID{a}
+	for len(queue) > 0 {
+		id := queue[0]
+		queue = queue[1:]
+		if inA[id] {
+			continue
+		}
+		inA[id] = true
+		c, err := e.ReadCommit(ctx, id)
+		if errors.Is(err, store.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return store.ID{}, err
+		}
+		queue = append(queue, c.Parents...)
+	}
+	type item struct {
+		id store.ID
+		c  *Commit
+	}
+	seen := map[store.ID]bool{}
+	var frontier []item
+	push := func(id store.ID) error {
+		if seen[id] {
+			return nil
+		}
+		seen[id] = true
+		c, err := e.ReadCommit(ctx, id)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		frontier = append(frontier, item{id, c})
+		return nil
+	}
+	if err := push(b); err != nil {
+		return store.ID{}, err
+	}
+	for len(frontier) > 0 {
+		// Newest first, so the first common commit is the nearest.
+		sort.Slice(frontier, func(i, j int) bool { return frontier[i].c.Time.After(frontier[j].c.Time) })
+		it := frontier[0]
+		frontier = frontier[1:]
+		if inA[it.id] {
+			return it.id, nil
+		}
+		for _, p := range it.c.Parents {
+			if err := push(p); err != nil {
+				return store.ID{}, err
+			}
+		}
+	}
+	return store.ID{}, nil
+}
+
+// change is one key's change from the base to a side.
+type change struct {
+	old, new       []byte
+	hadOld, hasNew bool
+}
+
+type sideDiff struct {
+	keys   map[string]*change
+	byIno  map[uint64][]string // inode, xattr and block keys by inode
+	dirent []string            // dirent keys, sorted
+}
+
+func (m *merger) diff(a, b *Workspace) (*sideDiff, error) {
+	d := &sideDiff{keys: map[string]*change{}, byIno: map[uint64][]string{}}
+	err := m.e.tree.Diff(m.ctx, a.root, b.root, func(k, va, vb []byte) error {
+		key := string(k)
+		d.keys[key] = &change{old: bytes.Clone(va), new: bytes.Clone(vb), hadOld: va != nil, hasNew: vb != nil}
+		if k[0] == kindDirent {
+			d.dirent = append(d.dirent, key)
+		} else {
+			d.byIno[keyIno(k)] = append(d.byIno[keyIno(k)], key)
+		}
+		return nil
+	})
+	return d, err
+}
+
+// merger computes the mutations that turn ours into the merge result.
+type merger struct {
+	e                  *Engine
+	ctx                context.Context
+	strategy           string
+	base, ours, theirs *Workspace
+	a, b               *sideDiff // base->ours, base->theirs
+	muts               map[string]*tree.Mutation
+	conflicts          []Conflict
+	oursWon            map[uint64]bool // conflicted inodes resolved with ours' side
+}
+
+func (m *merger) set(key string, v []byte, present bool) {
+	m.muts[key] = &tree.Mutation{Key: []byte(key), Value: v, Delete: !present}
+}
+
+// takeTheirs makes every listed key hold theirs' value.
+func (m *merger) takeTheirs(keys []string) {
+	for _, k := range keys {
+		if c, ok := m.b.keys[k]; ok {
+			m.set(k, c.new, c.hasNew)
+		} else if c, ok := m.a.keys[k]; ok {
+			m.set(k, c.old, c.hadOld) // ours changed it, theirs kept the base
+		}
+	}
+}
+
+func (m *merger) sorted() []tree.Mutation {
+	out := make([]tree.Mutation, 0, len(m.muts))
+	for _, mu := range m.muts {
+		out = append(out, *mu)
+	}
+	sort.Slice(out, func(i, j int) bool { return bytes.Compare(out[i].Key, out[j].Key) < 0 })
+	return out
+}
+
+func (m *merger) run() error {
+	var err error
+	if m.a, err = m.diff(m.base, m.ours); err != nil {
+		return err
+	}
+	if m.b, err = m.diff(m.base, m.theirs); err != nil {
+		return err
+	}
+	inos := make([]uint64, 0, len(m.b.byIno))
+	for ino := range m.b.byIno {
+		inos = append(inos, ino)
+	}
+	sort.Slice(inos, func(i, j int) bool { return inos[i] < inos[j] })
+	for _, ino := range inos {
+		if err := m.mergeInode(ino); err != nil {
+			return err
+		}
+	}
+	for _, k := range m.b.dirent {
+		if err := m.mergeDirent(k); err != nil {
+			return err
+		}
+	}
+	if err := m.checkOrphans(); err != nil {
+		return err
+	}
+	sort.Slice(m.conflicts, func(i, j int) bool { return m.conflicts[i].Path < m.conflicts[j].Path })
+	return nil
+}
+
+func (m *merger) conflict(p, kind string) {
+	m.conflicts = append(m.conflicts, Conflict{Path: p, Kind: kind})
+}
+
+// pathOf names an inode from whichever side still has it.
+func (m *merger) pathOf(ino uint64) string {
+	for _, ws := range []*Workspace{m.ours, m.theirs, m.base} {
+		if p, err := newPather(m.e.tree, ws.root).path(m.ctx, ino); err == nil {
+			return p
+		}
+	}
+	return fmt.Sprintf("(inode %d)", ino)
+}
+
+func (m *merger) direntPath(key string) string {
+	parent, name := keyIno([]byte(key)), key[9:]
+	return path.Join(m.pathOf(parent), name)
+}
+
+// mergeInode merges the inode, xattr and block keys of one inode that theirs changed.
+func (m *merger) mergeInode(ino uint64) error {
+	kb := m.b.byIno[ino]
+	ka := m.a.byIno[ino]
+	if len(ka) == 0 {
+		m.takeTheirs(kb)
+		return nil
+	}
+	ik := string(inodeKey(ino))
+	ca, cb := m.a.keys[ik], m.b.keys[ik]
+	delA, delB := ca != nil && !ca.hasNew, cb != nil && !cb.hasNew
+	switch {
+	case delA && delB:
+		return nil
+	case delA || delB:
+		return m.resolveInode(ino, ConflictModifyDelete, append(ka, kb...))
+	}
+	o, err := m.base.inode(m.ctx, ino)
+	if err != nil {
+		return err
+	}
+	a, err := m.ours.inode(m.ctx, ino)
+	if err != nil {
+		return err
+	}
+	b, err := m.theirs.inode(m.ctx, ino)
+	if err != nil {
+		return err
+	}
+	merged := *a
+	var kinds []string
+	three := func(o, a, b uint32) (uint32, bool) {
+		switch {
+		case a == b || b == o:
+			return a, true
+		case a == o:
+			return b, true
+		}
+		return a, false
+	}
+	var ok1, ok2, ok3 bool
+	merged.Mode, ok1 = three(o.Mode, a.Mode, b.Mode)
+	merged.Uid, ok2 = three(o.Uid, a.Uid, b.Uid)
+	merged.Gid, ok3 = three(o.Gid, a.Gid, b.Gid)
+	if !ok1 || !ok2 || !ok3 {
+		kinds = append(kinds, ConflictMode)
+	}
+	switch {
+	case b.Parent == o.Parent && b.Name == o.Name:
+	case a.Parent == o.Parent && a.Name == o.Name:
+		merged.Parent, merged.Name = b.Parent, b.Name
+	case a.Parent != b.Parent || a.Name != b.Name:
+		kinds = append(kinds, ConflictBothModified) // renamed differently on both sides
+	}
+	merged.Nlink = a.Nlink + b.Nlink - o.Nlink
+	merged.Atime, merged.Ctime = max(a.Atime, b.Atime), max(a.Ctime, b.Ctime)
+	if a.IsDir() {
+		merged.Mtime = max(a.Mtime, b.Mtime)
+	}
+	// xattrs: key by key.
+	for _, k := range kb {
+		if k[0] != kindXattr {
+			continue
+		}
+		if c, ok := m.a.keys[k]; ok && (c.hasNew != m.b.keys[k].hasNew || !bytes.Equal(c.new, m.b.keys[k].new)) {
+			kinds = append(kinds, ConflictBothModified)
+		}
+	}
+	contentKeys, contentErr := m.mergeContent(ino, o, a, b, &merged, ka, kb)
+	if contentErr == errContentConflict {
+		kinds = append(kinds, ConflictBothModified)
+	} else if contentErr != nil {
+		return contentErr
+	}
+	if len(kinds) > 0 {
+		return m.resolveInode(ino, kinds[0], append(ka, kb...))
+	}
+	for _, k := range kb {
+		if k[0] == kindXattr {
+			m.takeTheirs([]string{k})
+		}
+	}
+	for k, mu := range contentKeys {
+		m.muts[k] = mu
+	}
+	m.set(string(inodeKey(ino)), encodeInode(&merged), true)
+	return nil
+}
+
+var errContentConflict = errors.New("content conflict")
+
+// mergeContent merges the content of an inode both sides changed, filling the content
+// fields of merged and returning the block mutations.
+func (m *merger) mergeContent(ino uint64, o, a, b *Inode, merged *Inode, ka, kb []string) (map[string]*tree.Mutation, error) {
+	blockChanged := func(keys []string) bool {
+		for _, k := range keys {
+			if k[0] == kindBlock {
+				return true
+			}
+		}
+		return false
+	}
+	sameContent := func(x, y *Inode) bool {
+		return x.Size == y.Size && x.Inline == y.Inline && bytes.Equal(x.Data, y.Data)
+	}
+	changedA := !sameContent(o, a) || blockChanged(ka)
+	changedB := !sameContent(o, b) || blockChanged(kb)
+	out := map[string]*tree.Mutation{}
+	takeB := func() {
+		merged.Size, merged.Inline, merged.Data, merged.Mtime = b.Size, b.Inline, b.Data, b.Mtime
+		for _, k := range kb {
+			if k[0] != kindBlock {
+				continue
+			}
+			c := m.b.keys[k]
+			out[k] = &tree.Mutation{Key: []byte(k), Value: c.new, Delete: !c.hasNew}
+		}
+	}
+	switch {
+	case !changedB:
+		return out, nil
+	case !changedA:
+		takeB()
+		return out, nil
+	}
+	// Both changed. Identical results combine.
+	same := sameContent(a, b)
+	for _, k := range append(append([]string(nil), ka...), kb...) {
+		if k[0] != kindBlock {
+			continue
+		}
+		va, _, _ := m.ours.get(m.ctx, []byte(k))
+		vb, _, _ := m.theirs.get(m.ctx, []byte(k))
+		if !bytes.Equal(va, vb) {
+			same = false
+		}
+	}
+	if same {
+		merged.Mtime = max(a.Mtime, b.Mtime)
+		return out, nil
+	}
+	if !a.IsRegular() {
+		return nil, errContentConflict
+	}
+	const maxMergeSize = 64 << 20
+	if o.Size > maxMergeSize || a.Size > maxMergeSize || b.Size > maxMergeSize {
+		return nil, errContentConflict
+	}
+	var texts [3][]byte
+	for i, side := range []struct {
+		ws *Workspace
+		n  *Inode
+	}{{m.base, o}, {m.ours, a}, {m.theirs, b}} {
+		buf := make([]byte, side.n.Size)
+		if _, err := side.ws.Read(m.ctx, ino, 0, buf); err != nil {
+			return nil, err
+		}
+		if !diff3.IsText(buf) {
+			return nil, errContentConflict
+		}
+		texts[i] = buf
+	}
+	result, ok := diff3.Merge(texts[0], texts[1], texts[2])
+	if !ok {
+		return nil, errContentConflict
+	}
+	merged.Mtime = max(a.Mtime, b.Mtime)
+	merged.Size = uint64(len(result))
+	// Ours' blocks are replaced: delete them all, then set the merged ones.
+	if err := m.ours.scan(m.ctx, blockPrefix(ino), prefixEnd(blockPrefix(ino)), func(k, v []byte) error {
+		out[string(k)] = &tree.Mutation{Key: bytes.Clone(k), Delete: true}
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	if len(result) <= InlineMax {
+		merged.Inline, merged.Data = true, result
+		return out, nil
+	}
+	merged.Inline, merged.Data = false, nil
+	for index := 0; index*BlockSize < len(result); index++ {
+		chunk := result[index*BlockSize : min(len(result), (index+1)*BlockSize)]
+		k := string(blockKey(ino, uint64(index)))
+		if isZero(chunk) {
+			continue // a hole: the delete above stands
+		}
+		id, err := m.e.st.Put(m.ctx, chunk)
+		if err != nil {
+			return nil, err
+		}
+		out[k] = &tree.Mutation{Key: []byte(k), Value: id[:]}
+	}
+	return out, nil
+}
+
+// resolveInode records a conflict on an inode and applies the strategy: theirs takes all its
+// keys and names from theirs; ours (and fail, which writes nothing) keeps ours' and makes
+// mergeDirent ignore theirs' renames and removals of it.
+func (m *merger) resolveInode(ino uint64, kind string, keys []string) error {
+	m.conflict(m.pathOf(ino), kind)
+	if m.strategy != StrategyTheirs {
+		m.oursWon[ino] = true
+		return nil
+	}
+	m.takeTheirs(keys)
+	for _, k := range m.a.dirent {
+		c := m.a.keys[k]
+		if direntNames(c.old, ino) || direntNames(c.new, ino) {
+			m.takeTheirs([]string{k})
+		}
+	}
+	return nil
+}
+
+// direntNames reports whether a dirent value points at ino.
+func direntNames(v []byte, ino uint64) bool {
+	got, _, ok := decodeDirent(v)
+	return ok && got == ino
+}
+
+func (m *merger) mergeDirent(k string) error {
+	cb := m.b.keys[k]
+	for ino := range m.oursWon {
+		if direntNames(cb.old, ino) || direntNames(cb.new, ino) {
+			return nil // the inode's conflict kept ours' side, names included
+		}
+	}
+	ca, ok := m.a.keys[k]
+	if !ok {
+		m.takeTheirs([]string{k})
+		return nil
+	}
+	if ca.hasNew == cb.hasNew && bytes.Equal(ca.new, cb.new) {
+		return nil
+	}
+	kind := ConflictBothModified
+	switch {
+	case !ca.hadOld && ca.hasNew && cb.hasNew:
+		_, ta, _ := decodeDirent(ca.new)
+		_, tb, _ := decodeDirent(cb.new)
+		kind = ConflictAddAdd
+		if (ta == 0o040000) != (tb == 0o040000) {
+			kind = ConflictFileDir
+		}
+	case !ca.hasNew || !cb.hasNew:
+		kind = ConflictModifyDelete
+	}
+	m.conflict(m.direntPath(k), kind)
+	switch m.strategy {
+	case StrategyTheirs:
+		m.takeTheirs([]string{k})
+		if ca.hasNew {
+			m.dropNew(ca.new, m.a, func(string) {}) // ours' entry loses its name
+		}
+	default:
+		if cb.hasNew {
+			m.dropNew(cb.new, m.b, func(k string) { delete(m.muts, k) })
+		}
+	}
+	return nil
+}
+
+// dropNew undoes a side's creation of the inode a dirent value names, with everything
+// created below it, when that inode is new on that side and loses its only name.
+func (m *merger) dropNew(dirent []byte, side *sideDiff, undo func(key string)) {
+	ino, _, ok := decodeDirent(dirent)
+	if !ok {
+		return
+	}
+	c := side.keys[string(inodeKey(ino))]
+	if c == nil || c.hadOld {
+		return // not new on that side: it keeps its other links
+	}
+	for _, k := range side.byIno[ino] {
+		undo(k)
+		if side == m.a { // ours' copy is in the tree already: delete it
+			m.set(k, nil, false)
+		}
+	}
+	p := string(direntPrefix(ino))
+	for _, k := range side.dirent {
+		if len(k) >= len(p) && k[:len(p)] == p && side.keys[k].hasNew {
+			undo(k)
+			if side == m.a {
+				m.set(k, nil, false)
+			}
+			m.dropNew(side.keys[k].new, side, undo)
+		}
+	}
+}
+
+// checkOrphans finds entries theirs added under a directory ours deleted.
+func (m *merger) checkOrphans() error {
+	for _, k := range m.b.dirent {
+		mu, ok := m.muts[k]
+		if !ok || mu.Delete {
+			continue
+		}
+		parent := keyIno([]byte(k))
+		if pm, ok := m.muts[string(inodeKey(parent))]; ok && !pm.Delete {
+			continue
+		}
+		if _, err := m.ours.inode(m.ctx, parent); err == nil {
+			continue
+		}
+		p := m.pathOf(parent)
+		m.conflict(p, ConflictModifyDelete)
+		if m.strategy == StrategyTheirs {
+			if err := m.restoreDir(parent); err != nil {
+				return err
+			}
+			continue
+		}
+		delete(m.muts, k)
+		m.dropNew(m.b.keys[k].new, m.b, func(k string) { delete(m.muts, k) })
+	}
+	return nil
+}
+
+// restoreDir brings back a directory ours deleted (and its deleted ancestors) from theirs.
+func (m *merger) restoreDir(ino uint64) error {
+	for {
+		if pm, ok := m.muts[string(inodeKey(ino))]; ok && !pm.Delete {
+			return nil
+		}
+		if _, err := m.ours.inode(m.ctx, ino); err == nil {
+			return nil
+		}
+		n, err := m.theirs.inode(m.ctx, ino)
+		if err != nil {
+			return err
+		}
+		m.set(string(inodeKey(ino)), encodeInode(n), true)
+		m.set(string(direntKey(n.Parent, n.Name)), encodeDirent(ino, n.Mode), true)
+		// The parent gains a subdirectory link back.
+		if p, err := m.mergedInode(n.Parent); err == nil {
+			p.Nlink++
+			m.set(string(inodeKey(p.Ino)), encodeInode(p), true)
+		}
+		ino = n.Parent
+	}
+}
+
+func (m *merger) mergedInode(ino uint64) (*Inode, error) {
+	if mu, ok := m.muts[string(inodeKey(ino))]; ok {
+		if mu.Delete {
+			return nil, errors.New("deleted")
+		}
+		return decodeInode(mu.Value)
+	}
+	return m.ours.inode(m.ctx, ino)
+}

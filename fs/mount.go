@@ -1,0 +1,215 @@
+// Package fs serves a branch.Workspace as a FUSE filesystem (github.com/hanwen/go-fuse/v2).
+//
+// It is a thin adapter: every operation maps onto one Workspace call, and the only
+// FUSE-specific logic is cache control. The kernel caches entries, attributes, symlink
+// targets and file pages (FOPEN_KEEP_CACHE) with non-zero timeouts, because every change to a
+// mounted workspace passes through this mount, except a rollback or merge, which replaces the
+// whole content: the Workspace's OnReset hook then invalidates every kernel cache entry the
+// mount knows of (see reset.go).
+//
+// Limitation: two mounts of the same branch in one process share a Workspace but not their
+// kernel caches; a write through one is seen by the other only after the timeouts
+// (Options.cacheTimeout) expire.
+package fs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	gofs "github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+
+	"github.com/agentfs/agentfs/branch"
+)
+
+// Options configures a mount.
+type Options struct {
+	ReadOnly   bool   // also implied by ws.ReadOnly()
+	FsName     string // shown in /proc/mounts, e.g. "agentfs:main"
+	StatfsPath string // statfs reports the free space of this path (the repository dir)
+	Debug      bool   // log every FUSE request
+	Logger     *log.Logger
+}
+
+// Cache timeouts. Everything that changes a writable workspace goes through its mount, except
+// rollback and merge, which invalidate explicitly; the timeouts only bound how stale a second
+// mount of the same branch can be. A read-only view never changes.
+const (
+	cacheTimeout         = 5 * time.Second
+	readOnlyCacheTimeout = time.Hour
+	// maxWrite is the largest READ/WRITE request (the kernel caps it at 1 MiB).
+	maxWrite = 1 << 20
+)
+
+// Mounted is a mounted workspace. (The brief called the type Mount too, which Go does not
+// allow next to the function Mount; the function keeps the name.)
+type Mounted struct {
+	dir    string
+	fsys   *fsys
+	server *fuse.Server
+
+	mu        sync.Mutex
+	unmounted bool
+}
+
+// Mount mounts ws at dir, which must be an existing empty directory that is not already a
+// mount point, and serves it until Unmount.
+func Mount(ws *branch.Workspace, dir string, o Options) (*Mounted, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("mount point %q: %w", dir, err)
+	}
+	if err := checkMountPoint(abs); err != nil {
+		return nil, err
+	}
+	logger := o.Logger
+	if logger == nil {
+		logger = log.Default()
+	}
+	ro := o.ReadOnly || ws.ReadOnly()
+	f := &fsys{ws: ws, ro: ro, log: logger, statfsPath: o.StatfsPath, open: map[*node]int{}, holds: map[uint64]int{}}
+	root := &node{fs: f}
+	f.root = root
+
+	timeout := cacheTimeout
+	if ro {
+		timeout = readOnlyCacheTimeout
+	}
+	name := o.FsName
+	if name == "" {
+		name = "agentfs"
+		if b := ws.Branch(); b != "" {
+			name += ":" + b
+		}
+	}
+	mo := fuse.MountOptions{
+		FsName:   name,
+		Name:     "agentfs",
+		MaxWrite: maxWrite,
+		// The kernel checks permissions against our attributes; no ACCESS round trips.
+		Options:              []string{"default_permissions"},
+		AllowOther:           allowOther(),
+		DirectMount:          os.Geteuid() == 0, // falls back to fusermount3
+		EnableSymlinkCaching: true,              // symlinks are immutable; reset invalidates
+		Debug:                o.Debug,
+		Logger:               logger,
+		// Locks stay with the kernel (EnableLocks false): local flock/fcntl locking is
+		// correct for one host, and SQLite works with it.
+	}
+	if ro {
+		mo.Options = append(mo.Options, "ro")
+	}
+	negTimeout := timeout
+	opts := &gofs.Options{
+		MountOptions:    mo,
+		EntryTimeout:    &timeout,
+		AttrTimeout:     &timeout,
+		NegativeTimeout: &negTimeout,
+		RootStableAttr:  &gofs.StableAttr{Ino: branch.RootIno, Mode: syscall.S_IFDIR},
+		Logger:          logger,
+	}
+	server, err := gofs.Mount(abs, root, opts)
+	if err != nil {
+		return nil, fmt.Errorf("mount %s at %s: %w", name, abs, err)
+	}
+	m := &Mounted{dir: abs, fsys: f, server: server}
+	ws.OnReset(f.invalidateAll)
+	return m, nil
+}
+
+// checkMountPoint fails with a clear error unless dir is an empty directory that is not
+// already a mount point.
+func checkMountPoint(dir string) error {
+	st, err := os.Stat(dir)
+	if err != nil {
+		if errors.Is(err, syscall.ENOTCONN) {
+			return fmt.Errorf("mount point %s: a stale FUSE mount is there (unmount it with `fusermount3 -u %s`): %w", dir, dir, err)
+		}
+		return fmt.Errorf("mount point %s: %w", dir, err)
+	}
+	if !st.IsDir() {
+		return fmt.Errorf("mount point %s is not a directory", dir)
+	}
+	var self, parent syscall.Stat_t
+	if err := syscall.Stat(dir, &self); err == nil && syscall.Stat(filepath.Dir(dir), &parent) == nil &&
+		dir != "/" && self.Dev != parent.Dev {
+		return fmt.Errorf("mount point %s is busy: something is already mounted there", dir)
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("mount point %s: %w", dir, err)
+	}
+	defer d.Close()
+	if names, err := d.Readdirnames(1); err != io.EOF {
+		if err != nil {
+			return fmt.Errorf("mount point %s: %w", dir, err)
+		}
+		return fmt.Errorf("mount point %s is not empty (it holds %q)", dir, names[0])
+	}
+	return nil
+}
+
+// allowOther reports whether to mount with allow_other: always as root, and for other users
+// only where /etc/fuse.conf permits it (fusermount3 refuses the mount otherwise).
+func allowOther() bool {
+	if os.Geteuid() == 0 {
+		return true
+	}
+	b, err := os.ReadFile("/etc/fuse.conf")
+	if err != nil {
+		return false
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.TrimSpace(l) == "user_allow_other" {
+			return true
+		}
+	}
+	return false
+}
+
+// Dir returns the absolute path of the mount point.
+func (m *Mounted) Dir() string { return m.dir }
+
+// Wait blocks until the filesystem is unmounted.
+func (m *Mounted) Wait() { m.server.Wait() }
+
+// Unmount writes the workspace's buffered data into the repository, then unmounts. If the
+// mount is busy it detaches it lazily (the kernel finishes the unmount when the last user
+// goes) and returns nil. Calling it again does nothing.
+func (m *Mounted) Unmount() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.unmounted {
+		return nil
+	}
+	ferr := m.fsys.ws.FlushAll(context.Background())
+	if ferr != nil {
+		ferr = fmt.Errorf("flush before unmount of %s: %w", m.dir, ferr)
+	}
+	err := m.server.Unmount()
+	if err == nil {
+		m.fsys.releaseAll()
+	} else {
+		go func() { m.server.Wait(); m.fsys.releaseAll() }()
+		m.fsys.log.Printf("agentfs: unmount %s: %v; detaching lazily", m.dir, err)
+		if lerr := syscall.Unmount(m.dir, syscall.MNT_DETACH); lerr != nil {
+			out, cerr := exec.Command("fusermount3", "-u", "-z", m.dir).CombinedOutput()
+			if cerr != nil {
+				return errors.Join(ferr, fmt.Errorf("unmount %s: %w; lazy unmount: %v; fusermount3: %v: %s", m.dir, err, lerr, cerr, out))
+			}
+		}
+	}
+	m.unmounted = true
+	m.fsys.closed.Store(true)
+	return ferr
+}

@@ -1,0 +1,129 @@
+package fs
+
+import (
+	"context"
+	"strings"
+	"syscall"
+
+	gofs "github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+	"golang.org/x/sys/unix"
+
+	"github.com/agentfs/agentfs/branch"
+)
+
+func (n *node) Getattr(ctx context.Context, f gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+	in, err := n.fs.ws.GetAttr(wctx(ctx), n.ino())
+	if err != nil {
+		return n.fs.errno("getattr", err)
+	}
+	fillAttr(in, &out.Attr)
+	return 0
+}
+
+func setSize(s *uint64) branch.SetAttr { return branch.SetAttr{Size: s} }
+
+// Setattr applies chmod, chown, truncate and utimes. The kernel has checked permissions
+// (default_permissions); UTIME_NOW arrives as a flag and is resolved to the current time here.
+func (n *node) Setattr(ctx context.Context, f gofs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
+	if e := n.fs.writable(); e != 0 {
+		return e
+	}
+	var a branch.SetAttr
+	if m, ok := in.GetMode(); ok {
+		a.Mode = &m
+	}
+	if u, ok := in.GetUID(); ok {
+		a.Uid = &u
+	}
+	if g, ok := in.GetGID(); ok {
+		a.Gid = &g
+	}
+	if s, ok := in.GetSize(); ok {
+		a.Size = &s
+	}
+	if t, ok := in.GetATime(); ok {
+		ns := t.UnixNano()
+		a.Atime = &ns
+	}
+	if t, ok := in.GetMTime(); ok {
+		ns := t.UnixNano()
+		a.Mtime = &ns
+	}
+	res, err := n.fs.ws.SetAttr(wctx(ctx), n.ino(), a)
+	if err != nil {
+		return n.fs.errno("setattr", err)
+	}
+	fillAttr(res, &out.Attr)
+	return 0
+}
+
+func (n *node) Readlink(ctx context.Context) ([]byte, syscall.Errno) {
+	target, err := n.fs.ws.Readlink(wctx(ctx), n.ino())
+	if err != nil {
+		return nil, n.fs.errno("readlink", err)
+	}
+	return []byte(target), 0
+}
+
+// Statfs reports the free space of the repository's file system; the file counts are
+// nominal (inodes are allocated without a fixed table).
+func (n *node) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
+	out.Bsize, out.Frsize, out.NameLen = 4096, 4096, branch.MaxEntryName
+	out.Files, out.Ffree = 1<<40, 1<<40
+	if n.fs.statfsPath == "" {
+		out.Blocks, out.Bfree, out.Bavail = 1<<30, 1<<30, 1<<30
+		return 0
+	}
+	var st unix.Statfs_t
+	if err := unix.Statfs(n.fs.statfsPath, &st); err != nil {
+		return n.fs.errno("statfs", err)
+	}
+	scale := uint64(st.Bsize) / 4096
+	if scale == 0 {
+		scale = 1
+	}
+	out.Blocks, out.Bfree, out.Bavail = st.Blocks*scale, st.Bfree*scale, st.Bavail*scale
+	return 0
+}
+
+func (n *node) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, syscall.Errno) {
+	v, err := n.fs.ws.GetXattr(wctx(ctx), n.ino(), attr)
+	if err != nil {
+		return 0, n.fs.errno("getxattr", err)
+	}
+	if len(dest) < len(v) {
+		return uint32(len(v)), syscall.ERANGE
+	}
+	return uint32(copy(dest, v)), 0
+}
+
+func (n *node) Setxattr(ctx context.Context, attr string, data []byte, flags uint32) syscall.Errno {
+	if e := n.fs.writable(); e != 0 {
+		return e
+	}
+	return n.fs.errno("setxattr", n.fs.ws.SetXattr(wctx(ctx), n.ino(), attr, data, flags))
+}
+
+func (n *node) Removexattr(ctx context.Context, attr string) syscall.Errno {
+	if e := n.fs.writable(); e != 0 {
+		return e
+	}
+	return n.fs.errno("removexattr", n.fs.ws.RemoveXattr(wctx(ctx), n.ino(), attr))
+}
+
+func (n *node) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errno) {
+	names, err := n.fs.ws.ListXattr(wctx(ctx), n.ino())
+	if err != nil {
+		return 0, n.fs.errno("listxattr", err)
+	}
+	var b strings.Builder
+	for _, name := range names {
+		b.WriteString(name)
+		b.WriteByte(0)
+	}
+	if len(dest) < b.Len() {
+		return uint32(b.Len()), syscall.ERANGE
+	}
+	return uint32(copy(dest, b.String())), 0
+}

@@ -1,0 +1,228 @@
+package fs
+
+import (
+	"context"
+	"syscall"
+
+	gofs "github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+
+	"github.com/agentfs/agentfs/branch"
+)
+
+// Workspace operations are transactions: they run to the end once started. A FUSE interrupt
+// (which Go programs cause all the time through preemption signals) must not abort them
+// half-way, so requests reach the workspace without their cancellation.
+func wctx(ctx context.Context) context.Context { return context.WithoutCancel(ctx) }
+
+func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	in, err := n.fs.ws.Lookup(wctx(ctx), n.ino(), name)
+	if err != nil {
+		return nil, n.fs.errno("lookup", err)
+	}
+	return n.child(ctx, in, out), 0
+}
+
+func (n *node) newAttr(ctx context.Context, mode, rdev uint32) branch.Attr {
+	uid, gid := caller(ctx)
+	return branch.Attr{Mode: mode, Uid: uid, Gid: gid, Rdev: rdev}
+}
+
+func (n *node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	if e := n.fs.writable(); e != 0 {
+		return nil, e
+	}
+	in, err := n.fs.ws.Mkdir(wctx(ctx), n.ino(), name, n.newAttr(ctx, mode|syscall.S_IFDIR, 0))
+	if err != nil {
+		return nil, n.fs.errno("mkdir", err)
+	}
+	return n.child(ctx, in, out), 0
+}
+
+func (n *node) Mknod(ctx context.Context, name string, mode uint32, dev uint32, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	if e := n.fs.writable(); e != 0 {
+		return nil, e
+	}
+	in, err := n.fs.ws.Create(wctx(ctx), n.ino(), name, n.newAttr(ctx, mode, dev))
+	if err != nil {
+		return nil, n.fs.errno("mknod", err)
+	}
+	return n.child(ctx, in, out), 0
+}
+
+func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint32, out *fuse.EntryOut) (*gofs.Inode, gofs.FileHandle, uint32, syscall.Errno) {
+	if e := n.fs.writable(); e != 0 {
+		return nil, nil, 0, e
+	}
+	in, err := n.fs.ws.Create(wctx(ctx), n.ino(), name, n.newAttr(ctx, mode|syscall.S_IFREG, 0))
+	if err == syscall.EEXIST && flags&syscall.O_EXCL == 0 {
+		// Another creator won the race: open the existing file, as open(2) does.
+		var existing *branch.Inode
+		if existing, err = n.fs.ws.Lookup(wctx(ctx), n.ino(), name); err == nil {
+			if existing.IsDir() {
+				return nil, nil, 0, syscall.EISDIR
+			}
+			child := n.child(ctx, existing, out)
+			fh, fuseFlags, errno := child.Operations().(*node).Open(ctx, flags)
+			if errno != 0 {
+				return nil, nil, 0, errno
+			}
+			if flags&syscall.O_TRUNC != 0 {
+				if a, err := n.fs.ws.GetAttr(wctx(ctx), existing.Ino); err == nil {
+					fillAttr(a, &out.Attr)
+				}
+			}
+			return child, fh, fuseFlags, 0
+		}
+	}
+	if err != nil {
+		return nil, nil, 0, n.fs.errno("create", err)
+	}
+	child := n.child(ctx, in, out)
+	n.fs.opened(child.Operations().(*node))
+	return child, &handle{}, openFlags, 0
+}
+
+func (n *node) Symlink(ctx context.Context, target, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	if e := n.fs.writable(); e != 0 {
+		return nil, e
+	}
+	in, err := n.fs.ws.Symlink(wctx(ctx), n.ino(), name, target, n.newAttr(ctx, syscall.S_IFLNK|0o777, 0))
+	if err != nil {
+		return nil, n.fs.errno("symlink", err)
+	}
+	return n.child(ctx, in, out), 0
+}
+
+func (n *node) Link(ctx context.Context, target gofs.InodeEmbedder, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	if e := n.fs.writable(); e != 0 {
+		return nil, e
+	}
+	in, err := n.fs.ws.Link(wctx(ctx), target.EmbeddedInode().StableAttr().Ino, n.ino(), name)
+	if err != nil {
+		return nil, n.fs.errno("link", err)
+	}
+	return n.child(ctx, in, out), 0
+}
+
+func (n *node) Unlink(ctx context.Context, name string) syscall.Errno {
+	if e := n.fs.writable(); e != 0 {
+		return e
+	}
+	return n.fs.errno("unlink", n.fs.ws.Unlink(wctx(ctx), n.ino(), name))
+}
+
+func (n *node) Rmdir(ctx context.Context, name string) syscall.Errno {
+	if e := n.fs.writable(); e != 0 {
+		return e
+	}
+	return n.fs.errno("rmdir", n.fs.ws.Rmdir(wctx(ctx), n.ino(), name))
+}
+
+func (n *node) Rename(ctx context.Context, name string, newParent gofs.InodeEmbedder, newName string, flags uint32) syscall.Errno {
+	if e := n.fs.writable(); e != 0 {
+		return e
+	}
+	// RENAME_NOREPLACE and RENAME_EXCHANGE have the same values in branch; anything else
+	// (RENAME_WHITEOUT) is refused there with EINVAL.
+	np := newParent.EmbeddedInode().StableAttr().Ino
+	return n.fs.errno("rename", n.fs.ws.Rename(wctx(ctx), n.ino(), name, np, newName, flags))
+}
+
+// OpendirHandle opens a directory stream that reads the directory in batches, resuming after
+// the last name it read, so a directory with 100k entries is never held in one call.
+func (n *node) OpendirHandle(ctx context.Context, flags uint32) (gofs.FileHandle, uint32, syscall.Errno) {
+	in, err := n.fs.ws.GetAttr(wctx(ctx), n.ino())
+	if err != nil {
+		return nil, 0, n.fs.errno("opendir", err)
+	}
+	if !in.IsDir() {
+		return nil, 0, syscall.ENOTDIR
+	}
+	d := &dirHandle{n: n}
+	d.rewind()
+	return d, 0, 0
+}
+
+// readDirBatch is how many entries a directory handle reads from the workspace at a time.
+const readDirBatch = 512
+
+// dirHandle is an open directory. Offsets are positions in ents (1-based: the offset of an
+// entry is the position after it), so seekdir to any offset the stream handed out works.
+type dirHandle struct {
+	n    *node
+	ents []fuse.DirEntry // ".", "..", then entries in name order, as read so far
+	pos  int             // index of the next entry to return
+	eof  bool            // ents holds the whole directory
+}
+
+func (d *dirHandle) rewind() {
+	parent := uint64(branch.RootIno)
+	if _, p := d.n.Parent(); p != nil {
+		parent = p.StableAttr().Ino
+	}
+	d.ents = append(d.ents[:0],
+		fuse.DirEntry{Name: ".", Mode: syscall.S_IFDIR, Ino: d.n.ino(), Off: 1},
+		fuse.DirEntry{Name: "..", Mode: syscall.S_IFDIR, Ino: parent, Off: 2})
+	d.pos, d.eof = 0, false
+}
+
+func (d *dirHandle) fill(ctx context.Context) syscall.Errno {
+	after := ""
+	if len(d.ents) > 2 {
+		after = d.ents[len(d.ents)-1].Name
+	}
+	got := 0
+	err := d.n.fs.ws.ReadDir(wctx(ctx), d.n.ino(), after, func(e branch.DirEntry) error {
+		d.ents = append(d.ents, fuse.DirEntry{Name: e.Name, Ino: e.Ino, Mode: e.Mode, Off: uint64(len(d.ents) + 1)})
+		got++
+		if got == readDirBatch {
+			return errStop
+		}
+		return nil
+	})
+	if err != nil {
+		return d.n.fs.errno("readdir", err)
+	}
+	if got < readDirBatch {
+		d.eof = true
+	}
+	return 0
+}
+
+func (d *dirHandle) Readdirent(ctx context.Context) (*fuse.DirEntry, syscall.Errno) {
+	if d.pos == len(d.ents) && !d.eof {
+		if e := d.fill(ctx); e != 0 {
+			return nil, e
+		}
+	}
+	if d.pos == len(d.ents) {
+		return nil, 0
+	}
+	e := d.ents[d.pos]
+	d.pos++
+	return &e, 0
+}
+
+func (d *dirHandle) Seekdir(ctx context.Context, off uint64) syscall.Errno {
+	if off == 0 {
+		d.rewind() // rewinddir sees entries added since opendir
+		return 0
+	}
+	for off > uint64(len(d.ents)) && !d.eof {
+		if e := d.fill(ctx); e != 0 {
+			return e
+		}
+	}
+	if off > uint64(len(d.ents)) {
+		off = uint64(len(d.ents))
+	}
+	d.pos = int(off)
+	return 0
+}
+
+func (d *dirHandle) Releasedir(ctx context.Context, releaseFlags uint32) {}
+
+func (d *dirHandle) Fsyncdir(ctx context.Context, flags uint32) syscall.Errno {
+	return d.n.fs.errno("fsyncdir", d.n.fs.ws.Fsync(wctx(ctx), d.n.ino()))
+}

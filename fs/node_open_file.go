@@ -1,0 +1,111 @@
+package fs
+
+import (
+	"context"
+	"syscall"
+
+	gofs "github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+)
+
+// openFlags are the FOPEN flags of every open file. The page cache may survive close and
+// reopen (KEEP_CACHE): content changes only through this mount, and a reset invalidates it
+// explicitly. Nothing is buffered per handle, so close needs no FLUSH round trip.
+const openFlags = fuse.FOPEN_KEEP_CACHE | fuse.FOPEN_NOFLUSH
+
+// handle is an open file. It carries no state: reads and writes go to the inode. Its only
+// role is that the kernel sends RELEASE for it, which ends the workspace's Open.
+type handle struct{}
+
+// opened records that cn has one more open handle.
+func (f *fsys) opened(cn *node) {
+	f.mu.Lock()
+	f.open[cn]++
+	f.mu.Unlock()
+	f.hold(cn.ino())
+}
+
+// released records that cn has one handle less.
+func (f *fsys) released(ctx context.Context, cn *node) error {
+	f.mu.Lock()
+	if f.open[cn]--; f.open[cn] <= 0 {
+		delete(f.open, cn)
+	}
+	f.mu.Unlock()
+	return f.unhold(ctx, cn.ino())
+}
+
+// Open registers the handle with the workspace, so that an unlinked file keeps its content
+// until the last handle goes. O_TRUNC arrives here (atomic_o_trunc).
+func (n *node) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32, syscall.Errno) {
+	if flags&syscall.O_ACCMODE != syscall.O_RDONLY || flags&syscall.O_TRUNC != 0 {
+		if e := n.fs.writable(); e != 0 {
+			return nil, 0, e
+		}
+	}
+	if flags&syscall.O_TRUNC != 0 {
+		var zero uint64
+		in, err := n.fs.ws.GetAttr(wctx(ctx), n.ino())
+		if err != nil {
+			return nil, 0, n.fs.errno("open", err)
+		}
+		if in.IsRegular() && in.Size != 0 {
+			if _, err := n.fs.ws.SetAttr(wctx(ctx), n.ino(), setSize(&zero)); err != nil {
+				return nil, 0, n.fs.errno("open", err)
+			}
+		}
+	}
+	n.fs.opened(n)
+	return &handle{}, openFlags, 0
+}
+
+func (n *node) Release(ctx context.Context, f gofs.FileHandle) syscall.Errno {
+	return n.fs.errno("release", n.fs.released(wctx(ctx), n))
+}
+
+func (n *node) Flush(ctx context.Context, f gofs.FileHandle) syscall.Errno { return 0 }
+
+func (n *node) Read(ctx context.Context, f gofs.FileHandle, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
+	got, err := n.fs.ws.Read(wctx(ctx), n.ino(), off, dest)
+	if err != nil {
+		return nil, n.fs.errno("read", err)
+	}
+	return fuse.ReadResultData(dest[:got]), 0
+}
+
+func (n *node) Write(ctx context.Context, f gofs.FileHandle, data []byte, off int64) (uint32, syscall.Errno) {
+	if e := n.fs.writable(); e != 0 {
+		return 0, e
+	}
+	got, err := n.fs.ws.Write(wctx(ctx), n.ino(), off, data)
+	if err != nil {
+		return 0, n.fs.errno("write", err)
+	}
+	return uint32(got), 0
+}
+
+// Fsync makes the file durable; the workspace syncs the metadata written before it too.
+func (n *node) Fsync(ctx context.Context, f gofs.FileHandle, flags uint32) syscall.Errno {
+	return n.fs.errno("fsync", n.fs.ws.Fsync(wctx(ctx), n.ino()))
+}
+
+// Fallocate modes (linux/falloc.h).
+const fallocKeepSize = 1
+
+// Allocate supports mode 0 (extend the size; blocks are allocated lazily, as in a sparse
+// file) and FALLOC_FL_KEEP_SIZE (nothing to do). Other modes get EOPNOTSUPP.
+func (n *node) Allocate(ctx context.Context, f gofs.FileHandle, off uint64, size uint64, mode uint32) syscall.Errno {
+	if e := n.fs.writable(); e != 0 {
+		return e
+	}
+	switch mode {
+	case 0:
+		// An empty write at the end extends the size atomically, without shrinking a file
+		// that a concurrent write made longer.
+		_, err := n.fs.ws.Write(wctx(ctx), n.ino(), int64(off+size), nil)
+		return n.fs.errno("fallocate", err)
+	case fallocKeepSize:
+		return 0
+	}
+	return syscall.EOPNOTSUPP
+}

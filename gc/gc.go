@@ -1,0 +1,172 @@
+// Package gc collects the garbage of a repository (blocks no live version references),
+// checks its integrity (fsck) and accounts for the space each branch holds.
+//
+// A collection marks from a snapshot of the roots taken by branch.Engine.BeginGC, then
+// deletes the unmarked blocks through the store's GC window, which spares every block
+// written or retained while the collection runs (see branch/gc.go for why that is enough).
+// Writes, forks and checkpoints go on meanwhile. Blocks are deleted in batches; then the
+// block keyspace is compacted so that the repository shrinks on disk.
+package gc
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/agentfs/agentfs/branch"
+	"github.com/agentfs/agentfs/store"
+)
+
+// Phases reported through Options.Progress.
+const (
+	PhaseMark    = "mark"    // Done counts objects marked; Total is unknown (0)
+	PhaseSweep   = "sweep"   // Done of Total unreachable blocks deleted
+	PhaseCompact = "compact" // reclaiming disk space
+	PhaseCheck   = "check"   // fsck: Done objects verified
+)
+
+// Progress is a progress report.
+type Progress struct {
+	Phase       string
+	Done, Total int64
+}
+
+// Options configure Run.
+type Options struct {
+	DryRun    bool           // only count what would be reclaimed
+	Progress  func(Progress) // called from the collecting goroutine; nil = no reports
+	BatchSize int            // blocks deleted per batch; 0 = 4096
+}
+
+// Stats is what a collection found and did.
+type Stats struct {
+	Roots          int           `json:"roots"`
+	Reachable      int64         `json:"reachable_blocks"`
+	Blocks         int64         `json:"blocks"` // stored before the collection
+	Bytes          int64         `json:"bytes"`  // their stored (compressed) bytes
+	Garbage        int64         `json:"garbage_blocks"`
+	GarbageBytes   int64         `json:"garbage_bytes"`
+	Deleted        int64         `json:"deleted_blocks"` // 0 in a dry run
+	DeletedBytes   int64         `json:"deleted_bytes"`
+	Spared         int64         `json:"spared_blocks"` // unreachable, but written again during the run
+	CommitsDropped int           `json:"commits_dropped"`
+	DiskBefore     uint64        `json:"disk_before"` // bytes Pebble uses on disk
+	DiskAfter      uint64        `json:"disk_after"`
+	DryRun         bool          `json:"dry_run"`
+	Duration       time.Duration `json:"duration_ns"`
+}
+
+// runMu serialises collections and checks in this process (a store allows one GC window).
+var runMu sync.Mutex
+
+const progressEvery = 4096
+
+// Run collects the garbage of the repository behind e.
+func Run(ctx context.Context, e *branch.Engine, o Options) (Stats, error) {
+	runMu.Lock()
+	defer runMu.Unlock()
+	start := time.Now()
+	if o.BatchSize <= 0 {
+		o.BatchSize = 4096
+	}
+	report := func(p Progress) {
+		if o.Progress != nil {
+			o.Progress(p)
+		}
+	}
+	st := e.Store()
+	stats := Stats{DryRun: o.DryRun, DiskBefore: st.DiskUsage()}
+	w, snap, err := e.BeginGC()
+	if err != nil {
+		return stats, err
+	}
+	defer e.EndGC(w)
+	defer snap.Close()
+
+	// Mark everything reachable from the snapshot's roots.
+	roots, err := e.Roots(snap)
+	if err != nil {
+		return stats, err
+	}
+	stats.Roots = len(roots)
+	marked := map[store.ID]struct{}{}
+	walker := e.NewWalker(snap, nil)
+	walker.Enter = func(ob *branch.Object) bool {
+		if _, ok := marked[ob.ID]; ok {
+			return false
+		}
+		marked[ob.ID] = struct{}{}
+		if len(marked)%progressEvery == 0 {
+			report(Progress{Phase: PhaseMark, Done: int64(len(marked))})
+		}
+		return true
+	}
+	walker.Broken = func(ob *branch.Object, err error) error {
+		return fmt.Errorf("gc: %s of %s is unreadable (%v); nothing was deleted: run agentfs fsck", ob.Kind, ob.Root, err)
+	}
+	for _, r := range roots {
+		if err := walker.Walk(ctx, r); err != nil {
+			return stats, err
+		}
+	}
+	stats.Reachable = int64(len(marked))
+	report(Progress{Phase: PhaseMark, Done: stats.Reachable})
+
+	// Everything stored and not marked is garbage (blocks written after the snapshot are
+	// in the window, which Delete spares).
+	var garbage []store.ID
+	if err := st.Blocks(ctx, func(id store.ID, size int64) error {
+		stats.Blocks++
+		stats.Bytes += size
+		if _, ok := marked[id]; !ok {
+			garbage = append(garbage, id)
+			stats.Garbage++
+			stats.GarbageBytes += size
+		}
+		return nil
+	}); err != nil {
+		return stats, err
+	}
+	marked = nil
+	if o.DryRun {
+		stats.DiskAfter = stats.DiskBefore
+		stats.Duration = time.Since(start)
+		return stats, nil
+	}
+
+	// Sweep in batches.
+	for i := 0; i < len(garbage); i += o.BatchSize {
+		batch := garbage[i:min(i+o.BatchSize, len(garbage))]
+		n, b, err := w.Delete(ctx, batch)
+		stats.Deleted += int64(n)
+		stats.DeletedBytes += b
+		if err != nil {
+			return stats, fmt.Errorf("gc: delete: %w", err)
+		}
+		report(Progress{Phase: PhaseSweep, Done: int64(i + len(batch)), Total: int64(len(garbage))})
+	}
+	stats.Spared = stats.Garbage - stats.Deleted
+	// Drop the index entries of commits that are gone (also ones a crash left behind).
+	commits, err := e.CommitIndex(snap)
+	if err != nil {
+		return stats, err
+	}
+	if stats.CommitsDropped, err = e.ForgetCommits(ctx, commits); err != nil {
+		return stats, err
+	}
+	if err := st.Sync(); err != nil {
+		return stats, err
+	}
+	// Reclaim the space: compact the block keyspace so that the deleted values leave the
+	// sstables and the blob files that held only them are removed.
+	if stats.Deleted > 0 {
+		report(Progress{Phase: PhaseCompact})
+		if err := st.DB().Compact(ctx, []byte{'b'}, []byte{'b' + 1}, true); err != nil {
+			return stats, fmt.Errorf("gc: compact: %w", err)
+		}
+	}
+	stats.DiskAfter = st.DiskUsage()
+	stats.Duration = time.Since(start)
+	return stats, nil
+}
