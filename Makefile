@@ -1,7 +1,8 @@
 # agentfs: see README.md. Every target works on a fresh clone.
 GO       ?= go
 BIN      := bin/agentfs
-REPO     ?= $(CURDIR)/.agentfs
+# REPO: repository for `make run`; empty means the default ($AGENTFS_REPO, else ~/.agentfs).
+REPO     ?=
 MNT      ?= $(CURDIR)/mnt
 # Packages whose tests exercise concurrency run under the race detector.
 RACE_PKGS := ./store/... ./branch/... ./api/... ./gc/...
@@ -29,7 +30,7 @@ fmt:
 # The main job: serve branch main of the default repository at ./mnt until Ctrl-C.
 run: build
 	mkdir -p $(MNT)
-	$(BIN) --repo $(REPO) serve --init --mount main:$(MNT)
+	$(BIN) $(if $(REPO),--repo $(REPO)) serve --init --mount main:$(MNT)
 
 bench: build
 	$(GO) run ./bench/cmd/agentfs-bench -bin $(BIN)
