@@ -106,26 +106,29 @@ func (e *Engine) retainCommit(ctx context.Context, id store.ID) error {
 	return e.retainTree(ctx, id)
 }
 
-// retainTree Retains every tree node and data block of commit id, so that a running
-// collection spares them; it fails if one is already gone.
+// retainTree Retains everything a collection would mark from commit id (its tree, its
+// history and the trees of unpruned ancestors, stopping at commits that are roots in the
+// collection's snapshot, which it marks itself), so that a running collection spares them.
+// It fails if a block is already gone. Its cost follows what only id reaches.
 func (e *Engine) retainTree(ctx context.Context, id store.ID) error {
-	c, err := e.ReadCommit(ctx, id)
-	if err != nil {
-		return err
-	}
+	e.gc.mu.Lock()
+	roots := e.gc.roots // not modified while the window is open
+	e.gc.mu.Unlock()
 	w := e.NewWalker(e.db, nil)
+	seen := map[store.ID]bool{}
 	var first error
 	w.Enter = func(o *Object) bool {
-		if first != nil {
+		if first != nil || seen[o.ID] || o.Kind == ObjCommit && o.ID != id && roots[o.ID] {
 			return false
 		}
+		seen[o.ID] = true
 		if err := e.st.Retain(ctx, o.ID); err != nil {
 			first = fmt.Errorf("checkpoint %s is being garbage collected (%s %s: %w)", id, o.Kind, o.ID, err)
 			return false
 		}
 		return true
 	}
-	if err := w.tree(ctx, c.Root, id); err != nil {
+	if err := w.Walk(ctx, Root{Kind: RootPin, Commit: id}); err != nil {
 		return err
 	}
 	return first

@@ -135,7 +135,8 @@ func (e *Engine) merge(ctx context.Context, src string, dws *Workspace, o MergeO
 		return nil, nil, err
 	}
 	m := &merger{e: e, ctx: ctx, strategy: o.Strategy,
-		base: newView(e, baseRoot), ours: newView(e, oursRoot), theirs: newView(e, sc.Root), muts: map[string]*tree.Mutation{}, oursWon: map[uint64]bool{}}
+		base: newView(e, baseRoot), ours: newView(e, oursRoot), theirs: newView(e, sc.Root), muts: map[string]*tree.Mutation{}, oursWon: map[uint64]bool{},
+		handled: map[uint64]bool{}, handledKey: map[string]bool{}}
 	if err := m.run(); err != nil {
 		return nil, nil, err
 	}
@@ -277,6 +278,8 @@ type merger struct {
 	muts               map[string]*tree.Mutation
 	conflicts          []Conflict
 	oursWon            map[uint64]bool // conflicted inodes resolved with ours' side
+	handled            map[uint64]bool // inodes of theirs already merged by mergeReplaced
+	handledKey         map[string]bool // dirents of theirs already merged by mergeReplaced
 }
 
 func (m *merger) set(key string, v []byte, present bool) {
@@ -316,12 +319,21 @@ func (m *merger) run() error {
 		inos = append(inos, ino)
 	}
 	sort.Slice(inos, func(i, j int) bool { return inos[i] < inos[j] })
+	if err := m.mergeReplaced(); err != nil {
+		return err
+	}
 	for _, ino := range inos {
+		if m.handled[ino] {
+			continue
+		}
 		if err := m.mergeInode(ino); err != nil {
 			return err
 		}
 	}
 	for _, k := range m.b.dirent {
+		if m.handledKey[k] {
+			continue
+		}
 		if err := m.mergeDirent(k); err != nil {
 			return err
 		}
@@ -519,22 +531,159 @@ func (m *merger) mergeContent(ino uint64, o, a, b *Inode, merged *Inode, ka, kb 
 		return nil, errContentConflict
 	}
 	merged.Mtime = max(a.Mtime, b.Mtime)
-	merged.Size = uint64(len(result))
-	// Ours' blocks are replaced: delete them all, then set the merged ones.
-	if err := m.ours.scan(m.ctx, blockPrefix(ino), prefixEnd(blockPrefix(ino)), func(k, v []byte) error {
+	return m.contentMutations(merged, result)
+}
+
+// replacements maps, for one side, every regular file that a rename-over replaced (sed -i,
+// editors that save through a temporary file, git checkout) to its replacement, with the
+// dirent key where that happened.
+func (m *merger) replacements(d *sideDiff) map[uint64][2]any {
+	out := map[uint64][2]any{}
+	for _, k := range d.dirent {
+		c := d.keys[k]
+		x, tx, ok1 := decodeDirent(c.old)
+		y, ty, ok2 := decodeDirent(c.new)
+		if ok1 && ok2 && x != y && tx == 0o100000 && ty == 0o100000 {
+			out[x] = [2]any{y, k}
+		}
+	}
+	return out
+}
+
+// mergeReplaced merges a file one side replaced by renaming a new file over it while the
+// other side edited it (or replaced it too), as an edit of the same path: the content merges
+// three-way into ours' inode and theirs' replacement is dropped.
+func (m *merger) mergeReplaced() error {
+	repA, repB := m.replacements(m.a), m.replacements(m.b)
+	for x, rb := range repB {
+		oursIno, theirsIno, key := x, rb[0].(uint64), rb[1].(string)
+		_, inA := m.a.keys[string(inodeKey(x))]
+		ra, replacedA := repA[x]
+		switch {
+		case replacedA:
+			oursIno = ra[0].(uint64)
+		case !inA:
+			continue // ours left the file alone: theirs' replacement applies as it is
+		case !m.a.keys[string(inodeKey(x))].hasNew:
+			continue // ours deleted it: modify/delete, found by mergeInode
+		}
+		m.handled[x], m.handled[theirsIno], m.handledKey[key] = true, true, true
+		if err := m.mergeFile(x, oursIno, m.theirs, theirsIno, key); err != nil {
+			return err
+		}
+	}
+	for x, ra := range repA {
+		if _, ok := repB[x]; ok {
+			continue
+		}
+		cb, inB := m.b.keys[string(inodeKey(x))]
+		if !inB || !cb.hasNew {
+			continue // theirs left it alone or deleted it too
+		}
+		m.handled[x] = true
+		if err := m.mergeFile(x, ra[0].(uint64), m.theirs, x, ra[1].(string)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// mergeFile merges the content of base inode x, ours' inode oursIno and theirs' inode
+// theirsIno into oursIno. On a conflict, theirs' side wins only with StrategyTheirs.
+func (m *merger) mergeFile(x, oursIno uint64, theirs *Workspace, theirsIno uint64, key string) error {
+	read := func(ws *Workspace, ino uint64) (*Inode, []byte, error) {
+		n, err := ws.inode(m.ctx, ino)
+		if err != nil {
+			return nil, nil, err
+		}
+		if n.Size > 64<<20 {
+			return n, nil, nil
+		}
+		buf := make([]byte, n.Size)
+		_, err = ws.Read(m.ctx, ino, 0, buf)
+		return n, buf, err
+	}
+	o, ob, err := read(m.base, x)
+	if err != nil {
+		return err
+	}
+	a, ab, err := read(m.ours, oursIno)
+	if err != nil {
+		return err
+	}
+	b, bb, err := read(theirs, theirsIno)
+	if err != nil {
+		return err
+	}
+	merged, ok := []byte(nil), false
+	if ob != nil && ab != nil && bb != nil && diff3.IsText(ob) && diff3.IsText(ab) && diff3.IsText(bb) {
+		merged, ok = diff3.Merge(ob, ab, bb)
+	}
+	mode, modeOK := a.Mode, true
+	switch {
+	case b.Mode == o.Mode || b.Mode == a.Mode:
+	case a.Mode == o.Mode:
+		mode = b.Mode
+	default:
+		modeOK = false
+	}
+	if !ok || !modeOK {
+		kind := ConflictBothModified
+		if ok {
+			kind = ConflictMode
+		}
+		m.conflict(m.direntPath(key), kind)
+		if m.strategy == StrategyTheirs {
+			m.takeTheirsFile(x, oursIno, theirsIno, key)
+		}
+		return nil
+	}
+	n := *a
+	n.Mode = mode
+	n.Mtime = max(a.Mtime, b.Mtime)
+	muts, err := m.contentMutations(&n, merged)
+	if err != nil {
+		return err
+	}
+	for k, mu := range muts {
+		m.muts[k] = mu
+	}
+	m.set(string(inodeKey(n.Ino)), encodeInode(&n), true)
+	return nil
+}
+
+// takeTheirsFile makes the name at key theirs' file again after a conflict between an
+// edit and a replacement: theirs' keys of the base inode x and of its replacement, its
+// name, and none of ours' replacement.
+func (m *merger) takeTheirsFile(x, oursIno, theirsIno uint64, key string) {
+	m.takeTheirs(m.b.byIno[x])
+	if theirsIno != x {
+		m.takeTheirs(m.b.byIno[theirsIno])
+	}
+	m.takeTheirs([]string{key})
+	if oursIno != x {
+		m.dropNew(encodeDirent(oursIno, 0), m.a, func(string) {})
+	}
+}
+
+// contentMutations sets n's content to data in the merge result: inline when small, else
+// blocks, replacing every block ours had.
+func (m *merger) contentMutations(n *Inode, data []byte) (map[string]*tree.Mutation, error) {
+	out := map[string]*tree.Mutation{}
+	if err := m.ours.scan(m.ctx, blockPrefix(n.Ino), prefixEnd(blockPrefix(n.Ino)), func(k, v []byte) error {
 		out[string(k)] = &tree.Mutation{Key: bytes.Clone(k), Delete: true}
 		return nil
 	}); err != nil {
 		return nil, err
 	}
-	if len(result) <= InlineMax {
-		merged.Inline, merged.Data = true, result
+	n.Size = uint64(len(data))
+	if len(data) <= InlineMax {
+		n.Inline, n.Data = true, data
 		return out, nil
 	}
-	merged.Inline, merged.Data = false, nil
-	for index := 0; index*BlockSize < len(result); index++ {
-		chunk := result[index*BlockSize : min(len(result), (index+1)*BlockSize)]
-		k := string(blockKey(ino, uint64(index)))
+	n.Inline, n.Data = false, nil
+	for index := 0; index*BlockSize < len(data); index++ {
+		chunk := data[index*BlockSize : min(len(data), (index+1)*BlockSize)]
 		if isZero(chunk) {
 			continue // a hole: the delete above stands
 		}
@@ -542,6 +691,7 @@ func (m *merger) mergeContent(ino uint64, o, a, b *Inode, merged *Inode, ka, kb 
 		if err != nil {
 			return nil, err
 		}
+		k := string(blockKey(n.Ino, uint64(index)))
 		out[k] = &tree.Mutation{Key: []byte(k), Value: id[:]}
 	}
 	return out, nil

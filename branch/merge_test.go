@@ -112,7 +112,7 @@ func TestMergeCombinesIndependentChanges(t *testing.T) {
 	}
 	want := map[string]string{
 		"a.txt": "a changed by main", "b.txt": "b changed by agent", "dir/ours": "o", "dir/theirs": "t", "kept": "k",
-		"renamed.txt": "edited by main",
+		"renamed.txt":  "edited by main",
 		"dir/text.txt": strings.Replace(strings.Replace(text, "line 1 base", "line 1 main", 1), "line 38 base", "line 38 agent", 1),
 	}
 	for p, c := range want {
@@ -458,4 +458,68 @@ func refMerge(base, ours, theirs map[int]mfileState) (map[int]mfileState, string
 		out[id] = m
 	}
 	return out, ""
+}
+
+// replace writes a new file and renames it over p, as sed -i and many editors do.
+func replace(t *testing.T, ws *Workspace, p, content string) {
+	t.Helper()
+	ctx := context.Background()
+	parent, name, _, err := resolve(ctx, ws, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, ws, parent, name+".tmp", []byte(content))
+	if err := ws.Rename(ctx, parent, name+".tmp", parent, name, 0); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A file edited in place on one side and replaced by rename on the other merges as two edits
+// of one path.
+func TestMergeReplacedFiles(t *testing.T) {
+	ctx := context.Background()
+	text := lines(10, "base")
+	edit := func(line int, tag string) string {
+		return strings.Replace(text, fmt.Sprintf("line %d base", line), fmt.Sprintf("line %d %s", line, tag), 1)
+	}
+	both := strings.Replace(edit(1, "main"), "line 8 base", "line 8 agent", 1)
+	cases := []struct {
+		name         string
+		ours, theirs func(ws *Workspace, content string)
+	}{
+		{"in place vs replaced", func(ws *Workspace, c string) { put(t, ws, "f.txt", c) }, func(ws *Workspace, c string) { replace(t, ws, "f.txt", c) }},
+		{"replaced vs in place", func(ws *Workspace, c string) { replace(t, ws, "f.txt", c) }, func(ws *Workspace, c string) { put(t, ws, "f.txt", c) }},
+		{"both replaced", func(ws *Workspace, c string) { replace(t, ws, "f.txt", c) }, func(ws *Workspace, c string) { replace(t, ws, "f.txt", c) }},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			e, ws := setup(t, map[string]string{"f.txt": text}, "agent")
+			c.ours(ws["main"], edit(1, "main"))
+			c.theirs(ws["agent"], edit(8, "agent"))
+			if res, err := e.Merge(ctx, "agent", "main", MergeOptions{}); err != nil {
+				t.Fatalf("merge: %v %v", err, res.Conflicts)
+			}
+			if got, _ := fileAt(t, ws["main"], "f.txt"); got != both {
+				t.Fatalf("f.txt =\n%s\nwant\n%s", got, both)
+			}
+			if d := dump(t, ws["main"]); strings.Count(d, "\n") != 1 {
+				t.Fatalf("stray files after merge:\n%s", d)
+			}
+		})
+		t.Run(c.name+" conflict", func(t *testing.T) {
+			e, ws := setup(t, map[string]string{"f.txt": text}, "agent")
+			c.ours(ws["main"], edit(4, "main"))
+			c.theirs(ws["agent"], edit(4, "agent"))
+			res, err := e.Merge(ctx, "agent", "main", MergeOptions{})
+			if !errors.Is(err, ErrConflict) || len(res.Conflicts) != 1 || res.Conflicts[0].Path != "f.txt" {
+				t.Fatalf("merge: %v %v, want one conflict at f.txt", err, res)
+			}
+			if _, err := e.Merge(ctx, "agent", "main", MergeOptions{Strategy: StrategyTheirs}); err != nil {
+				t.Fatal(err)
+			}
+			if got, want := dump(t, ws["main"]), dump(t, ws["agent"]); got != want {
+				t.Fatalf("theirs: got\n%s\nwant\n%s", got, want)
+			}
+		})
+	}
 }

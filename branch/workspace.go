@@ -183,7 +183,7 @@ func (t *txn) del(k []byte) error {
 }
 
 func (t *txn) commit(sync bool) error {
-	defer t.b.Close()
+	defer t.abort()
 	opt := pebble.NoSync
 	if sync {
 		opt = pebble.Sync
@@ -191,7 +191,14 @@ func (t *txn) commit(sync bool) error {
 	return t.b.Commit(opt)
 }
 
-func (t *txn) abort() { t.b.Close() }
+// abort is idempotent: operations defer it after commit, and a Batch closed twice goes back
+// to Pebble's pool twice, to be handed to two concurrent transactions.
+func (t *txn) abort() {
+	if t.b != nil {
+		t.b.Close()
+		t.b = nil
+	}
+}
 
 func (t *txn) inode(ctx context.Context, ino uint64) (*Inode, error) {
 	v, ok, err := t.get(ctx, inodeKey(ino))
