@@ -6,6 +6,8 @@ REPO     ?=
 MNT      ?= $(CURDIR)/mnt
 # Packages whose tests exercise concurrency run under the race detector.
 RACE_PKGS := ./store/... ./branch/... ./api/... ./gc/...
+# The whole fs suite takes minutes under -race; these are its concurrent tests.
+RACE_FS_TESTS := TestManyBranchesConcurrent|TestRollbackWhileMounted|TestForkWhileMounted
 
 .PHONY: all build test test-race lint run bench bench-quick crash clean fmt
 
@@ -18,6 +20,7 @@ build:
 test:
 	$(GO) test -count=1 -timeout 30m ./...
 	$(GO) test -race -count=1 -timeout 30m $(RACE_PKGS)
+	$(GO) test -race -count=1 -timeout 30m -run '$(RACE_FS_TESTS)' ./fs/
 
 lint:
 	@test -z "$$(gofmt -l . | tee /dev/stderr)" || (echo "gofmt: files above need formatting" && exit 1)
@@ -32,11 +35,12 @@ run: build
 	mkdir -p $(MNT)
 	$(BIN) $(if $(REPO),--repo $(REPO)) serve --init --mount main:$(MNT)
 
+# BENCH_FLAGS: e.g. "--json bench.json --compare /mnt/other" (see bench/cmd/agentfs-bench).
 bench: build
-	$(GO) run ./bench/cmd/agentfs-bench -bin $(BIN)
+	$(GO) run ./bench/cmd/agentfs-bench -bin $(BIN) $(BENCH_FLAGS)
 
 bench-quick: build
-	$(GO) run ./bench/cmd/agentfs-bench -bin $(BIN) -quick
+	$(GO) run ./bench/cmd/agentfs-bench -bin $(BIN) -quick $(BENCH_FLAGS)
 
 # Long crash test for releases: 1,000 kill -9 of a daemon under fsyncing writers.
 crash: build
