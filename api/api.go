@@ -13,7 +13,9 @@ import (
 	"time"
 
 	"github.com/agentfs/agentfs/branch"
+	"github.com/agentfs/agentfs/gc"
 	"github.com/agentfs/agentfs/internal/transfer"
+	"github.com/agentfs/agentfs/remote"
 )
 
 // Service is everything the CLI can ask of a repository.
@@ -32,7 +34,17 @@ type Service interface {
 	Mount(ctx context.Context, ref, dir string, readOnly bool) (MountInfo, error)
 	Unmount(ctx context.Context, dir string) error
 	Mounts(ctx context.Context) ([]MountInfo, error)
+	// Remotes (api/remote.go): object storage push/pull.
+	RemoteAdd(ctx context.Context, name, url string) (remote.Remote, error)
+	RemoteRemove(ctx context.Context, name string) error
+	RemoteList(ctx context.Context) ([]remote.Remote, error)
+	Push(ctx context.Context, remoteName, branch string) (remote.PushResult, error)
+	Pull(ctx context.Context, remoteName, branch string, o remote.PullOptions) (remote.PullResult, error)
+	RemoteProgress(ctx context.Context) ([]remote.Progress, error)
 	Merge(ctx context.Context, r MergeRequest) (MergeResult, error)
+	GC(ctx context.Context, o GCOptions) (gc.Stats, error)
+	Fsck(ctx context.Context, o FsckOptions) (*gc.Report, error)
+	PruneCheckpoints(ctx context.Context, branch string, keepLast int, keepWithin time.Duration) (PruneResult, error)
 }
 
 // BranchInfo describes a branch.
@@ -42,6 +54,10 @@ type BranchInfo struct {
 	Created time.Time `json:"created"`
 	Changed bool      `json:"changed"` // has changes since Base
 	Mounted string    `json:"mounted,omitempty"`
+	// Stored bytes the branch references together with other versions, and the bytes only
+	// it references (what deleting it and running gc frees).
+	SharedBytes    int64 `json:"shared_bytes"`
+	ExclusiveBytes int64 `json:"exclusive_bytes"`
 }
 
 // CheckpointInfo describes a checkpoint.

@@ -12,6 +12,7 @@ import (
 
 	"github.com/agentfs/agentfs/branch"
 	"github.com/agentfs/agentfs/internal/transfer"
+	"github.com/agentfs/agentfs/remote"
 	"github.com/agentfs/agentfs/store"
 )
 
@@ -19,6 +20,8 @@ import (
 type Local struct {
 	Engine  *branch.Engine
 	Mounter *MountTable // nil when no daemon runs: mounting then needs one
+	// Remotes runs push and pull (api/remote.go); nil: remote calls fail.
+	Remotes *remote.Manager
 }
 
 var _ Service = (*Local)(nil)
@@ -52,7 +55,7 @@ func (l *Local) Branches(ctx context.Context) ([]BranchInfo, error) {
 		}
 		out = append(out, info)
 	}
-	return out, nil
+	return out, l.branchSpace(ctx, out)
 }
 
 func (l *Local) CreateBranch(ctx context.Context, name, from string) (BranchInfo, error) {

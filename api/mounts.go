@@ -43,36 +43,12 @@ func (t *MountTable) DirOf(br string) string {
 	return ""
 }
 
-// checkMountPoint explains, in one line, why dir cannot be mounted on.
-func checkMountPoint(dir string) error {
-	fi, err := os.Stat(dir)
-	if errors.Is(err, syscall.ENOTCONN) {
-		// A mount left behind by a daemon that died (kill -9, OOM): nobody can use it, so
-		// detach it instead of asking the user to.
-		if uerr := syscall.Unmount(dir, syscall.MNT_DETACH); uerr == nil {
-			fi, err = os.Stat(dir)
-		}
-	}
-	if errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("mount point %s does not exist; create it first: mkdir -p %s", dir, dir)
-	}
-	if err != nil {
-		return fmt.Errorf("mount point %s: %w", dir, err)
-	}
-	if !fi.IsDir() {
-		return fmt.Errorf("mount point %s is not a directory", dir)
-	}
-	if pfi, err := os.Stat(filepath.Dir(dir)); err == nil && dir != "/" {
-		if fi.Sys().(*syscall.Stat_t).Dev != pfi.Sys().(*syscall.Stat_t).Dev {
-			return fmt.Errorf("%s is already a mount point; unmount it first (umount %s)", dir, dir)
-		}
-	}
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return fmt.Errorf("mount point %s: %w", dir, err)
-	}
-	if len(entries) > 0 {
-		return fmt.Errorf("mount point %s is not empty; mount on an empty directory", dir)
+// prepareMountPoint detaches a mount left at dir by a daemon that died (kill -9, OOM):
+// nobody can use it, so it is cleared instead of asking the user to. fs.Mount checks the
+// rest (exists, empty, not a mount point).
+func prepareMountPoint(dir string) error {
+	if _, err := os.Stat(dir); errors.Is(err, syscall.ENOTCONN) {
+		syscall.Unmount(dir, syscall.MNT_DETACH)
 	}
 	if _, err := os.Stat("/dev/fuse"); err != nil {
 		return fmt.Errorf("FUSE is not available (/dev/fuse is missing): load the fuse kernel module, or give the container --device /dev/fuse --cap-add SYS_ADMIN")
@@ -111,13 +87,13 @@ func (t *MountTable) Mount(ctx context.Context, e *branch.Engine, ref, dir strin
 			}
 		}
 	}
-	if err := checkMountPoint(abs); err != nil {
+	if err := prepareMountPoint(abs); err != nil {
 		return MountInfo{}, err
 	}
 	name := "agentfs:" + info.Ref
 	m, err := fs.Mount(ws, abs, fs.Options{ReadOnly: info.ReadOnly, FsName: name, StatfsPath: t.RepoDir, Logger: t.Logger})
 	if err != nil {
-		return MountInfo{}, fmt.Errorf("mount %s at %s: %w", info.Ref, abs, err)
+		return MountInfo{}, err
 	}
 	if r.Branch != "" {
 		e.SetBusy(r.Branch, "mounted at "+abs)

@@ -24,6 +24,9 @@ type Request struct {
 	Dir      string `json:"dir,omitempty"`
 	Message  string `json:"message,omitempty"`
 	ReadOnly bool   `json:"read_only,omitempty"`
+	URL      string `json:"url,omitempty"`      // remote.add
+	Full     bool   `json:"full,omitempty"`     // pull: fetch file contents too
+	NoMerge  bool   `json:"no_merge,omitempty"` // pull: fail instead of merging
 
 	Merge *MergeRequest `json:"merge,omitempty"`
 }
@@ -85,6 +88,20 @@ var calls = map[string]call{
 		return struct{}{}, s.Unmount(ctx, r.Dir)
 	},
 	"mounts": func(ctx context.Context, s Service, r Request) (any, error) { return s.Mounts(ctx) },
+
+	// remotes (api/remote.go)
+	"remote.add":      callRemoteAdd,
+	"remote.remove":   callRemoteRm,
+	"remote.list":     callRemoteList,
+	"push":            callPush,
+	"pull":            callPull,
+	"remote.progress": callRemoteProgress,
+
+	"gc": func(ctx context.Context, s Service, r Request) (any, error) {
+		return s.GC(ctx, GCOptions{DryRun: r.ReadOnly})
+	},
+	"fsck":             func(ctx context.Context, s Service, r Request) (any, error) { return s.Fsck(ctx, FsckOptions{}) },
+	"checkpoint.prune": pruneCall,
 }
 
 // Handler serves s over HTTP: POST /v1/CALL with a JSON Request body; the reply is the

@@ -135,6 +135,9 @@ func checkMountPoint(dir string) error {
 		if errors.Is(err, syscall.ENOTCONN) {
 			return fmt.Errorf("mount point %s: a stale FUSE mount is there (unmount it with `fusermount3 -u %s`): %w", dir, dir, err)
 		}
+		if errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("mount point %s does not exist; create it first: mkdir -p %s", dir, dir)
+		}
 		return fmt.Errorf("mount point %s: %w", dir, err)
 	}
 	if !st.IsDir() {
@@ -143,7 +146,7 @@ func checkMountPoint(dir string) error {
 	var self, parent syscall.Stat_t
 	if err := syscall.Stat(dir, &self); err == nil && syscall.Stat(filepath.Dir(dir), &parent) == nil &&
 		dir != "/" && self.Dev != parent.Dev {
-		return fmt.Errorf("mount point %s is busy: something is already mounted there", dir)
+		return fmt.Errorf("mount point %s is busy: something is already mounted there; unmount it first", dir)
 	}
 	d, err := os.Open(dir)
 	if err != nil {

@@ -51,8 +51,10 @@ type Stats struct {
 	DeletedBytes   int64         `json:"deleted_bytes"`
 	Spared         int64         `json:"spared_blocks"` // unreachable, but written again during the run
 	CommitsDropped int           `json:"commits_dropped"`
-	DiskBefore     uint64        `json:"disk_before"` // bytes Pebble uses on disk
+	DiskBefore     uint64        `json:"disk_before"` // bytes Pebble uses on disk, WAL included
 	DiskAfter      uint64        `json:"disk_after"`
+	DataBefore     uint64        `json:"data_before"` // live sstables and blob files (see DataOnDisk)
+	DataAfter      uint64        `json:"data_after"`
 	DryRun         bool          `json:"dry_run"`
 	Duration       time.Duration `json:"duration_ns"`
 }
@@ -76,13 +78,26 @@ func Run(ctx context.Context, e *branch.Engine, o Options) (Stats, error) {
 		}
 	}
 	st := e.Store()
-	stats := Stats{DryRun: o.DryRun, DiskBefore: st.DiskUsage()}
+	if !o.DryRun {
+		// Flush the memtable so that before and after measure the same thing.
+		if err := st.DB().Flush(); err != nil {
+			return Stats{}, fmt.Errorf("gc: flush: %w", err)
+		}
+	}
+	stats := Stats{DryRun: o.DryRun, DiskBefore: DiskUsage(st), DataBefore: DataOnDisk(st)}
 	w, snap, err := e.BeginGC()
 	if err != nil {
 		return stats, err
 	}
-	defer e.EndGC(w)
-	defer snap.Close()
+	ended := false
+	end := func() {
+		if !ended {
+			ended = true
+			snap.Close()
+			e.EndGC(w)
+		}
+	}
+	defer end()
 
 	// Mark everything reachable from the snapshot's roots.
 	roots, err := e.Roots(snap)
@@ -130,7 +145,7 @@ func Run(ctx context.Context, e *branch.Engine, o Options) (Stats, error) {
 	}
 	marked = nil
 	if o.DryRun {
-		stats.DiskAfter = stats.DiskBefore
+		stats.DiskAfter, stats.DataAfter = stats.DiskBefore, stats.DataBefore
 		stats.Duration = time.Since(start)
 		return stats, nil
 	}
@@ -158,6 +173,8 @@ func Run(ctx context.Context, e *branch.Engine, o Options) (Stats, error) {
 	if err := st.Sync(); err != nil {
 		return stats, err
 	}
+	// The snapshot would keep the deleted values alive through compaction: end first.
+	end()
 	// Reclaim the space: compact the block keyspace so that the deleted values leave the
 	// sstables and the blob files that held only them are removed.
 	if stats.Deleted > 0 {
@@ -166,7 +183,27 @@ func Run(ctx context.Context, e *branch.Engine, o Options) (Stats, error) {
 			return stats, fmt.Errorf("gc: compact: %w", err)
 		}
 	}
-	stats.DiskAfter = st.DiskUsage()
+	stats.DiskAfter, stats.DataAfter = DiskUsage(st), DataOnDisk(st)
 	stats.Duration = time.Since(start)
 	return stats, nil
+}
+
+// DiskUsage returns the bytes the repository's database uses on disk: WAL, sstables, blob
+// files (where value separation keeps the blocks), manifest. Pebble's own DiskSpaceUsage
+// (and so store.DiskUsage) leaves the blob files out in this Pebble version, i.e. almost
+// all of the data.
+func DiskUsage(st *store.Store) uint64 {
+	m := st.DB().Metrics()
+	b := m.BlobFiles
+	return m.DiskSpaceUsage() - b.Local.LiveSize - b.Local.ObsoleteSize - b.Local.ZombieSize +
+		b.LiveSize + b.ObsoleteSize + b.ZombieSize
+}
+
+// DataOnDisk returns the bytes of the live sstables and blob files: the repository's data
+// at rest once Pebble has removed obsolete files (it does so in the background after a
+// compaction). It leaves out the WAL, which Pebble keeps (and recycles) in proportion to
+// the memtable size (64 MiB), not to the data.
+func DataOnDisk(st *store.Store) uint64 {
+	m := st.DB().Metrics()
+	return m.Table.Local.LiveSize + m.BlobFiles.LiveSize
 }

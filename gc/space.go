@@ -36,7 +36,7 @@ func Space(ctx context.Context, e *branch.Engine) (map[string]BranchSpace, error
 		}
 		groups[r.Branch] = append(groups[r.Branch], r)
 	}
-	uses := map[store.ID]int32{} // how many groups reach each block
+	uses := map[store.ID]int32{}            // how many groups reach each block
 	reach := make([][]store.ID, len(names)) // per group: the blocks it reaches
 	for gi, name := range names {
 		seen := map[store.ID]struct{}{}

@@ -34,7 +34,7 @@ func connect() (svc api.Service, close func() error, err error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	return &api.Local{Engine: r.Engine}, r.Close, nil
+	return &api.Local{Engine: r.Engine, Remotes: r.Remotes}, r.Close, nil
 }
 
 // run connects, runs fn, and closes the repository, reporting the first error.
@@ -160,9 +160,9 @@ func branchCmd() *cobra.Command {
 					return printJSON(bs)
 				}
 				w := table()
-				fmt.Fprintln(w, "BRANCH\tBASE\tCHANGED\tMOUNTED")
+				fmt.Fprintln(w, "BRANCH\tBASE\tCHANGED\tSHARED\tEXCLUSIVE\tMOUNTED")
 				for _, b := range bs {
-					fmt.Fprintf(w, "%s\t%s\t%v\t%s\n", b.Name, short(b.Base), b.Changed, b.Mounted)
+					fmt.Fprintf(w, "%s\t%s\t%v\t%s\t%s\t%s\n", b.Name, short(b.Base), b.Changed, mib(b.SharedBytes), mib(b.ExclusiveBytes), b.Mounted)
 				}
 				return w.Flush()
 			})

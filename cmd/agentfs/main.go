@@ -59,7 +59,10 @@ func newRootCmd() *cobra.Command {
 		initCmd(), importCmd(), exportCmd(), branchCmd(), forkCmd(), checkpointCmd(),
 		rollbackCmd(), diffCmd(), logCmd(), lsCmd(), catCmd(),
 		mountCmd(), unmountCmd(), mountsCmd(), serveCmd(), mergeCmd(),
+		gcCmd(), fsckCmd(),
+		remoteCmd(), pushCmd(), pullCmd(), cloneCmd(),
 	)
+	addPruneCmd(root) // checkpoint prune (gc_cmd.go)
 	// Unknown subcommands are usage errors too.
 	root.Args = func(c *cobra.Command, args []string) error {
 		if len(args) > 0 {

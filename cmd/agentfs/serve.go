@@ -54,7 +54,7 @@ func serve(dir string, mounts []string, initIfMissing bool) error {
 		return err
 	}
 	table := &api.MountTable{RepoDir: dir, Logger: logger}
-	svc := &api.Local{Engine: r.Engine, Mounter: table}
+	svc := &api.Local{Engine: r.Engine, Mounter: table, Remotes: r.Remotes}
 	os.Remove(sock) // stale: nobody answered on it above, and we hold the repository lock
 	ln, err := net.Listen("unix", sock)
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/agentfs/agentfs/branch"
+	"github.com/agentfs/agentfs/remote"
 	"github.com/agentfs/agentfs/store"
 )
 
@@ -52,6 +53,8 @@ type Repo struct {
 	Dir    string
 	Store  *store.Store
 	Engine *branch.Engine
+	// Remotes runs push/pull/clone and fetches blocks missing locally (lazy clones).
+	Remotes *remote.Manager
 }
 
 // Init creates a repository at dir with an empty branch "main".
@@ -113,13 +116,15 @@ func open(dir string, readOnly bool) (*Repo, error) {
 		st.Close()
 		return nil, err
 	}
-	return &Repo{Dir: dir, Store: st, Engine: e}, nil
+	rm := remote.New(e, remote.Options{Logger: log.New(os.Stderr, "agentfs: ", 0)})
+	return &Repo{Dir: dir, Store: st, Engine: e, Remotes: rm}, nil
 }
 
 // Close flushes buffered data and closes the repository.
 func (r *Repo) Close() error {
 	ferr := r.Engine.Flush(context.Background())
-	return errors.Join(ferr, r.Store.Close())
+	rerr := r.Remotes.Close()
+	return errors.Join(ferr, rerr, r.Store.Close())
 }
 
 func writeFileSync(name string, data []byte) error {
