@@ -51,7 +51,7 @@ func decodeCommit(b []byte) (*Commit, error) {
 	copy(c.Root[:], b[2:34])
 	p := b[34:]
 	n, k := binary.Uvarint(p)
-	if k <= 0 || n > uint64(len(p)/32) {
+	if k <= 0 || n > uint64(len(p[k:])/32) {
 		return nil, errBadCommit
 	}
 	p = p[k:]
