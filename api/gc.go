@@ -1,0 +1,87 @@
+package api
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/agentfs/agentfs/gc"
+)
+
+// GCOptions configure a collection. Progress is only called when the repository is open
+// in this process (Local); over the socket the reply comes at the end.
+type GCOptions struct {
+	DryRun   bool              `json:"dry_run"`
+	Progress func(gc.Progress) `json:"-"`
+}
+
+// FsckOptions configure a check.
+type FsckOptions struct {
+	Progress func(gc.Progress) `json:"-"`
+}
+
+// PruneResult lists the checkpoints a prune marked.
+type PruneResult struct {
+	Pruned []string `json:"pruned"`
+}
+
+// On the wire (Request fields reused, see calls in server.go):
+//
+//	gc:               ReadOnly = dry run
+//	fsck:             no arguments
+//	checkpoint.prune: Branch, Name = keep-last (decimal), Message = keep-within (Go duration)
+
+func (l *Local) GC(ctx context.Context, o GCOptions) (gc.Stats, error) {
+	return gc.Run(ctx, l.Engine, gc.Options{DryRun: o.DryRun, Progress: o.Progress})
+}
+
+func (l *Local) Fsck(ctx context.Context, o FsckOptions) (*gc.Report, error) {
+	return gc.Check(ctx, l.Engine, gc.CheckOptions{Progress: o.Progress})
+}
+
+func (l *Local) PruneCheckpoints(ctx context.Context, br string, keepLast int, keepWithin time.Duration) (PruneResult, error) {
+	ids, err := l.Engine.PruneCheckpoints(ctx, br, keepLast, keepWithin)
+	out := PruneResult{Pruned: make([]string, 0, len(ids))}
+	for _, id := range ids {
+		out.Pruned = append(out.Pruned, id.String())
+	}
+	return out, err
+}
+
+func (c *Client) GC(ctx context.Context, o GCOptions) (gc.Stats, error) {
+	return do[gc.Stats](ctx, c, "gc", Request{ReadOnly: o.DryRun})
+}
+
+func (c *Client) Fsck(ctx context.Context, o FsckOptions) (*gc.Report, error) {
+	return do[*gc.Report](ctx, c, "fsck", Request{})
+}
+
+func (c *Client) PruneCheckpoints(ctx context.Context, br string, keepLast int, keepWithin time.Duration) (PruneResult, error) {
+	return do[PruneResult](ctx, c, "checkpoint.prune", Request{Branch: br, Name: strconv.Itoa(keepLast), Message: keepWithin.String()})
+}
+
+func pruneCall(ctx context.Context, s Service, r Request) (any, error) {
+	keepLast, err := strconv.Atoi(r.Name)
+	if err != nil {
+		return nil, fmt.Errorf("checkpoint.prune: bad keep-last %q", r.Name)
+	}
+	keepWithin, err := time.ParseDuration(r.Message)
+	if err != nil {
+		return nil, fmt.Errorf("checkpoint.prune: bad keep-within %q", r.Message)
+	}
+	return s.PruneCheckpoints(ctx, r.Branch, keepLast, keepWithin)
+}
+
+// branchSpace fills the space accounting of every branch in out.
+func (l *Local) branchSpace(ctx context.Context, out []BranchInfo) error {
+	space, err := gc.Space(ctx, l.Engine)
+	if err != nil {
+		return err
+	}
+	for i := range out {
+		s := space[out[i].Name]
+		out[i].SharedBytes, out[i].ExclusiveBytes = s.Shared, s.Exclusive
+	}
+	return nil
+}

@@ -1,0 +1,121 @@
+// Command agentfs-bench runs the agentfs benchmark suite (package bench) and prints a table
+// of every figure: agentfs beside a plain directory on the same disk, with the ratio and the
+// target of each figure. See docs/performance.md.
+//
+//	agentfs-bench -bin bin/agentfs [-quick] [-json FILE] [-markdown FILE] [-compare DIR]... [-workdir DIR]
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/agentfs/agentfs/bench"
+)
+
+type multi []string
+
+func (m *multi) String() string     { return strings.Join(*m, ",") }
+func (m *multi) Set(v string) error { *m = append(*m, v); return nil }
+
+func main() {
+	bin := flag.String("bin", "bin/agentfs", "the agentfs binary to benchmark")
+	quick := flag.Bool("quick", false, "small sizes (every row, under 2 minutes)")
+	jsonOut := flag.String("json", "", "also write the figures as JSON to `FILE`")
+	mdOut := flag.String("markdown", "", "also write the table as markdown to `FILE`")
+	work := flag.String("workdir", "", "scratch `DIR` (default: a new directory under /var/tmp); the plain directory lives here")
+	var compare multi
+	flag.Var(&compare, "compare", "also run the file workloads in `DIR` (any mounted filesystem; repeatable)")
+	flag.Parse()
+	if flag.NArg() > 0 {
+		fmt.Fprintf(os.Stderr, "agentfs-bench: unexpected arguments %q\n", flag.Args())
+		os.Exit(2)
+	}
+	abs, err := filepath.Abs(*bin)
+	if err == nil {
+		_, err = os.Stat(abs)
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "agentfs-bench: binary %s: %v (run make build)\n", *bin, err)
+		os.Exit(2)
+	}
+	for i, c := range compare {
+		if compare[i], err = filepath.Abs(c); err != nil {
+			fmt.Fprintln(os.Stderr, "agentfs-bench:", err)
+			os.Exit(2)
+		}
+	}
+	cfg := bench.Full()
+	if *quick {
+		cfg = bench.Quick()
+	}
+	cfg.Bin, cfg.Compare, cfg.Log = abs, compare, os.Stderr
+	if *work == "" {
+		d, err := os.MkdirTemp("/var/tmp", "agentfs-bench-")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "agentfs-bench:", err)
+			os.Exit(1)
+		}
+		*work = d
+	}
+	cfg.WorkDir, _ = filepath.Abs(*work)
+
+	cl := &bench.Cleanup{}
+	cl.Add(func() { os.RemoveAll(cfg.WorkDir) })
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		s := <-sig
+		fmt.Fprintf(os.Stderr, "agentfs-bench: %v: stopping the daemon, unmounting, cleaning up\n", s)
+		cl.Run()
+		os.Exit(130)
+	}()
+
+	start := time.Now()
+	rep, err := bench.Run(context.Background(), cfg, cl)
+	cl.Run()
+	signal.Stop(sig)
+	code := 0
+	if rep != nil {
+		mode := "full"
+		if *quick {
+			mode = "quick"
+		}
+		fmt.Printf("\nagentfs benchmark (%s), %s, %s CPUs (%s), RAM %s, workdir on %s, took %.0fs\n\n",
+			mode, rep.Started.Format(time.RFC3339), rep.Machine["nproc"], rep.Machine["cpu"], rep.Machine["ram"],
+			rep.Machine["workdir_fs"], time.Since(start).Seconds())
+		rep.Print(os.Stdout, compare)
+		if *jsonOut != "" {
+			if err := rep.WriteJSON(*jsonOut); err != nil {
+				fmt.Fprintln(os.Stderr, "agentfs-bench:", err)
+				code = 1
+			}
+		}
+		if *mdOut != "" {
+			f, err := os.Create(*mdOut)
+			if err == nil {
+				rep.Markdown(f)
+				err = f.Close()
+			}
+			if err != nil {
+				fmt.Fprintln(os.Stderr, "agentfs-bench:", err)
+				code = 1
+			}
+		}
+		if rep.Failed > 0 {
+			fmt.Fprintf(os.Stderr, "agentfs-bench: %d figure(s) failed (ERROR above)\n", rep.Failed)
+			code = 1
+		}
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "agentfs-bench:", err)
+		code = 1
+	}
+	os.Exit(code)
+}

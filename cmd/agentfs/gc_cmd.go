@@ -1,0 +1,162 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/sys/unix"
+
+	"github.com/agentfs/agentfs/api"
+	"github.com/agentfs/agentfs/gc"
+)
+
+// progressFunc prints progress on stderr when it is a terminal, else returns nil.
+func progressFunc() func(gc.Progress) {
+	if _, err := unix.IoctlGetTermios(int(os.Stderr.Fd()), unix.TCGETS); err != nil {
+		return nil
+	}
+	last := time.Time{}
+	return func(p gc.Progress) {
+		if time.Since(last) < 100*time.Millisecond && p.Done != p.Total {
+			return
+		}
+		last = time.Now()
+		if p.Total > 0 {
+			fmt.Fprintf(os.Stderr, "\r%s: %d/%d   ", p.Phase, p.Done, p.Total)
+		} else {
+			fmt.Fprintf(os.Stderr, "\r%s: %d   ", p.Phase, p.Done)
+		}
+	}
+}
+
+func endProgress(f func(gc.Progress)) {
+	if f != nil {
+		fmt.Fprint(os.Stderr, "\r\033[K")
+	}
+}
+
+func mib(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }
+
+func gcCmd() *cobra.Command {
+	var dryRun, asJSON bool
+	cmd := &cobra.Command{
+		Use:   "gc [--dry-run] [--json]",
+		Short: "Delete the blocks no branch, checkpoint or mount references, and reclaim the disk space",
+		Args:  nargs(0, "no arguments"),
+		RunE: func(c *cobra.Command, args []string) error {
+			return run(func(ctx context.Context, s api.Service) error {
+				prog := progressFunc()
+				st, err := s.GC(ctx, api.GCOptions{DryRun: dryRun, Progress: prog})
+				endProgress(prog)
+				if err != nil {
+					return err
+				}
+				if asJSON {
+					return printJSON(st)
+				}
+				if dryRun {
+					fmt.Printf("would delete %d of %d blocks, %s of %s\n", st.Garbage, st.Blocks, mib(st.GarbageBytes), mib(st.Bytes))
+					return nil
+				}
+				fmt.Printf("deleted %d of %d blocks, %s of %s; repository on disk: %s -> %s\n",
+					st.Deleted, st.Blocks, mib(st.DeletedBytes), mib(st.Bytes), mib(int64(st.DiskBefore)), mib(int64(st.DiskAfter)))
+				return nil
+			})
+		},
+	}
+	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "only report what would be deleted")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON (see docs/cli.md)")
+	return cmd
+}
+
+// errProblems makes fsck exit with code 1 after printing its report.
+var errProblems = errors.New("fsck found problems")
+
+func fsckCmd() *cobra.Command {
+	var asJSON, remote, repair bool
+	cmd := &cobra.Command{
+		Use:   "fsck [--json]",
+		Short: "Verify that every object every branch, checkpoint and mount references is present and intact",
+		Long:  "fsck reads every reachable object and checks its hash. It prints one line per problem\n(REF: PATH: OBJECT ID ERROR) and exits 0 only when the repository is clean.",
+		Args:  nargs(0, "no arguments"),
+		RunE: func(c *cobra.Command, args []string) error {
+			if remote || repair {
+				return errors.New("fsck --remote and --repair are not implemented yet (they come with object storage support)")
+			}
+			return run(func(ctx context.Context, s api.Service) error {
+				prog := progressFunc()
+				rep, err := s.Fsck(ctx, api.FsckOptions{Progress: prog})
+				endProgress(prog)
+				if err != nil {
+					return err
+				}
+				if asJSON {
+					if err := printJSON(rep); err != nil {
+						return err
+					}
+				} else {
+					for _, p := range rep.Problems {
+						fmt.Printf("%s: %s: %s %s %s\n", p.Ref, p.Path, p.Object, p.ID, p.Error)
+					}
+				}
+				if len(rep.Problems) > 0 {
+					return fmt.Errorf("%w: %d broken objects (of %d checked)", errProblems, len(rep.Problems), rep.Objects)
+				}
+				if !asJSON {
+					fmt.Printf("clean: %d objects from %d roots verified\n", rep.Objects, rep.Roots)
+				}
+				return nil
+			})
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON (see docs/cli.md)")
+	cmd.Flags().BoolVar(&remote, "remote", false, "also check the remote (not yet implemented)")
+	cmd.Flags().BoolVar(&repair, "repair", false, "fetch broken objects from the remote (not yet implemented)")
+	return cmd
+}
+
+// addPruneCmd adds "checkpoint prune" under the checkpoint command.
+func addPruneCmd(root *cobra.Command) {
+	var keepLast int
+	var keepWithin time.Duration
+	var asJSON bool
+	prune := &cobra.Command{
+		Use:   "prune BRANCH [--keep-last N] [--keep-within DURATION]",
+		Short: "Mark older unnamed checkpoints of BRANCH as pruned; the next gc frees their files",
+		Long: "prune keeps the N newest checkpoints of the branch, those taken within DURATION, named\n" +
+			"ones and those other branches start from; the others stay in the log but their files\n" +
+			"are freed by the next gc, and they can no longer be forked from or rolled back to.",
+		Args: nargs(1, "BRANCH"),
+		RunE: func(c *cobra.Command, args []string) error {
+			if !c.Flags().Changed("keep-last") && !c.Flags().Changed("keep-within") {
+				return usageError{errors.New("checkpoint prune needs --keep-last N and/or --keep-within DURATION")}
+			}
+			return run(func(ctx context.Context, s api.Service) error {
+				res, err := s.PruneCheckpoints(ctx, args[0], keepLast, keepWithin)
+				if err != nil {
+					return err
+				}
+				if asJSON {
+					return printJSON(res)
+				}
+				for _, id := range res.Pruned {
+					fmt.Println(id)
+				}
+				fmt.Fprintf(os.Stderr, "pruned %d checkpoints; run agentfs gc to free their space\n", len(res.Pruned))
+				return nil
+			})
+		},
+	}
+	prune.Flags().IntVar(&keepLast, "keep-last", 0, "keep the N newest checkpoints")
+	prune.Flags().DurationVar(&keepWithin, "keep-within", 0, "keep checkpoints newer than DURATION (e.g. 24h)")
+	prune.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	for _, c := range root.Commands() {
+		if c.Name() == "checkpoint" {
+			c.AddCommand(prune)
+		}
+	}
+}

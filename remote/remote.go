@@ -1,0 +1,586 @@
+// Package remote moves branches between a repository and object storage: push, pull, clone,
+// and lazy fetching of file content for mounts of a cloned branch.
+//
+// The bucket holds immutable packs of objects (commits, tree nodes, data blocks — all blocks
+// of the store, addressed by their hash), one immutable index object per pack, and one ref
+// object per branch that changes only by conditional writes (PutIf), so two hosts never
+// silently overwrite each other's branch. See docs/format.md for the layout and
+// branch/remote.go for the local cache of the remote's index kept in Pebble.
+//
+// Safety of a push rests on ordering: a pack and its index are written before any ref can
+// point at their objects, and a ref moves only by compare-and-swap from the value this
+// repository last saw. A failed or rejected push leaves at most unreferenced packs behind.
+package remote
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"os"
+	"sort"
+	"sync"
+	"sync/atomic"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/agentfs/agentfs/backends"
+	"github.com/agentfs/agentfs/branch"
+	"github.com/agentfs/agentfs/store"
+)
+
+var (
+	// ErrRejected: the remote branch changed since this repository last saw it.
+	ErrRejected = errors.New("push rejected")
+	// ErrDiverged: local and remote branch both have commits the other lacks.
+	ErrDiverged = errors.New("branches have diverged")
+	// ErrNoRemote: no remote of that name is configured.
+	ErrNoRemote = fmt.Errorf("remote %w", branch.ErrNotFound)
+)
+
+// Options configure a Manager.
+type Options struct {
+	Logger *log.Logger
+	// PackSize is the size at which a pack is closed and uploaded (default 16 MiB).
+	PackSize int
+	// CacheLimit bounds the bytes of lazily fetched file content kept in the local store;
+	// beyond it the oldest fetched blocks are evicted (they are in the remote). 0 = 4 GiB,
+	// negative = no limit.
+	CacheLimit int64
+	// ReadAhead is how many following blocks of the same pack (the next blocks of the same
+	// file, since push writes a file's blocks in order) a lazy read fetches with the block
+	// asked for (default 8; negative = none).
+	ReadAhead int
+	// Open opens a backend URL (default backends.Open). Tests wrap it.
+	Open func(ctx context.Context, url string) (backends.Backend, error)
+	// Host names this repository in the refs it writes (default: the hostname).
+	Host string
+}
+
+// Manager runs remote operations for one repository. It installs itself as the block
+// store's Fetcher, so blocks missing locally come from the remotes whose index lists them.
+// It is safe for concurrent use.
+type Manager struct {
+	e  *branch.Engine
+	st *store.Store
+	db *pebble.DB
+	o  Options
+
+	mu    sync.Mutex
+	conns map[string]*conn // open backends by remote name
+	opMu  map[string]*sync.Mutex
+
+	progMu   sync.Mutex
+	progNext int
+	progress map[int]*tracker
+
+	cache fetchCache
+
+	stats Stats
+}
+
+// Stats counts what the manager moved.
+type Stats struct {
+	BytesDown, BytesUp, Gets, Puts atomic.Int64
+	Fetched, FetchedBytes          atomic.Int64 // blocks fetched lazily (and their bytes)
+	Evicted                        atomic.Int64 // blocks evicted from the local cache
+}
+
+type conn struct {
+	url string
+	b   backends.Backend
+}
+
+// New returns a manager for the repository of e and installs its fetcher in e's store.
+func New(e *branch.Engine, o Options) *Manager {
+	if o.Logger == nil {
+		o.Logger = log.New(os.Stderr, "agentfs: ", 0)
+	}
+	if o.PackSize <= 0 {
+		o.PackSize = 16 << 20
+	}
+	if o.CacheLimit == 0 {
+		o.CacheLimit = 4 << 30
+	}
+	if o.ReadAhead == 0 {
+		o.ReadAhead = 8
+	}
+	if o.Open == nil {
+		o.Open = backends.Open
+	}
+	if o.Host == "" {
+		o.Host, _ = os.Hostname()
+	}
+	m := &Manager{
+		e: e, st: e.Store(), db: e.Store().DB(), o: o,
+		conns: map[string]*conn{}, opMu: map[string]*sync.Mutex{}, progress: map[int]*tracker{},
+	}
+	m.cache.init()
+	m.st.SetFetcher(m.fetch)
+	return m
+}
+
+// Close closes the open backends and removes the fetcher.
+func (m *Manager) Close() error {
+	m.st.SetFetcher(nil)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var errs []error
+	for name, c := range m.conns {
+		errs = append(errs, c.b.Close())
+		delete(m.conns, name)
+	}
+	return errors.Join(errs...)
+}
+
+// Stats returns the manager's counters.
+func (m *Manager) Stats() *Stats { return &m.stats }
+
+// Remote is a configured remote.
+type Remote struct {
+	Name string `json:"name"`
+	URL  string `json:"url"`
+}
+
+func remotePrefix(name string) []byte {
+	return append(append([]byte{branch.PrefixRemote}, name...), 0)
+}
+
+func remoteKey(name string, sub byte, rest ...[]byte) []byte {
+	k := append(remotePrefix(name), sub)
+	for _, r := range rest {
+		k = append(k, r...)
+	}
+	return k
+}
+
+func prefixEnd(p []byte) []byte {
+	end := bytes.Clone(p)
+	for i := len(end) - 1; i >= 0; i-- {
+		if end[i] < 0xff {
+			end[i]++
+			return end[:i+1]
+		}
+	}
+	return nil
+}
+
+func (m *Manager) getKey(k []byte) ([]byte, bool, error) {
+	v, c, err := m.db.Get(k)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	out := bytes.Clone(v)
+	c.Close()
+	return out, true, nil
+}
+
+// Add configures a remote. It opens the URL to check it (the bucket must exist and the
+// credentials work) but writes nothing there.
+func (m *Manager) Add(ctx context.Context, name, url string) (Remote, error) {
+	if err := branch.ValidateName("remote", name); err != nil {
+		return Remote{}, err
+	}
+	if _, ok, err := m.getKey(remoteKey(name, 'u')); err != nil {
+		return Remote{}, err
+	} else if ok {
+		return Remote{}, fmt.Errorf("remote %q %w (remove it first: agentfs remote remove %s)", name, branch.ErrExists, name)
+	}
+	b, err := m.o.Open(ctx, url)
+	if err != nil {
+		return Remote{}, err
+	}
+	if err := checkFormat(ctx, b); err != nil {
+		b.Close()
+		return Remote{}, err
+	}
+	if err := m.db.Set(remoteKey(name, 'u'), []byte(url), pebble.Sync); err != nil {
+		b.Close()
+		return Remote{}, err
+	}
+	m.mu.Lock()
+	if old := m.conns[name]; old != nil {
+		old.b.Close()
+	}
+	m.conns[name] = &conn{url: url, b: &counting{Backend: b, s: &m.stats}}
+	m.mu.Unlock()
+	return Remote{Name: name, URL: url}, nil
+}
+
+// Remove forgets a remote and its index cache. Blocks fetched from it stay.
+func (m *Manager) Remove(ctx context.Context, name string) error {
+	if _, ok, err := m.getKey(remoteKey(name, 'u')); err != nil {
+		return err
+	} else if !ok {
+		return fmt.Errorf("%w: %q", ErrNoRemote, name)
+	}
+	lock := m.remoteLock(name)
+	lock.Lock()
+	defer lock.Unlock()
+	b := m.db.NewBatch()
+	defer b.Close()
+	p := remotePrefix(name)
+	if err := b.DeleteRange(p, prefixEnd(p), nil); err != nil {
+		return err
+	}
+	it, err := m.db.NewIter(&pebble.IterOptions{LowerBound: []byte{branch.PrefixRemoteIndex}, UpperBound: []byte{branch.PrefixRemoteIndex + 1}})
+	if err != nil {
+		return err
+	}
+	for it.First(); it.Valid(); it.Next() {
+		if string(it.Key()[33:]) == name {
+			if err := b.Delete(it.Key(), nil); err != nil {
+				it.Close()
+				return err
+			}
+		}
+	}
+	if err := errors.Join(it.Error(), it.Close()); err != nil {
+		return err
+	}
+	if err := b.Commit(pebble.Sync); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	if c := m.conns[name]; c != nil {
+		c.b.Close()
+		delete(m.conns, name)
+	}
+	m.mu.Unlock()
+	return nil
+}
+
+// List returns the configured remotes sorted by name.
+func (m *Manager) List(ctx context.Context) ([]Remote, error) {
+	it, err := m.db.NewIter(&pebble.IterOptions{LowerBound: []byte{branch.PrefixRemote}, UpperBound: []byte{branch.PrefixRemote + 1}})
+	if err != nil {
+		return nil, err
+	}
+	defer it.Close()
+	out := []Remote{}
+	for it.First(); it.Valid(); it.Next() {
+		k := it.Key()
+		// 'X' name 0 'u': names hold no NUL, so the first NUL ends the name.
+		if nul := bytes.IndexByte(k, 0); nul > 1 && nul == len(k)-2 && k[len(k)-1] == 'u' {
+			out = append(out, Remote{Name: string(k[1 : len(k)-2]), URL: string(it.Value())})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, it.Error()
+}
+
+// backend returns the open backend of a remote, opening it on first use.
+func (m *Manager) backend(ctx context.Context, name string) (backends.Backend, error) {
+	m.mu.Lock()
+	c := m.conns[name]
+	m.mu.Unlock()
+	if c != nil {
+		return c.b, nil
+	}
+	url, ok, err := m.getKey(remoteKey(name, 'u'))
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, fmt.Errorf("%w: %q (add it with: agentfs remote add %s URL)", ErrNoRemote, name, name)
+	}
+	b, err := m.o.Open(ctx, string(url))
+	if err != nil {
+		return nil, fmt.Errorf("remote %s: %w", name, err)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if c := m.conns[name]; c != nil {
+		b.Close()
+		return c.b, nil
+	}
+	cb := &counting{Backend: b, s: &m.stats}
+	m.conns[name] = &conn{url: string(url), b: cb}
+	return cb, nil
+}
+
+// remoteLock serialises push and pull per remote, so that one repository never uploads the
+// same objects twice at once.
+func (m *Manager) remoteLock(name string) *sync.Mutex {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	l := m.opMu[name]
+	if l == nil {
+		l = &sync.Mutex{}
+		m.opMu[name] = l
+	}
+	return l
+}
+
+// checkFormat reads the bucket's format marker, if any.
+func checkFormat(ctx context.Context, b backends.Backend) error {
+	data, _, err := b.GetWithETag(ctx, keyFormat)
+	if errors.Is(err, backends.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	var f struct {
+		Format  string `json:"format"`
+		Version int    `json:"version"`
+	}
+	if err := json.Unmarshal(data, &f); err != nil || f.Format != formatName {
+		return fmt.Errorf("%w: %s in %s is not an agentfs remote marker", ErrFormat, keyFormat, b.Properties().Name)
+	}
+	if f.Version != formatV {
+		return fmt.Errorf("%w: %s has format version %d, this agentfs reads %d", ErrFormat, b.Properties().Name, f.Version, formatV)
+	}
+	return nil
+}
+
+// ensureFormat writes the format marker if the bucket has none.
+func ensureFormat(ctx context.Context, b backends.Backend) error {
+	if err := checkFormat(ctx, b); err != nil {
+		return err
+	}
+	data := fmt.Appendf(nil, "{\"format\":%q,\"version\":%d}\n", formatName, formatV)
+	_, err := b.PutIf(ctx, keyFormat, data, "")
+	if errors.Is(err, backends.ErrPrecondition) {
+		return checkFormat(ctx, b)
+	}
+	return err
+}
+
+// tracking is what this repository last saw of a remote branch.
+type tracking struct {
+	Commit store.ID
+	ETag   string
+}
+
+func (m *Manager) setTracking(remote, br string, t tracking) error {
+	v := append(bytes.Clone(t.Commit[:]), t.ETag...)
+	return m.db.Set(remoteKey(remote, 't', []byte(br)), v, pebble.Sync)
+}
+
+// location is where a remote keeps an object.
+type location struct {
+	remote string
+	pack   store.ID
+	off    uint64
+	length uint32
+	kind   byte
+}
+
+func indexKey2(id store.ID, remote string) []byte {
+	return append(append([]byte{branch.PrefixRemoteIndex}, id[:]...), remote...)
+}
+
+func encodeLoc(l location) []byte {
+	v := make([]byte, 0, 45)
+	v = append(v, l.pack[:]...)
+	v = binary.BigEndian.AppendUint64(v, l.off)
+	v = binary.BigEndian.AppendUint32(v, l.length)
+	return append(v, l.kind)
+}
+
+func decodeLoc(remote string, v []byte) (location, bool) {
+	if len(v) != 45 {
+		return location{}, false
+	}
+	return location{remote: remote, pack: store.ID(v[:32]), off: binary.BigEndian.Uint64(v[32:]),
+		length: binary.BigEndian.Uint32(v[40:]), kind: v[44]}, true
+}
+
+// has reports whether the remote's index (as cached) lists id.
+func (m *Manager) has(remote string, id store.ID) (bool, error) {
+	_, ok, err := m.locate(remote, id)
+	return ok, err
+}
+
+// locate finds id in the cached index of remote ("" = any remote).
+func (m *Manager) locate(remote string, id store.ID) (location, bool, error) {
+	if remote != "" {
+		v, ok, err := m.getKey(indexKey2(id, remote))
+		if err != nil || !ok {
+			return location{}, false, err
+		}
+		l, ok := decodeLoc(remote, v)
+		return l, ok, nil
+	}
+	lo := append([]byte{branch.PrefixRemoteIndex}, id[:]...)
+	it, err := m.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: prefixEnd(lo)})
+	if err != nil {
+		return location{}, false, err
+	}
+	defer it.Close()
+	for it.First(); it.Valid(); it.Next() {
+		if l, ok := decodeLoc(string(it.Key()[33:]), it.Value()); ok {
+			return l, true, nil
+		}
+	}
+	return location{}, false, it.Error()
+}
+
+// recordPack adds a pack's entries to the cached index.
+func (m *Manager) recordPack(remote string, pack store.ID, size int64, entries []entry) error {
+	b := m.db.NewBatch()
+	defer b.Close()
+	for _, e := range entries {
+		l := location{pack: pack, off: e.Offset, length: e.Length, kind: e.Kind}
+		if err := b.Set(indexKey2(e.ID, remote), encodeLoc(l), nil); err != nil {
+			return err
+		}
+		ov := append(bytes.Clone(e.ID[:]), e.Kind)
+		ov = binary.AppendUvarint(ov, uint64(e.Length))
+		if err := b.Set(remoteKey(remote, 'o', pack[:], binary.BigEndian.AppendUint64(nil, e.Offset)), ov, nil); err != nil {
+			return err
+		}
+	}
+	if err := b.Set(remoteKey(remote, 'i', pack[:]), binary.BigEndian.AppendUint64(nil, uint64(size)), nil); err != nil {
+		return err
+	}
+	return b.Commit(pebble.NoSync)
+}
+
+// refresh loads the index objects of remote that the cache does not have yet.
+func (m *Manager) refresh(ctx context.Context, remote string, b backends.Backend, p *tracker) error {
+	var todo []store.ID
+	err := b.List(ctx, dirIndex, func(oi backends.ObjectInfo) error {
+		id, ok := parseHexName(oi.Key, dirIndex)
+		if !ok {
+			return nil
+		}
+		if _, have, err := m.getKey(remoteKey(remote, 'i', id[:])); err != nil {
+			return err
+		} else if !have {
+			todo = append(todo, id)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("remote %s: list index: %w", remote, err)
+	}
+	p.set("index", 0, int64(len(todo)))
+	return parallel(ctx, len(todo), 8, func(i int) error {
+		id := todo[i]
+		data, err := readAll(ctx, b, indexKey(id), 0, -1)
+		if err != nil {
+			return fmt.Errorf("remote %s: read index %s: %w", remote, id, err)
+		}
+		pack, entries, err := decodeIndex(indexKey(id), data)
+		if err != nil {
+			return err
+		}
+		if pack != id {
+			return fmt.Errorf("%w: index %s names pack %s", ErrCorrupt, id, pack)
+		}
+		var size int64
+		for _, e := range entries {
+			size = max(size, int64(e.Offset)+int64(e.Length))
+		}
+		if err := m.recordPack(remote, id, size, entries); err != nil {
+			return err
+		}
+		p.add(1, int64(len(data)))
+		return nil
+	})
+}
+
+func readAll(ctx context.Context, b backends.Backend, key string, off, length int64) ([]byte, error) {
+	rc, err := b.Get(ctx, key, off, length)
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	return io.ReadAll(rc)
+}
+
+// parallel runs fn(0..n-1) on up to k goroutines and returns the first error.
+func parallel(ctx context.Context, n, k int, fn func(i int) error) error {
+	if n == 0 {
+		return nil
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		next     atomic.Int64
+		wg       sync.WaitGroup
+		errOnce  sync.Once
+		firstErr error
+	)
+	for w := 0; w < min(n, k); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= n || ctx.Err() != nil {
+					return
+				}
+				if err := fn(i); err != nil {
+					errOnce.Do(func() { firstErr = err; cancel() })
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if firstErr == nil {
+		firstErr = ctx.Err()
+		if errors.Is(firstErr, context.Canceled) {
+			firstErr = nil
+		}
+	}
+	return firstErr
+}
+
+// counting counts the bytes and requests of a backend.
+type counting struct {
+	backends.Backend
+	s *Stats
+}
+
+func (c *counting) Put(ctx context.Context, key string, r io.ReadSeeker, size int64) error {
+	c.s.Puts.Add(1)
+	err := c.Backend.Put(ctx, key, r, size)
+	if err == nil {
+		c.s.BytesUp.Add(size)
+	}
+	return err
+}
+
+func (c *counting) Get(ctx context.Context, key string, off, length int64) (io.ReadCloser, error) {
+	c.s.Gets.Add(1)
+	rc, err := c.Backend.Get(ctx, key, off, length)
+	if err != nil {
+		return nil, err
+	}
+	return &countReader{rc, c.s}, nil
+}
+
+func (c *counting) PutIf(ctx context.Context, key string, data []byte, ifMatch string) (string, error) {
+	c.s.Puts.Add(1)
+	c.s.BytesUp.Add(int64(len(data)))
+	return c.Backend.PutIf(ctx, key, data, ifMatch)
+}
+
+func (c *counting) GetWithETag(ctx context.Context, key string) ([]byte, string, error) {
+	c.s.Gets.Add(1)
+	d, e, err := c.Backend.GetWithETag(ctx, key)
+	c.s.BytesDown.Add(int64(len(d)))
+	return d, e, err
+}
+
+type countReader struct {
+	io.ReadCloser
+	s *Stats
+}
+
+func (r *countReader) Read(p []byte) (int, error) {
+	n, err := r.ReadCloser.Read(p)
+	r.s.BytesDown.Add(int64(n))
+	return n, err
+}
