@@ -192,7 +192,7 @@ func (l *Local) Cat(ctx context.Context, ref, p string, w io.Writer) error {
 		return fmt.Errorf("%s:%s is a directory; list it with agentfs ls", ref, p)
 	}
 	if n.IsSymlink() {
-		_, err := io.WriteString(w, string(n.Data))
+		_, err := w.Write(n.Data)
 		return err
 	}
 	buf := make([]byte, 1<<20)

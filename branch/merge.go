@@ -372,8 +372,8 @@ func (m *merger) mergeInode(ino uint64) error {
 		m.takeTheirs(kb)
 		return nil
 	}
-	ik := string(inodeKey(ino))
-	ca, cb := m.a.keys[ik], m.b.keys[ik]
+	ik := inodeKey(ino)
+	ca, cb := m.a.keys[string(ik)], m.b.keys[string(ik)]
 	delA, delB := ca != nil && !ca.hasNew, cb != nil && !cb.hasNew
 	switch {
 	case delA && delB:

@@ -5,18 +5,19 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 
 	"github.com/klauspost/compress/s2"
 	"github.com/klauspost/compress/zstd"
+
+	"github.com/agentfs/agentfs/internal/testenv"
 )
 
 // sourceBlocks returns Go source from GOROOT cut into 64 KiB blocks (real text nobody here wrote).
 func sourceBlocks(tb testing.TB) [][]byte {
 	var all []byte
-	root := filepath.Join(runtime.GOROOT(), "src", "net")
+	root := filepath.Join(testenv.GOROOT(), "src", "net")
 	filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 		if err == nil && !d.IsDir() && strings.HasSuffix(p, ".go") && len(all) < 16<<20 {
 			b, _ := os.ReadFile(p)

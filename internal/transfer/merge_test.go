@@ -7,11 +7,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"sort"
 	"testing"
 
 	"github.com/agentfs/agentfs/branch"
+	"github.com/agentfs/agentfs/internal/testenv"
 )
 
 // Eight agents fork one checkpoint of a real source tree, each edits different files, and
@@ -19,9 +19,9 @@ import (
 // tree you get by applying all eight edits to a plain copy. AGENTFS_LONG=1 uses all of
 // $GOROOT/src instead of $GOROOT/src/net.
 func TestMergeEightAgents(t *testing.T) {
-	src := filepath.Join(runtime.GOROOT(), "src", "net")
+	src := filepath.Join(testenv.GOROOT(), "src", "net")
 	if os.Getenv("AGENTFS_LONG") == "1" {
-		src = filepath.Join(runtime.GOROOT(), "src")
+		src = filepath.Join(testenv.GOROOT(), "src")
 	}
 	if _, err := os.Stat(src); err != nil {
 		t.Skip("no Go source tree")

@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -17,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/agentfs/agentfs/branch"
+	"github.com/agentfs/agentfs/internal/testenv"
 	"github.com/agentfs/agentfs/store"
 )
 
@@ -177,7 +177,7 @@ func TestImportExportRoundTrip(t *testing.T) {
 
 // A real tree nobody here wrote: part of the Go source, compared with diff -r.
 func TestImportExportGoSource(t *testing.T) {
-	src := filepath.Join(runtime.GOROOT(), "src", "net")
+	src := filepath.Join(testenv.GOROOT(), "src", "net")
 	if _, err := os.Stat(src); err != nil {
 		t.Skip("no Go source tree")
 	}
