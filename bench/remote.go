@@ -21,15 +21,26 @@ import (
 // delayNode is a loopback node that sleeps before every open: a file:// remote behind it
 // costs one injected round trip per object read, like a GET to a bucket.
 type delayNode struct {
-	gofs.LoopbackNode
+	*gofs.LoopbackNode
 	delay time.Duration
 }
 
-var _ = (gofs.NodeOpener)((*delayNode)(nil))
+var (
+	_ = (gofs.NodeOpener)((*delayNode)(nil))
+	_ = (gofs.NodeWrapChilder)((*delayNode)(nil))
+)
 
 func (n *delayNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32, syscall.Errno) {
 	time.Sleep(n.delay)
 	return n.LoopbackNode.Open(ctx, flags)
+}
+
+// WrapChild makes every child a delayNode too.
+func (n *delayNode) WrapChild(ctx context.Context, ops gofs.InodeEmbedder) gofs.InodeEmbedder {
+	if ln, ok := ops.(*gofs.LoopbackNode); ok {
+		return &delayNode{LoopbackNode: ln, delay: n.delay}
+	}
+	return ops
 }
 
 // MountDelayed mounts a loopback view of src at dir that adds delay to every open.
@@ -39,10 +50,7 @@ func MountDelayed(src, dir string, delay time.Duration) (*fuse.Server, error) {
 		return nil, err
 	}
 	root := &gofs.LoopbackRoot{Path: src, Dev: uint64(st.Dev)}
-	root.NewNode = func(r *gofs.LoopbackRoot, _ *gofs.Inode, _ string, _ *syscall.Stat_t) gofs.InodeEmbedder {
-		return &delayNode{LoopbackNode: gofs.LoopbackNode{RootData: r}, delay: delay}
-	}
-	rn := root.NewNode(root, nil, "", &st)
+	rn := &delayNode{LoopbackNode: &gofs.LoopbackNode{RootData: root}, delay: delay}
 	root.RootNode = rn
 	zero := time.Duration(0)
 	return gofs.Mount(dir, rn, &gofs.Options{

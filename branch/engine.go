@@ -57,7 +57,7 @@ var (
 // Branch describes a branch.
 type Branch struct {
 	Name    string
-	ID      uint64   // names its overlay; never reused
+	ID      uint64   // names its current overlay; a new one after every checkpoint, rollback or merge; never reused
 	Base    store.ID // the commit its working state starts from
 	Created time.Time
 }

@@ -301,14 +301,25 @@ func (ws *Workspace) moveBase(b *pebble.Batch, id store.ID) error {
 	if br.ID != ws.id {
 		return fmt.Errorf("branch %q was deleted and re-created: %w", ws.name, ErrNotFound)
 	}
-	br.Base = id
+	// The working state restarts in a fresh overlay. Reusing the old key range would make
+	// every later scan of it step over the range-deleted keys until Pebble compacts them:
+	// after a 100k-file import, a one-file checkpoint would take tens of milliseconds.
+	newID, err := ws.e.counter(b, keyNextBranch, 1)
+	if err != nil {
+		return err
+	}
+	br.Base, br.ID = id, newID
 	if err := b.DeleteRange(ws.prefix, prefixEnd(ws.prefix), nil); err != nil {
 		return err
 	}
 	if err := b.Set(refKey(ws.name), encodeBranch(br), nil); err != nil {
 		return err
 	}
-	return b.Commit(pebble.Sync)
+	if err := b.Commit(pebble.Sync); err != nil {
+		return err
+	}
+	ws.id, ws.prefix = newID, overlayPrefix(newID)
+	return nil
 }
 
 // snapshotCommit returns a commit of the current state without changing the branch: its base
