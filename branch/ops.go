@@ -329,7 +329,7 @@ func (ws *Workspace) unlinkLocked(ctx context.Context, t *txn, p *Inode, name st
 	if err := t.putInode(p); err != nil {
 		return err
 	}
-	if n.Nlink == 0 && ws.open[n.Ino] == 0 {
+	if n.Nlink == 0 && !ws.isOpen(n.Ino) {
 		return ws.removeInode(ctx, t, n.Ino)
 	}
 	return t.putInode(n)
@@ -697,26 +697,41 @@ func (ws *Workspace) xattrChange(ctx context.Context, ino uint64, name string, n
 	return t.commit(false)
 }
 
-// Open records an open handle on ino, so that unlinking it keeps its content until Release.
+// Open records a reference to ino (an open handle, or the kernel knowing the inode), so
+// that unlinking it keeps its content until the last Release.
 func (ws *Workspace) Open(ino uint64) {
-	ws.mu.Lock()
+	ws.openMu.Lock()
 	ws.open[ino]++
-	ws.mu.Unlock()
+	ws.openMu.Unlock()
 }
 
-// Release drops a handle taken by Open, writes the file's buffered data out, and removes the
-// inode if this was the last handle of an unlinked file.
+func (ws *Workspace) isOpen(ino uint64) bool {
+	ws.openMu.Lock()
+	defer ws.openMu.Unlock()
+	return ws.open[ino] > 0
+}
+
+// Release drops a reference taken by Open. The last one writes the file's buffered data out,
+// or removes the inode if it was unlinked. Other Releases cost a map update.
 func (ws *Workspace) Release(ctx context.Context, ino uint64) error {
-	defer ws.e.op()()
-	ws.mu.Lock()
-	defer ws.mu.Unlock()
+	ws.openMu.Lock()
 	if ws.open[ino] > 0 {
 		ws.open[ino]--
 	}
-	if ws.open[ino] > 0 || ws.prefix == nil {
+	last := ws.open[ino] == 0
+	if last {
+		delete(ws.open, ino)
+	}
+	ws.openMu.Unlock()
+	if !last || ws.prefix == nil {
 		return nil
 	}
-	delete(ws.open, ino)
+	defer ws.e.op()()
+	ws.mu.Lock()
+	defer ws.mu.Unlock()
+	if ws.isOpen(ino) {
+		return nil // opened again meanwhile
+	}
 	t, err := ws.begin()
 	if err != nil {
 		return err
@@ -735,6 +750,36 @@ func (ws *Workspace) Release(ctx context.Context, ino uint64) error {
 		err = ws.flushFileLocked(ctx, t, n)
 	}
 	if err != nil {
+		return err
+	}
+	return t.commit(false)
+}
+
+// FlushFile writes a file's buffered data to the store (not synced), as a close does; it
+// costs nothing when there is none.
+func (ws *Workspace) FlushFile(ctx context.Context, ino uint64) error {
+	if ws.prefix == nil {
+		return nil
+	}
+	ws.mu.RLock()
+	none := len(ws.dirty[ino]) == 0
+	ws.mu.RUnlock()
+	if none {
+		return nil
+	}
+	defer ws.e.op()()
+	ws.mu.Lock()
+	defer ws.mu.Unlock()
+	t, err := ws.begin()
+	if err != nil {
+		return err
+	}
+	defer t.abort()
+	n, err := t.inode(ctx, ino)
+	if err != nil {
+		return err
+	}
+	if err := ws.flushFileLocked(ctx, t, n); err != nil {
 		return err
 	}
 	return t.commit(false)

@@ -32,7 +32,8 @@ type Workspace struct {
 	base       store.ID                     // base commit
 	dirty      map[uint64]map[uint64][]byte // ino -> block index -> BlockSize buffer
 	dirtyBytes int
-	open       map[uint64]int // open handles per inode, for unlinked-but-open files
+	openMu     sync.Mutex     // guards open; taken inside mu, never the other way round
+	open       map[uint64]int // references per inode (see Open), for unlinked-but-open files
 	hooks      []func()
 }
 

@@ -19,7 +19,7 @@ func TestMountPointErrors(t *testing.T) {
 	for dir, want := range map[string]string{
 		full:                          "not empty",
 		file:                          "not a directory",
-		filepath.Join(base, "absent"): "no such file",
+		filepath.Join(base, "absent"): "does not exist",
 	} {
 		m, err := Mount(ws, dir, Options{})
 		if err == nil {

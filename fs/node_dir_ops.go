@@ -141,7 +141,9 @@ func (n *node) OpendirHandle(ctx context.Context, flags uint32) (gofs.FileHandle
 	}
 	d := &dirHandle{n: n}
 	d.rewind()
-	return d, 0, 0
+	// The kernel may keep the listing: entries change only through this mount (which tells
+	// the kernel) or by a rollback or merge (whose reset invalidates every directory).
+	return d, fuse.FOPEN_CACHE_DIR | fuse.FOPEN_KEEP_CACHE, 0
 }
 
 // readDirBatch is how many entries a directory handle reads from the workspace at a time.

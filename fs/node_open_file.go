@@ -2,6 +2,7 @@ package fs
 
 import (
 	"context"
+	"errors"
 	"syscall"
 
 	gofs "github.com/hanwen/go-fuse/v2/fs"
@@ -25,14 +26,15 @@ func (f *fsys) opened(cn *node) {
 	f.hold(cn.ino())
 }
 
-// released records that cn has one handle less.
+// released records that cn has one handle less, and writes the file's buffered data out as
+// its handle closes (the inode itself stays held while the kernel knows it).
 func (f *fsys) released(ctx context.Context, cn *node) error {
 	f.mu.Lock()
 	if f.open[cn]--; f.open[cn] <= 0 {
 		delete(f.open, cn)
 	}
 	f.mu.Unlock()
-	return f.unhold(ctx, cn.ino())
+	return errors.Join(f.ws.FlushFile(ctx, cn.ino()), f.unhold(ctx, cn.ino()))
 }
 
 // Open registers the handle with the workspace, so that an unlinked file keeps its content
