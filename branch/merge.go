@@ -175,6 +175,7 @@ func (e *Engine) merge(ctx context.Context, src string, dws *Workspace, o MergeO
 		return nil, nil, err
 	}
 	dws.root, dws.base = newRoot, id
+	dws.cache.Purge() // the visible content changed
 	res.Commit = id
 	return res, append([]func(){}, dws.hooks...), nil
 }

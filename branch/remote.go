@@ -111,6 +111,7 @@ func (e *Engine) FastForward(ctx context.Context, name string, from, to store.ID
 			return nil, err
 		}
 		ws.root, ws.base = c.Root, to
+		ws.cache.Purge() // the visible content changed
 		return append([]func(){}, ws.hooks...), nil
 	}()
 	done()

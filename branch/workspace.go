@@ -10,6 +10,7 @@ import (
 	"syscall"
 
 	"github.com/cockroachdb/pebble/v2"
+	lru "github.com/hashicorp/golang-lru/v2"
 
 	"github.com/agentfs/agentfs/branch/tree"
 	"github.com/agentfs/agentfs/store"
@@ -28,6 +29,7 @@ type Workspace struct {
 	prefix []byte // overlay key prefix; nil for a read-only view
 
 	mu         sync.RWMutex
+	cache      *lru.Cache[string, cached]   // visible values by tree key; see get
 	root       store.ID                     // tree root of the base commit
 	base       store.ID                     // base commit
 	dirty      map[uint64]map[uint64][]byte // ino -> block index -> BlockSize buffer
@@ -40,16 +42,33 @@ type Workspace struct {
 // dirtyLimit bounds the file data a workspace buffers before writing blocks out.
 const dirtyLimit = 64 << 20
 
+// cacheEntries bounds the workspace's cache of visible keys. A FUSE operation reads a few
+// keys (inodes, dirents, the security.capability xattr the kernel asks for before every
+// write); a Pebble Get of an overlay key plus a tree lookup costs several microseconds, the
+// cache a map lookup.
+const cacheEntries = 64 << 10
+
+// cached is a visible value, or the knowledge that a key is absent.
+type cached struct {
+	v       []byte
+	present bool
+}
+
+func newCache() *lru.Cache[string, cached] {
+	c, _ := lru.New[string, cached](cacheEntries)
+	return c
+}
+
 func newWorkspace(e *Engine, br *Branch, root store.ID) *Workspace {
 	return &Workspace{
 		e: e, name: br.Name, id: br.ID, prefix: overlayPrefix(br.ID),
-		root: root, base: br.Base,
+		root: root, base: br.Base, cache: newCache(),
 		dirty: map[uint64]map[uint64][]byte{}, open: map[uint64]int{},
 	}
 }
 
 func newView(e *Engine, root store.ID) *Workspace {
-	return &Workspace{e: e, root: root, dirty: map[uint64]map[uint64][]byte{}, open: map[uint64]int{}}
+	return &Workspace{e: e, root: root, cache: newCache(), dirty: map[uint64]map[uint64][]byte{}, open: map[uint64]int{}}
 }
 
 // Branch returns the branch name, or "" for a read-only view.
@@ -70,8 +89,21 @@ func (ws *Workspace) overlayKey(k []byte) []byte {
 	return append(append(make([]byte, 0, len(ws.prefix)+len(k)), ws.prefix...), k...)
 }
 
-// get reads key from the overlay, then the base tree.
+// get reads key from the cache, else from the overlay, then the base tree. Every write
+// updates the cache when its batch commits (txn.commit), and a reset clears it, so the cache
+// always holds what Pebble and the tree would return. Callers must not modify the result.
 func (ws *Workspace) get(ctx context.Context, k []byte) ([]byte, bool, error) {
+	if c, ok := ws.cache.Get(string(k)); ok {
+		return c.v, c.present, nil
+	}
+	v, ok, err := ws.getUncached(ctx, k)
+	if err == nil {
+		ws.cache.Add(string(k), cached{v, ok})
+	}
+	return v, ok, err
+}
+
+func (ws *Workspace) getUncached(ctx context.Context, k []byte) ([]byte, bool, error) {
 	if ws.prefix != nil {
 		v, ok, err := ws.e.getKey(ws.overlayKey(k))
 		if err != nil {
@@ -189,7 +221,14 @@ func (t *txn) commit(sync bool) error {
 	if sync {
 		opt = pebble.Sync
 	}
-	return t.b.Commit(opt)
+	if err := t.b.Commit(opt); err != nil {
+		// What this operation read may be cached, what it wrote is not: nothing to undo.
+		return err
+	}
+	for k, v := range t.staged {
+		t.ws.cache.Add(k, cached{v, v != nil})
+	}
+	return nil
 }
 
 // abort is idempotent: operations defer it after commit, and a Batch closed twice goes back
@@ -371,6 +410,7 @@ func (ws *Workspace) reset(ctx context.Context, target store.ID) ([]func(), erro
 		return nil, err
 	}
 	ws.root, ws.base = c.Root, target
+	ws.cache.Purge() // the visible content changed
 	ws.dirty, ws.dirtyBytes = map[uint64]map[uint64][]byte{}, 0
 	return append([]func(){}, ws.hooks...), nil
 }

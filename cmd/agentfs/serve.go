@@ -7,6 +7,7 @@ import (
 	"log"
 	"net"
 	"net/http"
+	_ "net/http/pprof" // served only when AGENTFS_PPROF is set
 	"os"
 	"os/exec"
 	"os/signal"
@@ -84,6 +85,10 @@ func serve(dir string, mounts []string, initIfMissing bool) error {
 			return err
 		}
 		logger.Printf("mounted %s at %s", info.Ref, info.Dir)
+	}
+	if addr := os.Getenv("AGENTFS_PPROF"); addr != "" {
+		// Profiling for operators: go tool pprof http://ADDR/debug/pprof/profile
+		go func() { logger.Println(http.ListenAndServe(addr, nil)) }()
 	}
 	logger.Printf("serving %s on %s (Ctrl-C or SIGTERM to stop)", dir, sock)
 	sig := make(chan os.Signal, 1)
