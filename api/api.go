@@ -68,6 +68,7 @@ type CheckpointInfo struct {
 	Message string    `json:"message,omitempty"`
 	Time    time.Time `json:"time"`
 	Parents []string  `json:"parents"`
+	Pruned  bool      `json:"pruned,omitempty"` // its tree was given up by checkpoint prune
 }
 
 // Entry is one file in a listing.

@@ -109,7 +109,11 @@ func (l *Local) Log(ctx context.Context, br string) ([]CheckpointInfo, error) {
 	}
 	out := make([]CheckpointInfo, 0, len(entries))
 	for _, e := range entries {
-		out = append(out, commitInfo(e.ID, e.Commit))
+		info := commitInfo(e.ID, e.Commit)
+		if info.Pruned, err = l.Engine.IsPruned(e.ID); err != nil {
+			return nil, err
+		}
+		out = append(out, info)
 	}
 	return out, nil
 }

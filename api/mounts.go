@@ -29,6 +29,7 @@ type mounted struct {
 	branch string // empty for a checkpoint
 	m      *fs.Mounted
 	e      *branch.Engine
+	unpin  func() // keeps a mounted checkpoint from garbage collection
 }
 
 // DirOf returns where a branch is mounted read-write, or "".
@@ -73,10 +74,26 @@ func (t *MountTable) Mount(ctx context.Context, e *branch.Engine, ref, dir strin
 	if m, ok := t.mounts[abs]; ok {
 		return MountInfo{}, fmt.Errorf("%s is already mounted (%s); unmount it first: agentfs unmount %s", abs, m.info.Ref, abs)
 	}
-	ws, r, err := e.Open(ctx, ref)
+	r, err := e.Resolve(ctx, ref)
 	if err != nil {
 		return MountInfo{}, err
 	}
+	var ws *branch.Workspace
+	unpin := func() {}
+	if r.Branch != "" {
+		ws, err = e.Workspace(ctx, r.Branch)
+	} else {
+		ws, unpin, err = e.PinView(ctx, r.Commit, "mounted at "+abs)
+	}
+	if err != nil {
+		return MountInfo{}, err
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			unpin()
+		}
+	}()
 	info := MountInfo{Ref: ref, Dir: abs, ReadOnly: readOnly || r.Branch == ""}
 	if r.Branch == "" {
 		info.Ref = r.Commit.String()
@@ -98,7 +115,8 @@ func (t *MountTable) Mount(ctx context.Context, e *branch.Engine, ref, dir strin
 	if r.Branch != "" {
 		e.SetBusy(r.Branch, "mounted at "+abs)
 	}
-	t.mounts[abs] = &mounted{info: info, branch: r.Branch, m: m, e: e}
+	t.mounts[abs] = &mounted{info: info, branch: r.Branch, m: m, e: e, unpin: unpin}
+	ok = true
 	return info, nil
 }
 
@@ -123,6 +141,7 @@ func (t *MountTable) Unmount(dir string) error {
 	t.mu.Lock()
 	delete(t.mounts, abs)
 	t.mu.Unlock()
+	m.unpin()
 	if m.branch != "" && !t.anyMountOf(m.branch) {
 		m.e.SetBusy(m.branch, "")
 	}

@@ -90,6 +90,9 @@ func (ws *Workspace) Write(ctx context.Context, ino uint64, off int64, data []by
 	if end > MaxFileSize {
 		return 0, syscall.EFBIG
 	}
+	if err := ws.e.st.CheckSpace(); err != nil {
+		return 0, err
+	}
 	ws.mu.Lock()
 	defer ws.mu.Unlock()
 	t, err := ws.begin()

@@ -166,6 +166,9 @@ func (ws *Workspace) newEntry(ctx context.Context, t *txn, parent uint64, name s
 }
 
 func (ws *Workspace) create(ctx context.Context, parent uint64, name string, a Attr, data []byte) (*Inode, error) {
+	if err := ws.e.st.CheckSpace(); err != nil {
+		return nil, err
+	}
 	defer ws.e.op()()
 	ws.mu.Lock()
 	defer ws.mu.Unlock()

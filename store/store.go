@@ -55,6 +55,8 @@ type Store struct {
 	// done, so Delete either sees the record or runs entirely before the Put's check.
 	gcMu   sync.RWMutex
 	window *Window // guarded by gcMu
+
+	space *spaceGuard // nil for stores not on the local filesystem (tests' MemFS)
 }
 
 // procLocks catches a second Open of the same directory within this process. Pebble's own
@@ -106,6 +108,10 @@ func Open(dir string, o Options) (*Store, error) {
 	cache := pebble.NewCache(o.CacheSize)
 	defer cache.Unref() // the DB holds its own reference
 	po := pebbleOptions(fs, cache, lock, o.ReadOnly)
+	if fs == vfs.Default {
+		po.MemTableSize = memtableSize(dir)
+		s.space = newSpaceGuard(dir, po.MemTableSize)
+	}
 	po.Logger = pebbleLogger{o.Logger}
 	s.db, err = pebble.Open(dir, po)
 	if err != nil {
@@ -217,6 +223,9 @@ func (s *Store) put(ctx context.Context, b *pebble.Batch, data []byte) (ID, erro
 	if ok, err := s.has(key); err != nil || ok {
 		return id, err
 	}
+	if err := s.space.check(); err != nil {
+		return ID{}, err
+	}
 	vp := valPool.Get().(*[]byte)
 	*vp = encodeValue(*vp, data)
 	var err error
@@ -294,7 +303,8 @@ func (s *Store) fetch(ctx context.Context, id ID, buf []byte) ([]byte, error) {
 		return nil, s.corrupt(id, "fetched", "content hash mismatch")
 	}
 	if !s.readOnly {
-		if _, err := s.put(ctx, nil, data); err != nil {
+		// A full disk only stops the caching: the verified block is still returned.
+		if _, err := s.put(ctx, nil, data); err != nil && !errors.Is(err, syscall.ENOSPC) {
 			return nil, err
 		}
 	}

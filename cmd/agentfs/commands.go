@@ -279,7 +279,11 @@ func logCmd() *cobra.Command {
 					if name != "" {
 						name = cp.Branch + "@" + name
 					}
-					fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", short(cp.ID), cp.Time.Local().Format(time.DateTime), name, cp.Message)
+					msg := cp.Message
+					if cp.Pruned {
+						msg += " (pruned)"
+					}
+					fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", short(cp.ID), cp.Time.Local().Format(time.DateTime), name, msg)
 				}
 				return w.Flush()
 			})
