@@ -48,7 +48,8 @@ func (t *MountTable) DirOf(br string) string {
 // nobody can use it, so it is cleared instead of asking the user to. fs.Mount checks the
 // rest (exists, empty, not a mount point).
 func prepareMountPoint(dir string) error {
-	if _, err := os.Stat(dir); errors.Is(err, syscall.ENOTCONN) {
+	// stat may still answer from the kernel's attribute cache; listing asks the (dead) daemon.
+	if _, err := os.ReadDir(dir); errors.Is(err, syscall.ENOTCONN) {
 		syscall.Unmount(dir, syscall.MNT_DETACH)
 	}
 	if _, err := os.Stat("/dev/fuse"); err != nil {
