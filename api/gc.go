@@ -3,9 +3,9 @@ package api
 import (
 	"context"
 	"fmt"
-	"strconv"
 	"time"
 
+	"github.com/agentfs/agentfs/branch"
 	"github.com/agentfs/agentfs/gc"
 )
 
@@ -26,11 +26,8 @@ type PruneResult struct {
 	Pruned []string `json:"pruned"`
 }
 
-// On the wire (Request fields reused, see calls in server.go):
-//
-//	gc:               ReadOnly = dry run
-//	fsck:             no arguments
-//	checkpoint.prune: Branch, Name = keep-last (decimal), Message = keep-within (Go duration)
+// On the wire: gc takes dry_run; fsck takes nothing; checkpoint.prune takes branch,
+// keep_last and keep_within (a Go duration such as "24h").
 
 func (l *Local) GC(ctx context.Context, o GCOptions) (gc.Stats, error) {
 	return gc.Run(ctx, l.Engine, gc.Options{DryRun: o.DryRun, Progress: o.Progress})
@@ -50,7 +47,7 @@ func (l *Local) PruneCheckpoints(ctx context.Context, br string, keepLast int, k
 }
 
 func (c *Client) GC(ctx context.Context, o GCOptions) (gc.Stats, error) {
-	return do[gc.Stats](ctx, c, "gc", Request{ReadOnly: o.DryRun})
+	return do[gc.Stats](ctx, c, "gc", Request{DryRun: o.DryRun})
 }
 
 func (c *Client) Fsck(ctx context.Context, o FsckOptions) (*gc.Report, error) {
@@ -58,19 +55,18 @@ func (c *Client) Fsck(ctx context.Context, o FsckOptions) (*gc.Report, error) {
 }
 
 func (c *Client) PruneCheckpoints(ctx context.Context, br string, keepLast int, keepWithin time.Duration) (PruneResult, error) {
-	return do[PruneResult](ctx, c, "checkpoint.prune", Request{Branch: br, Name: strconv.Itoa(keepLast), Message: keepWithin.String()})
+	return do[PruneResult](ctx, c, "checkpoint.prune", Request{Branch: br, KeepLast: keepLast, KeepWithin: keepWithin.String()})
 }
 
 func pruneCall(ctx context.Context, s Service, r Request) (any, error) {
-	keepLast, err := strconv.Atoi(r.Name)
-	if err != nil {
-		return nil, fmt.Errorf("checkpoint.prune: bad keep-last %q", r.Name)
+	keepWithin := time.Duration(0)
+	if r.KeepWithin != "" {
+		var err error
+		if keepWithin, err = time.ParseDuration(r.KeepWithin); err != nil {
+			return nil, fmt.Errorf("%w: checkpoint.prune: bad keep_within %q", branch.ErrInvalidName, r.KeepWithin)
+		}
 	}
-	keepWithin, err := time.ParseDuration(r.Message)
-	if err != nil {
-		return nil, fmt.Errorf("checkpoint.prune: bad keep-within %q", r.Message)
-	}
-	return s.PruneCheckpoints(ctx, r.Branch, keepLast, keepWithin)
+	return s.PruneCheckpoints(ctx, r.Branch, r.KeepLast, keepWithin)
 }
 
 // branchSpace fills the space accounting of every branch in out.

@@ -29,6 +29,10 @@ type Request struct {
 	NoMerge  bool   `json:"no_merge,omitempty"` // pull: fail instead of merging
 
 	Merge *MergeRequest `json:"merge,omitempty"`
+
+	DryRun     bool   `json:"dry_run,omitempty"`     // gc
+	KeepLast   int    `json:"keep_last,omitempty"`   // checkpoint.prune
+	KeepWithin string `json:"keep_within,omitempty"` // checkpoint.prune, a Go duration
 }
 
 func errMissing(call string) error {
@@ -98,7 +102,7 @@ var calls = map[string]call{
 	"remote.progress": callRemoteProgress,
 
 	"gc": func(ctx context.Context, s Service, r Request) (any, error) {
-		return s.GC(ctx, GCOptions{DryRun: r.ReadOnly})
+		return s.GC(ctx, GCOptions{DryRun: r.DryRun})
 	},
 	"fsck":             func(ctx context.Context, s Service, r Request) (any, error) { return s.Fsck(ctx, FsckOptions{}) },
 	"checkpoint.prune": pruneCall,
