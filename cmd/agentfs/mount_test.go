@@ -46,6 +46,20 @@ func TestMountLifecycle(t *testing.T) {
 	if b, err := os.ReadFile(filepath.Join(mnt, "from-main.txt")); err != nil || string(b) != "m" {
 		t.Fatalf("merge into a mounted branch is not visible: %q %v", b, err)
 	}
+	// A merge that changes a file a reader holds open: the reader sees the merged content.
+	reader, err := os.Open(filepath.Join(mnt, "a.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reader.Close()
+	os.WriteFile(filepath.Join(src, "a.txt"), []byte("v2\nmerged line\n"), 0o644)
+	ok(t, repo, "import", "main", src)
+	ok(t, repo, "merge", "main", "--into", "agent")
+	buf := make([]byte, 100)
+	n, _ := reader.ReadAt(buf, 0)
+	if got := string(buf[:n]); got != "v2\nmerged line\n" {
+		t.Fatalf("an open reader sees %q after the merge", got)
+	}
 
 	busy := filepath.Join(t.TempDir(), "busy")
 	os.Mkdir(busy, 0o755)
