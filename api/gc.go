@@ -19,6 +19,8 @@ type GCOptions struct {
 // FsckOptions configure a check.
 type FsckOptions struct {
 	Progress func(gc.Progress) `json:"-"`
+	Remote   bool              // also verify the remotes' copies of what they hold
+	Repair   bool              // replace broken local blocks with good copies from a remote
 }
 
 // PruneResult lists the checkpoints a prune marked.
@@ -26,7 +28,7 @@ type PruneResult struct {
 	Pruned []string `json:"pruned"`
 }
 
-// On the wire: gc takes dry_run; fsck takes nothing; checkpoint.prune takes branch,
+// On the wire: gc takes dry_run; fsck takes remote and repair; checkpoint.prune takes branch,
 // keep_last and keep_within (a Go duration such as "24h").
 
 func (l *Local) GC(ctx context.Context, o GCOptions) (gc.Stats, error) {
@@ -34,7 +36,20 @@ func (l *Local) GC(ctx context.Context, o GCOptions) (gc.Stats, error) {
 }
 
 func (l *Local) Fsck(ctx context.Context, o FsckOptions) (*gc.Report, error) {
-	return gc.Check(ctx, l.Engine, gc.CheckOptions{Progress: o.Progress})
+	co := gc.CheckOptions{Progress: o.Progress, VerifyRemote: o.Remote, Repair: o.Repair}
+	if l.Remotes != nil {
+		remotes, err := l.Remotes.List(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if len(remotes) > 0 {
+			co.Remote = l.Remotes
+		}
+	}
+	if co.Remote == nil && (o.Remote || o.Repair) {
+		return nil, fmt.Errorf("%w: fsck --remote and --repair need a remote; add one with: agentfs remote add NAME URL", branch.ErrInvalidName)
+	}
+	return gc.Check(ctx, l.Engine, co)
 }
 
 func (l *Local) PruneCheckpoints(ctx context.Context, br string, keepLast int, keepWithin time.Duration) (PruneResult, error) {
@@ -51,7 +66,7 @@ func (c *Client) GC(ctx context.Context, o GCOptions) (gc.Stats, error) {
 }
 
 func (c *Client) Fsck(ctx context.Context, o FsckOptions) (*gc.Report, error) {
-	return do[*gc.Report](ctx, c, "fsck", Request{})
+	return do[*gc.Report](ctx, c, "fsck", Request{FsckRemote: o.Remote, Repair: o.Repair})
 }
 
 func (c *Client) PruneCheckpoints(ctx context.Context, br string, keepLast int, keepWithin time.Duration) (PruneResult, error) {

@@ -33,6 +33,8 @@ type Request struct {
 	DryRun     bool   `json:"dry_run,omitempty"`     // gc
 	KeepLast   int    `json:"keep_last,omitempty"`   // checkpoint.prune
 	KeepWithin string `json:"keep_within,omitempty"` // checkpoint.prune, a Go duration
+	FsckRemote bool   `json:"remote,omitempty"`      // fsck
+	Repair     bool   `json:"repair,omitempty"`      // fsck
 }
 
 func errMissing(call string) error {
@@ -104,7 +106,9 @@ var calls = map[string]call{
 	"gc": func(ctx context.Context, s Service, r Request) (any, error) {
 		return s.GC(ctx, GCOptions{DryRun: r.DryRun})
 	},
-	"fsck":             func(ctx context.Context, s Service, r Request) (any, error) { return s.Fsck(ctx, FsckOptions{}) },
+	"fsck": func(ctx context.Context, s Service, r Request) (any, error) {
+		return s.Fsck(ctx, FsckOptions{Remote: r.FsckRemote, Repair: r.Repair})
+	},
 	"checkpoint.prune": pruneCall,
 }
 

@@ -18,6 +18,8 @@ type Problem struct {
 	Object string `json:"object"` // checkpoint, tree node, data block
 	ID     string `json:"id"`
 	Error  string `json:"error"` // "missing" or "corrupt: ..."
+	// Repaired says a good copy from a remote replaced the broken local one (fsck --repair).
+	Repaired bool `json:"repaired,omitempty"`
 }
 
 func (p Problem) String() string {
@@ -35,6 +37,30 @@ type Report struct {
 // CheckOptions configure Check.
 type CheckOptions struct {
 	Progress func(Progress)
+	// Remote, when set, knows which blocks a remote holds. A block missing locally that a
+	// remote holds is not a problem (a lazy clone fetches it on first read).
+	Remote Remote
+	// VerifyRemote also downloads and verifies the remote's copy of every block it holds.
+	VerifyRemote bool
+	// Repair replaces a missing or corrupt local block with the remote's verified copy.
+	Repair bool
+}
+
+// Remote is what Check needs of the remotes (remote.Manager).
+type Remote interface {
+	Holds(id store.ID) (bool, error)
+	FetchVerified(ctx context.Context, id store.ID) ([]byte, error)
+}
+
+// Unrepaired counts the problems a repair did not fix.
+func (r *Report) Unrepaired() int {
+	n := 0
+	for _, p := range r.Problems {
+		if !p.Repaired {
+			n++
+		}
+	}
+	return n
 }
 
 // Check verifies that every object reachable from every root is present and matches its
@@ -56,11 +82,18 @@ func Check(ctx context.Context, e *branch.Engine, o CheckOptions) (*Report, erro
 	// A fresh Tree, so that nodes are read from the store (and verified), not from a cache.
 	w := e.NewWalker(snap, tree.New(e.Store(), 1024))
 	w.Verify = true
+	fetchCtx := ctx
+	ctx = store.LocalOnly(ctx) // check what this repository holds; the remote separately
 	w.Enter = func(ob *branch.Object) bool {
 		if _, ok := seen[ob.ID]; ok {
 			return false
 		}
 		seen[ob.ID] = struct{}{}
+		if o.VerifyRemote && o.Remote != nil {
+			if p, bad := checkRemoteCopy(fetchCtx, e, o.Remote, ob); bad {
+				rep.Problems = append(rep.Problems, p)
+			}
+		}
 		if o.Progress != nil && len(seen)%progressEvery == 0 {
 			o.Progress(Progress{Phase: PhaseCheck, Done: int64(len(seen))})
 		}
@@ -69,6 +102,11 @@ func Check(ctx context.Context, e *branch.Engine, o CheckOptions) (*Report, erro
 	w.Broken = func(ob *branch.Object, err error) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
+		}
+		if errors.Is(err, store.ErrNotFound) && o.Remote != nil && !o.Repair {
+			if ok, herr := o.Remote.Holds(ob.ID); herr == nil && ok {
+				return nil // not fetched yet: the remote holds it
+			}
 		}
 		why := "unreadable: " + err.Error()
 		switch {
@@ -79,9 +117,11 @@ func Check(ctx context.Context, e *branch.Engine, o CheckOptions) (*Report, erro
 		case errors.Is(err, tree.ErrCorruptNode):
 			why = "malformed: " + err.Error()
 		}
-		rep.Problems = append(rep.Problems, Problem{
-			Ref: ob.Root.String(), Path: e.Where(ctx, ob), Object: string(ob.Kind), ID: ob.ID.String(), Error: why,
-		})
+		p := Problem{Ref: ob.Root.String(), Path: e.Where(ctx, ob), Object: string(ob.Kind), ID: ob.ID.String(), Error: why}
+		if o.Repair && o.Remote != nil {
+			p.Repaired = repair(fetchCtx, e, o.Remote, ob.ID)
+		}
+		rep.Problems = append(rep.Problems, p)
 		return nil
 	}
 	for _, r := range roots {
@@ -92,4 +132,32 @@ func Check(ctx context.Context, e *branch.Engine, o CheckOptions) (*Report, erro
 	rep.Objects = int64(len(seen))
 	rep.Duration = time.Since(start)
 	return rep, nil
+}
+
+// repair replaces a broken local block with the remote's verified copy.
+func repair(ctx context.Context, e *branch.Engine, r Remote, id store.ID) bool {
+	if ok, err := r.Holds(id); err != nil || !ok {
+		return false
+	}
+	data, err := r.FetchVerified(ctx, id)
+	if err != nil {
+		return false
+	}
+	if err := e.Store().Discard(id); err != nil {
+		return false
+	}
+	got, err := e.Store().Put(ctx, data)
+	return err == nil && got == id
+}
+
+// checkRemoteCopy downloads and verifies the remote's copy of an object it holds.
+func checkRemoteCopy(ctx context.Context, e *branch.Engine, r Remote, ob *branch.Object) (Problem, bool) {
+	if ok, err := r.Holds(ob.ID); err != nil || !ok {
+		return Problem{}, false
+	}
+	if _, err := r.FetchVerified(ctx, ob.ID); err != nil {
+		return Problem{Ref: ob.Root.String(), Path: e.Where(store.LocalOnly(ctx), ob), Object: string(ob.Kind),
+			ID: ob.ID.String(), Error: "the remote's copy is broken: " + err.Error()}, true
+	}
+	return Problem{}, false
 }

@@ -234,3 +234,21 @@ func (m *Manager) evict(ctx context.Context) {
 	}
 	m.stats.Evicted.Add(int64(n))
 }
+
+// Holds reports whether some remote's index lists block id.
+func (m *Manager) Holds(id store.ID) (bool, error) {
+	_, ok, err := m.locate("", id)
+	return ok, err
+}
+
+// FetchVerified reads block id from a remote that lists it and checks its hash, for fsck.
+func (m *Manager) FetchVerified(ctx context.Context, id store.ID) ([]byte, error) {
+	data, err := m.fetch(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if store.Sum(data) != id {
+		return nil, fmt.Errorf("%w: block %s in the remote does not match its hash", store.ErrCorrupt, id)
+	}
+	return data, nil
+}

@@ -292,7 +292,7 @@ func (s *Store) corrupt(id ID, where, why string) error {
 
 func (s *Store) fetch(ctx context.Context, id ID, buf []byte) ([]byte, error) {
 	f := s.fetcher.Load()
-	if f == nil || *f == nil {
+	if f == nil || *f == nil || ctx.Value(localOnlyKey{}) != nil {
 		return nil, fmt.Errorf("%w: block %s", ErrNotFound, id)
 	}
 	data, err := (*f)(ctx, id)
@@ -335,3 +335,20 @@ func (p pebbleLogger) Fatalf(format string, args ...any) {
 }
 
 var _ io.Closer = (*Store)(nil)
+
+type localOnlyKey struct{}
+
+// LocalOnly returns a context under which Get never fetches a missing block from a remote:
+// fsck and gc use it to look at what this repository holds, not what it could download.
+func LocalOnly(ctx context.Context) context.Context {
+	return context.WithValue(ctx, localOnlyKey{}, true)
+}
+
+// Discard deletes one block, so that the next Get fetches a good copy from a remote: fsck
+// --repair uses it on blocks that fail their hash. Deleting a referenced block is only safe
+// when a remote holds it; the caller checks.
+func (s *Store) Discard(id ID) error {
+	s.gcMu.Lock()
+	defer s.gcMu.Unlock()
+	return s.db.Delete(blockKey(id), pebble.Sync)
+}

@@ -84,12 +84,9 @@ func fsckCmd() *cobra.Command {
 		Long:  "fsck reads every reachable object and checks its hash. It prints one line per problem\n(REF: PATH: OBJECT ID ERROR) and exits 0 only when the repository is clean.",
 		Args:  nargs(0, "no arguments"),
 		RunE: func(c *cobra.Command, args []string) error {
-			if remote || repair {
-				return errors.New("fsck --remote and --repair are not implemented yet (they come with object storage support)")
-			}
 			return run(func(ctx context.Context, s api.Service) error {
 				prog := progressFunc()
-				rep, err := s.Fsck(ctx, api.FsckOptions{Progress: prog})
+				rep, err := s.Fsck(ctx, api.FsckOptions{Progress: prog, Remote: remote, Repair: repair})
 				endProgress(prog)
 				if err != nil {
 					return err
@@ -100,11 +97,15 @@ func fsckCmd() *cobra.Command {
 					}
 				} else {
 					for _, p := range rep.Problems {
-						fmt.Printf("%s: %s: %s %s %s\n", p.Ref, p.Path, p.Object, p.ID, p.Error)
+						fixed := ""
+						if p.Repaired {
+							fixed = " (repaired from the remote)"
+						}
+						fmt.Printf("%s: %s: %s %s %s%s\n", p.Ref, p.Path, p.Object, p.ID, p.Error, fixed)
 					}
 				}
-				if len(rep.Problems) > 0 {
-					return fmt.Errorf("%w: %d broken objects (of %d checked)", errProblems, len(rep.Problems), rep.Objects)
+				if n := rep.Unrepaired(); n > 0 {
+					return fmt.Errorf("%w: %d broken objects (of %d checked)", errProblems, n, rep.Objects)
 				}
 				if !asJSON {
 					fmt.Printf("clean: %d objects from %d roots verified\n", rep.Objects, rep.Roots)
@@ -114,8 +115,8 @@ func fsckCmd() *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON (see docs/cli.md)")
-	cmd.Flags().BoolVar(&remote, "remote", false, "also check the remote (not yet implemented)")
-	cmd.Flags().BoolVar(&repair, "repair", false, "fetch broken objects from the remote (not yet implemented)")
+	cmd.Flags().BoolVar(&remote, "remote", false, "also download and verify the remotes' copies of what they hold")
+	cmd.Flags().BoolVar(&repair, "repair", false, "replace missing or corrupt local blocks with verified copies from a remote")
 	return cmd
 }
 
