@@ -270,7 +270,7 @@ func (ws *Workspace) flushAllLocked(ctx context.Context, sync bool) error {
 // FlushAll writes all buffered data of the workspace into the repository and syncs it.
 func (ws *Workspace) FlushAll(ctx context.Context) error {
 	defer ws.e.op()()
-	if ws.prefix == nil {
+	if ws.readOnly {
 		return nil
 	}
 	ws.mu.Lock()
@@ -281,7 +281,7 @@ func (ws *Workspace) FlushAll(ctx context.Context) error {
 // Fsync makes the file's data and all metadata written before it durable.
 func (ws *Workspace) Fsync(ctx context.Context, ino uint64) error {
 	defer ws.e.op()()
-	if ws.prefix == nil {
+	if ws.readOnly {
 		return nil
 	}
 	ws.mu.Lock()

@@ -726,7 +726,7 @@ func (ws *Workspace) Release(ctx context.Context, ino uint64) error {
 		delete(ws.open, ino)
 	}
 	ws.openMu.Unlock()
-	if !last || ws.prefix == nil {
+	if !last || ws.readOnly {
 		return nil
 	}
 	defer ws.e.op()()
@@ -761,7 +761,7 @@ func (ws *Workspace) Release(ctx context.Context, ino uint64) error {
 // FlushFile writes a file's buffered data to the store (not synced), as a close does; it
 // costs nothing when there is none.
 func (ws *Workspace) FlushFile(ctx context.Context, ino uint64) error {
-	if ws.prefix == nil {
+	if ws.readOnly {
 		return nil
 	}
 	ws.mu.RLock()

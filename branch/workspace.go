@@ -26,7 +26,9 @@ type Workspace struct {
 	e      *Engine
 	name   string // branch name; empty for a read-only view
 	id     uint64 // overlay id
-	prefix []byte // overlay key prefix; nil for a read-only view
+	prefix []byte // overlay key prefix, guarded by mu (a new overlay after each checkpoint)
+	// readOnly is set for a view of a commit, which has no overlay; it never changes.
+	readOnly bool
 
 	mu         sync.RWMutex
 	cache      *lru.Cache[string, cached]   // visible values by tree key; see get
@@ -68,14 +70,14 @@ func newWorkspace(e *Engine, br *Branch, root store.ID) *Workspace {
 }
 
 func newView(e *Engine, root store.ID) *Workspace {
-	return &Workspace{e: e, root: root, cache: newCache(), dirty: map[uint64]map[uint64][]byte{}, open: map[uint64]int{}}
+	return &Workspace{e: e, root: root, readOnly: true, cache: newCache(), dirty: map[uint64]map[uint64][]byte{}, open: map[uint64]int{}}
 }
 
 // Branch returns the branch name, or "" for a read-only view.
 func (ws *Workspace) Branch() string { return ws.name }
 
 // ReadOnly reports whether the workspace is a view of a commit.
-func (ws *Workspace) ReadOnly() bool { return ws.prefix == nil }
+func (ws *Workspace) ReadOnly() bool { return ws.readOnly }
 
 // OnReset registers fn to run after a rollback or merge replaced the workspace's content, so
 // a mount can drop kernel caches.
@@ -104,7 +106,7 @@ func (ws *Workspace) get(ctx context.Context, k []byte) ([]byte, bool, error) {
 }
 
 func (ws *Workspace) getUncached(ctx context.Context, k []byte) ([]byte, bool, error) {
-	if ws.prefix != nil {
+	if !ws.readOnly {
 		v, ok, err := ws.e.getKey(ws.overlayKey(k))
 		if err != nil {
 			return nil, false, err
@@ -123,7 +125,7 @@ func (ws *Workspace) getUncached(ctx context.Context, k []byte) ([]byte, bool, e
 // tree). k and v are only valid during the call.
 func (ws *Workspace) scan(ctx context.Context, start, end []byte, fn func(k, v []byte) error) error {
 	var oit *pebble.Iterator
-	if ws.prefix != nil {
+	if !ws.readOnly {
 		upper := prefixEnd(ws.prefix)
 		if end != nil {
 			upper = ws.overlayKey(end)
@@ -192,7 +194,7 @@ type txn struct {
 }
 
 func (ws *Workspace) begin() (*txn, error) {
-	if ws.prefix == nil {
+	if ws.readOnly {
 		return nil, fmt.Errorf("%w: checkpoints cannot be changed; fork a branch from it", syscall.EROFS)
 	}
 	return &txn{ws: ws, b: ws.e.db.NewBatch(), staged: map[string][]byte{}}, nil
@@ -386,7 +388,7 @@ func (ws *Workspace) snapshotCommit(ctx context.Context, msg string) (store.ID, 
 // currentRoot returns the root of a tree holding the current state (writing tree nodes for
 // the overlay if there is one).
 func (ws *Workspace) currentRoot(ctx context.Context) (store.ID, error) {
-	if ws.prefix == nil {
+	if ws.readOnly {
 		return ws.root, nil
 	}
 	ws.mu.Lock()
@@ -424,7 +426,7 @@ func (ws *Workspace) Base() store.ID {
 
 // Changed reports whether the branch has changes since its base.
 func (ws *Workspace) Changed() (bool, error) {
-	if ws.prefix == nil {
+	if ws.readOnly {
 		return false, nil
 	}
 	ws.mu.RLock()
