@@ -10,6 +10,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -39,6 +40,29 @@ func TestRemoteTwoHosts(t *testing.T) {
 			t.Fatal(err)
 		}
 		testTwoHosts(t, "s3://shared/team/repo?region=us-east-1&path_style=true&endpoint="+srv.Endpoint)
+	})
+	// The daemons are child processes: the emulators' settings reach them through the
+	// environment, as credentials would in production.
+	t.Run("gcs", func(t *testing.T) {
+		t.Setenv("STORAGE_EMULATOR_HOST", backendtest.StartFakeGCS(t, "shared"))
+		testTwoHosts(t, "gs://shared/team/repo")
+	})
+	t.Run("azure", func(t *testing.T) {
+		srv := backendtest.StartAzurite(t)
+		t.Setenv("AZURE_STORAGE_KEY", srv.AccountKey)
+		t.Setenv("AZURE_STORAGE_SAS_TOKEN", "")
+		cred, err := azblob.NewSharedKeyCredential(srv.Account, srv.AccountKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := azblob.NewClientWithSharedKeyCredential(srv.Endpoint, cred, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.CreateContainer(context.Background(), "shared", nil); err != nil {
+			t.Fatal(err)
+		}
+		testTwoHosts(t, fmt.Sprintf("az://%s/shared/team/repo?endpoint=%s", srv.Account, srv.Endpoint))
 	})
 }
 
