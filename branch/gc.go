@@ -97,11 +97,8 @@ func (e *Engine) retainCommit(ctx context.Context, id store.ID) error {
 	if err := e.checkNotPruned(id); err != nil {
 		return err
 	}
-	if err := e.st.Retain(ctx, id); err != nil {
-		return err
-	}
 	if !e.needsTreeRetain(id) {
-		return nil
+		return e.st.Retain(ctx, id)
 	}
 	return e.retainTree(ctx, id)
 }
@@ -110,28 +107,51 @@ func (e *Engine) retainCommit(ctx context.Context, id store.ID) error {
 // history and the trees of unpruned ancestors, stopping at commits that are roots in the
 // collection's snapshot, which it marks itself), so that a running collection spares them.
 // It fails if a block is already gone. Its cost follows what only id reaches.
+//
+// Commit blocks are retained last, id the very last, and only once everything below them
+// was: a revive that fails part-way must leave the commit unrecorded, so that the sweep
+// deletes it and no later revive (when no collection runs and only the commit block is
+// checked) can use a tree the sweep has already cut.
 func (e *Engine) retainTree(ctx context.Context, id store.ID) error {
 	e.gc.mu.Lock()
 	roots := e.gc.roots // not modified while the window is open
 	e.gc.mu.Unlock()
 	w := e.NewWalker(e.db, nil)
 	seen := map[store.ID]bool{}
+	var commits []store.ID
 	var first error
 	w.Enter = func(o *Object) bool {
 		if first != nil || seen[o.ID] || o.Kind == ObjCommit && o.ID != id && roots[o.ID] {
 			return false
 		}
 		seen[o.ID] = true
+		if o.Kind == ObjCommit {
+			if o.ID != id {
+				commits = append(commits, o.ID)
+			}
+			return true
+		}
 		if err := e.st.Retain(ctx, o.ID); err != nil {
 			first = fmt.Errorf("checkpoint %s is being garbage collected (%s %s: %w)", id, o.Kind, o.ID, err)
 			return false
 		}
 		return true
 	}
+	w.Broken = func(o *Object, err error) error {
+		return fmt.Errorf("checkpoint %s is being garbage collected (%s %s: %w)", id, o.Kind, o.ID, err)
+	}
 	if err := w.Walk(ctx, Root{Kind: RootPin, Commit: id}); err != nil {
 		return err
 	}
-	return first
+	if first != nil {
+		return first
+	}
+	for _, c := range append(commits, id) {
+		if err := e.st.Retain(ctx, c); err != nil {
+			return fmt.Errorf("checkpoint %s is being garbage collected (checkpoint %s: %w)", id, c, err)
+		}
+	}
+	return nil
 }
 
 func (e *Engine) checkNotPruned(id store.ID) error {

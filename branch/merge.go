@@ -104,7 +104,7 @@ func (e *Engine) merge(ctx context.Context, src string, dws *Workspace, o MergeO
 		if srcCommit, err = sws.checkpointIfChanged(ctx, "checkpoint for merge into "+dws.name); err != nil {
 			return nil, nil, err
 		}
-	} else if err := e.st.Retain(ctx, srcCommit); err != nil {
+	} else if err := e.retainCommit(ctx, srcCommit); err != nil {
 		return nil, nil, err
 	}
 	dws.mu.Lock()
