@@ -2,11 +2,13 @@ package bench
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
-	"os/exec"
+	"path/filepath"
 	"strconv"
-	"strings"
+	"syscall"
 	"time"
 
 	"github.com/agentfs/agentfs/branch"
@@ -115,18 +117,29 @@ func DiffLatency(ctx context.Context, e *branch.Engine, commit store.ID, total, 
 	return Latencies(s), nil
 }
 
-// DiskUsage returns the bytes a directory tree occupies on disk (du -sb --apparent-size is
-// not what we want: blocks allocated).
+// DiskUsage returns the bytes a directory tree occupies on disk (blocks allocated, as du
+// counts them). Files that vanish during the walk (Pebble compactions remove files) are
+// skipped; du would fail on them.
 func DiskUsage(dir string) (int64, error) {
-	out, err := exec.Command("du", "-s", "--block-size=1", dir).Output()
-	if err != nil {
-		return 0, err
-	}
-	f := strings.Fields(string(out))
-	if len(f) == 0 {
-		return 0, fmt.Errorf("du %s: no output", dir)
-	}
-	return strconv.ParseInt(f[0], 10, 64)
+	var total int64
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
+			return err
+		}
+		var st syscall.Stat_t
+		if err := syscall.Lstat(p, &st); err != nil {
+			if errors.Is(err, syscall.ENOENT) {
+				return nil
+			}
+			return err
+		}
+		total += st.Blocks * 512
+		return nil
+	})
+	return total, err
 }
 
 // Storage measures the repository size for forks versions that each rewrite pct of a tree
