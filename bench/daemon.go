@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/agentfs/agentfs/api"
 	"github.com/agentfs/agentfs/internal/repo"
 )
 
@@ -43,7 +44,7 @@ func (c *Cleanup) Run() {
 type Daemon struct {
 	Repo   string
 	Cmd    *exec.Cmd
-	Client *Client
+	Client *api.Client
 	done   chan struct{}
 	mu     sync.Mutex
 	dirs   []string // mount points made through it
@@ -73,7 +74,7 @@ func StartDaemon(bin, repoDir, logPath string, cl *Cleanup) (*Daemon, error) {
 			return nil, fmt.Errorf("agentfs serve exited at start; see %s", logPath)
 		default:
 		}
-		if c, err := Dial(sock); err == nil {
+		if c, err := api.Dial(sock); err == nil {
 			d.Client = c
 			return d, nil
 		}
@@ -89,7 +90,8 @@ func (d *Daemon) Mount(ctx context.Context, ref, dir string) error {
 	d.mu.Lock()
 	d.dirs = append(d.dirs, dir)
 	d.mu.Unlock()
-	return d.Client.Mount(ctx, ref, dir)
+	_, err := d.Client.Mount(ctx, ref, dir, false)
+	return err
 }
 
 // Stop asks the daemon to flush and unmount (SIGTERM), kills it if it does not exit, and

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/agentfs/agentfs/api"
 	"github.com/agentfs/agentfs/internal/repo"
 	"github.com/agentfs/agentfs/store"
 )
@@ -274,7 +275,7 @@ func (s *suite) agents(ctx context.Context, d *Daemon, base store.ID, memRow fun
 		os.MkdirAll(dirs[i], 0o755)
 		t := time.Now()
 		name := fmt.Sprintf("agent%02d", i)
-		if err = d.Client.CreateBranch(ctx, name, base.String()); err == nil {
+		if _, err = d.Client.CreateBranch(ctx, name, base.String()); err == nil {
 			err = d.Mount(ctx, name, dirs[i])
 		}
 		dt := time.Since(t)
@@ -377,7 +378,9 @@ func (s *suite) rollback(ctx context.Context, d *Daemon, mnt string) {
 		err = write("base")
 	}
 	if err == nil {
-		cp, err = d.Client.Checkpoint(ctx, "main", "rb")
+		var info api.CheckpointInfo
+		info, err = d.Client.Checkpoint(ctx, "main", "rb", "")
+		cp = info.ID
 	}
 	var lat []time.Duration
 	for i := 0; i < s.cfg.RollbackN && err == nil; i++ {

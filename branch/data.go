@@ -289,19 +289,7 @@ func (ws *Workspace) Fsync(ctx context.Context, ino uint64) error {
 	if len(ws.dirty[ino]) == 0 {
 		return ws.e.st.Sync()
 	}
-	t, err := ws.begin()
-	if err != nil {
-		return err
-	}
-	defer t.abort()
-	n, err := t.inode(ctx, ino)
-	if err != nil {
-		return err
-	}
-	if err := ws.flushFileLocked(ctx, t, n); err != nil {
-		return err
-	}
-	return t.commit(true)
+	return ws.writeFileLocked(ctx, ino, true)
 }
 
 // truncateLocked sets the size of regular file n (the caller stores n).

@@ -773,6 +773,11 @@ func (ws *Workspace) FlushFile(ctx context.Context, ino uint64) error {
 	defer ws.e.op()()
 	ws.mu.Lock()
 	defer ws.mu.Unlock()
+	return ws.writeFileLocked(ctx, ino, false)
+}
+
+// writeFileLocked writes the file's buffered blocks in one batch, synced if asked.
+func (ws *Workspace) writeFileLocked(ctx context.Context, ino uint64, sync bool) error {
 	t, err := ws.begin()
 	if err != nil {
 		return err
@@ -785,5 +790,5 @@ func (ws *Workspace) FlushFile(ctx context.Context, ino uint64) error {
 	if err := ws.flushFileLocked(ctx, t, n); err != nil {
 		return err
 	}
-	return t.commit(false)
+	return t.commit(sync)
 }
