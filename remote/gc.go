@@ -114,6 +114,13 @@ func (m *Manager) GC(ctx context.Context, remote string, o GCOptions) (GCResult,
 	if err := checkFormat(ctx, b); err != nil {
 		return res, fmt.Errorf("remote %s: %w", remote, err)
 	}
+	if !o.DryRun {
+		release, err := takeGCLock(ctx, remote, b)
+		if err != nil {
+			return res, err
+		}
+		defer release()
+	}
 
 	// The age of packs is measured from before the refs are read: a pack that was already
 	// Grace old then belongs to a push that, by assumption, had written its ref by then, so

@@ -66,6 +66,12 @@ func (m *Manager) Push(ctx context.Context, remote, br string) (PushResult, erro
 	if err := ensureFormat(ctx, b); err != nil {
 		return res, fmt.Errorf("remote %s: %w", remote, err)
 	}
+	// Announce the push before deciding what the remote already has (lock.go).
+	release, err := pushLease(ctx, remote, b)
+	if err != nil {
+		return res, err
+	}
+	defer release()
 	t.set("index", 0, 0)
 	if err := m.refresh(ctx, remote, b, t); err != nil {
 		return res, err

@@ -448,11 +448,13 @@ func (m *Manager) recordPack(remote string, pack store.ID, size int64, entries [
 // refresh loads the index objects of remote that the cache does not have yet.
 func (m *Manager) refresh(ctx context.Context, remote string, b backends.Backend, p *tracker) error {
 	var todo []store.ID
+	listed := map[store.ID]bool{}
 	err := b.List(ctx, dirIndex, func(oi backends.ObjectInfo) error {
 		id, ok := parseHexName(oi.Key, dirIndex)
 		if !ok {
 			return nil
 		}
+		listed[id] = true
 		if _, have, err := m.getKey(remoteKey(remote, 'i', id[:])); err != nil {
 			return err
 		} else if !have {
@@ -462,6 +464,11 @@ func (m *Manager) refresh(ctx context.Context, remote string, b backends.Backend
 	})
 	if err != nil {
 		return fmt.Errorf("remote %s: list index: %w", remote, err)
+	}
+	// Packs a collection (on any host) deleted leave the cache, so that nothing believes the
+	// remote still holds their objects.
+	if err := m.dropVanished(remote, listed); err != nil {
+		return err
 	}
 	p.set("index", 0, int64(len(todo)))
 	return parallel(ctx, len(todo), 8, func(i int) error {
@@ -583,4 +590,39 @@ func (r *countReader) Read(p []byte) (int, error) {
 	n, err := r.ReadCloser.Read(p)
 	r.s.BytesDown.Add(int64(n))
 	return n, err
+}
+
+// dropVanished forgets the cached packs whose index is not in listed. It reads only the
+// per-pack keys unless some pack is gone.
+func (m *Manager) dropVanished(remote string, listed map[store.ID]bool) error {
+	pi := remoteKey(remote, 'i')
+	it, err := m.db.NewIter(&pebble.IterOptions{LowerBound: pi, UpperBound: prefixEnd(pi)})
+	if err != nil {
+		return err
+	}
+	any := false
+	for it.First(); it.Valid() && !any; it.Next() {
+		if k := it.Key(); len(k) == len(pi)+32 && !listed[store.ID(k[len(pi):])] {
+			any = true
+		}
+	}
+	if err := errors.Join(it.Error(), it.Close()); err != nil || !any {
+		return err
+	}
+	cached, err := m.cachedPacks(remote)
+	if err != nil {
+		return err
+	}
+	var gone []store.ID
+	where := map[store.ID][]location{}
+	for id, ents := range cached {
+		if !listed[id] {
+			gone = append(gone, id)
+			continue
+		}
+		for _, e := range ents {
+			where[e.ID] = append(where[e.ID], location{remote: remote, pack: id, off: e.Offset, length: e.Length, kind: e.Kind})
+		}
+	}
+	return m.forgetPacks(remote, gone, cached, where)
 }
