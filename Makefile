@@ -44,7 +44,7 @@ bench-quick: build
 
 # Long crash test for releases: 1,000 kill -9 of a daemon under fsyncing writers.
 crash: build
-	AGENTFS_CRASH_KILLS=1000 $(GO) test -count=1 -timeout 180m -run TestCrash ./cmd/agentfs/
+	AGENTFS_CRASH_KILLS=1000 $(GO) test -v -count=1 -timeout 180m -run TestCrash ./cmd/agentfs/
 
 clean:
 	rm -rf bin
