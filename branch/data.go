@@ -129,7 +129,7 @@ func (ws *Workspace) Write(ctx context.Context, ino uint64, off int64, data []by
 	for done := 0; done < len(data); {
 		pos := uint64(off) + uint64(done)
 		index, within := pos/BlockSize, int(pos%BlockSize)
-		block, err := ws.dirtyBlock(ctx, ino, index)
+		block, err := ws.dirtyBlock(ctx, ino, index, n.Size)
 		if err != nil {
 			return 0, err
 		}
@@ -185,16 +185,20 @@ func (ws *Workspace) setDirty(ino, index uint64, b []byte) {
 }
 
 // dirtyBlock returns the writable buffer of a block, loading the stored block on first use.
-func (ws *Workspace) dirtyBlock(ctx context.Context, ino, index uint64) ([]byte, error) {
+// size is the file's size before the write: a block wholly past it holds nothing stored
+// (truncate deletes blocks past the end), so appending writers skip the lookup.
+func (ws *Workspace) dirtyBlock(ctx context.Context, ino, index, size uint64) ([]byte, error) {
 	if b, ok := ws.dirty[ino][index]; ok {
 		return b, nil
 	}
 	b := make([]byte, BlockSize)
-	stored, err := ws.storedBlock(ctx, ino, index, nil)
-	if err != nil {
-		return nil, err
+	if index*BlockSize < size {
+		stored, err := ws.storedBlock(ctx, ino, index, nil)
+		if err != nil {
+			return nil, err
+		}
+		copy(b, stored)
 	}
-	copy(b, stored)
 	ws.setDirty(ino, index, b)
 	return b, nil
 }
@@ -333,7 +337,7 @@ func (ws *Workspace) truncateLocked(ctx context.Context, t *txn, n *Inode, size 
 			}
 		}
 		if within := size % BlockSize; within != 0 {
-			b, err := ws.dirtyBlock(ctx, n.Ino, size/BlockSize)
+			b, err := ws.dirtyBlock(ctx, n.Ino, size/BlockSize, n.Size)
 			if err != nil {
 				return err
 			}

@@ -8,6 +8,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -19,6 +20,7 @@ import (
 	"syscall"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/bloom"
 	"github.com/cockroachdb/pebble/v2/vfs"
 )
 
@@ -146,6 +148,13 @@ func pebbleOptions(fs vfs.FS, cache *pebble.Cache, lock *pebble.Lock, readOnly b
 		FormatMajorVersion: pebble.FormatValueSeparation,
 		MemTableSize:       64 << 20,
 	}
+	// Bloom filters on every level: every Put first asks whether its block exists (dedup),
+	// and almost always it does not. Without filters that question searched every L0 table;
+	// profiling a 1 GiB write put it at 40% of the write path.
+	for i := range o.Levels {
+		o.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
+		o.Levels[i].FilterType = pebble.TableFilter
+	}
 	o.Experimental.ValueSeparationPolicy = func() pebble.ValueSeparationPolicy {
 		return pebble.ValueSeparationPolicy{
 			Enabled:               true,
@@ -241,15 +250,20 @@ func (s *Store) put(ctx context.Context, b *pebble.Batch, data []byte) (ID, erro
 	return id, nil
 }
 
+// has reports whether key is stored. It seeks an iterator by prefix instead of calling Get:
+// a Get of a present key reads its value, which value separation keeps in a blob file, so
+// every dedup hit cost a disk read; and a prefix seek consults the bloom filters, so an
+// absent key (a new block) reads no data block either.
 func (s *Store) has(key []byte) (bool, error) {
-	_, c, err := s.db.Get(key)
-	if errors.Is(err, pebble.ErrNotFound) {
-		return false, nil
-	}
+	it, err := s.db.NewIter(nil)
 	if err != nil {
 		return false, fmt.Errorf("store: %w", err)
 	}
-	return true, c.Close()
+	ok := it.SeekPrefixGE(key) && bytes.Equal(it.Key(), key)
+	if err := errors.Join(it.Error(), it.Close()); err != nil {
+		return false, fmt.Errorf("store: %w", err)
+	}
+	return ok, nil
 }
 
 // Has reports local presence only; it never fetches.
