@@ -26,20 +26,9 @@ type located struct {
 	loc location
 }
 
-// fetchObjects downloads ids from remote into the local store (ids already local are
-// skipped by the caller). Each object is verified against its id before it is stored.
-func (m *Manager) fetchObjects(ctx context.Context, remote string, b backends.Backend, ids []store.ID, t *tracker) error {
-	byPack := map[store.ID][]located{}
-	for _, id := range ids {
-		l, ok, err := m.locate(remote, id)
-		if err != nil {
-			return err
-		}
-		if !ok {
-			return fmt.Errorf("remote %s lists no object %s: %w (the bucket's index is incomplete)", remote, id, store.ErrNotFound)
-		}
-		byPack[l.pack] = append(byPack[l.pack], located{id, l})
-	}
+// rangeRuns groups the objects of each pack into runs that one ranged GET reads: sorted by
+// offset, neighbours at most rangeGap apart, at most maxRange bytes per run.
+func rangeRuns(byPack map[store.ID][]located) [][]located {
 	var runs [][]located
 	for _, objs := range byPack {
 		sort.Slice(objs, func(i, j int) bool { return objs[i].loc.off < objs[j].loc.off })
@@ -55,6 +44,24 @@ func (m *Manager) fetchObjects(ctx context.Context, remote string, b backends.Ba
 			start = i
 		}
 	}
+	return runs
+}
+
+// fetchObjects downloads ids from remote into the local store (ids already local are
+// skipped by the caller). Each object is verified against its id before it is stored.
+func (m *Manager) fetchObjects(ctx context.Context, remote string, b backends.Backend, ids []store.ID, t *tracker) error {
+	byPack := map[store.ID][]located{}
+	for _, id := range ids {
+		l, ok, err := m.locate(remote, id)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return fmt.Errorf("remote %s lists no object %s: %w (the bucket's index is incomplete)", remote, id, store.ErrNotFound)
+		}
+		byPack[l.pack] = append(byPack[l.pack], located{id, l})
+	}
+	runs := rangeRuns(byPack)
 	return parallel(ctx, len(runs), 6, func(i int) error {
 		run := runs[i]
 		first, last := run[0].loc, run[len(run)-1].loc

@@ -537,21 +537,7 @@ func (m *Manager) gcLoad(ctx context.Context, remote string, b backends.Backend,
 			byPack[ls[0].pack] = append(byPack[ls[0].pack], located{id, ls[0]})
 		}
 	}
-	var runs [][]located
-	for _, objs := range byPack {
-		sort.Slice(objs, func(i, j int) bool { return objs[i].loc.off < objs[j].loc.off })
-		start := 0
-		for i := 1; i <= len(objs); i++ {
-			if i < len(objs) {
-				prevEnd := objs[i-1].loc.off + uint64(objs[i-1].loc.length)
-				if objs[i].loc.off <= prevEnd+rangeGap && objs[i].loc.off+uint64(objs[i].loc.length)-objs[start].loc.off <= maxRange {
-					continue
-				}
-			}
-			runs = append(runs, objs[start:i])
-			start = i
-		}
-	}
+	runs := rangeRuns(byPack)
 	out := make([][][]byte, len(runs))
 	err := parallel(ctx, len(runs), 6, func(i int) error {
 		run := runs[i]

@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -51,20 +50,7 @@ var providers = []provider{
 		}
 	}},
 	{"azure", func(t *testing.T) func(t *testing.T) string {
-		srv := backendtest.StartAzurite(t)
-		t.Setenv("AZURE_STORAGE_KEY", srv.AccountKey)
-		t.Setenv("AZURE_STORAGE_SAS_TOKEN", "")
-		cred, err := azblob.NewSharedKeyCredential(srv.Account, srv.AccountKey)
-		if err != nil {
-			t.Fatal(err)
-		}
-		c, err := azblob.NewClientWithSharedKeyCredential(srv.Endpoint, cred, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := c.CreateContainer(ctx, "agentfs", nil); err != nil {
-			t.Fatal(err)
-		}
+		srv := backendtest.StartAzuriteContainers(t, "agentfs")
 		n := 0
 		return func(t *testing.T) string {
 			n++

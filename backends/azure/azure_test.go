@@ -6,31 +6,13 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob"
-
 	"github.com/agentfs/agentfs/backends"
 	_ "github.com/agentfs/agentfs/backends/azure"
 	"github.com/agentfs/agentfs/backends/backendtest"
 )
 
 func setup(t *testing.T, containers ...string) *backendtest.AzureServer {
-	srv := backendtest.StartAzurite(t)
-	t.Setenv("AZURE_STORAGE_KEY", srv.AccountKey)
-	t.Setenv("AZURE_STORAGE_SAS_TOKEN", "")
-	cred, err := azblob.NewSharedKeyCredential(srv.Account, srv.AccountKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := azblob.NewClientWithSharedKeyCredential(srv.Endpoint, cred, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, name := range containers {
-		if _, err := c.CreateContainer(context.Background(), name, nil); err != nil {
-			t.Fatalf("CreateContainer(%s): %v", name, err)
-		}
-	}
-	return srv
+	return backendtest.StartAzuriteContainers(t, containers...)
 }
 
 func url(srv *backendtest.AzureServer, containerAndPrefix string) string {

@@ -2,6 +2,7 @@ package backendtest
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"net"
 	"net/http"
@@ -12,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob"
 )
 
 // RequireBackends reports whether AGENTFS_REQUIRE_BACKENDS=1: a missing server binary then
@@ -185,4 +188,27 @@ func StartAzurite(t testing.TB) *AzureServer {
 	}
 	startServer(t, "azurite-blob", cmd, httpReady(s.Endpoint))
 	return s
+}
+
+// StartAzuriteContainers starts Azurite, points the Azure backend at it through the
+// environment (shared key, no SAS token), and creates the containers.
+func StartAzuriteContainers(t testing.TB, containers ...string) *AzureServer {
+	t.Helper()
+	srv := StartAzurite(t)
+	t.Setenv("AZURE_STORAGE_KEY", srv.AccountKey)
+	t.Setenv("AZURE_STORAGE_SAS_TOKEN", "")
+	cred, err := azblob.NewSharedKeyCredential(srv.Account, srv.AccountKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := azblob.NewClientWithSharedKeyCredential(srv.Endpoint, cred, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range containers {
+		if _, err := c.CreateContainer(context.Background(), name, nil); err != nil {
+			t.Fatalf("CreateContainer(%s): %v", name, err)
+		}
+	}
+	return srv
 }

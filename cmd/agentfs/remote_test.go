@@ -10,7 +10,6 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -48,20 +47,7 @@ func TestRemoteTwoHosts(t *testing.T) {
 		testTwoHosts(t, "gs://shared/team/repo")
 	})
 	t.Run("azure", func(t *testing.T) {
-		srv := backendtest.StartAzurite(t)
-		t.Setenv("AZURE_STORAGE_KEY", srv.AccountKey)
-		t.Setenv("AZURE_STORAGE_SAS_TOKEN", "")
-		cred, err := azblob.NewSharedKeyCredential(srv.Account, srv.AccountKey)
-		if err != nil {
-			t.Fatal(err)
-		}
-		c, err := azblob.NewClientWithSharedKeyCredential(srv.Endpoint, cred, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := c.CreateContainer(context.Background(), "shared", nil); err != nil {
-			t.Fatal(err)
-		}
+		srv := backendtest.StartAzuriteContainers(t, "shared")
 		testTwoHosts(t, fmt.Sprintf("az://%s/shared/team/repo?endpoint=%s", srv.Account, srv.Endpoint))
 	})
 }
