@@ -224,6 +224,31 @@ func CheckKey(key string) error {
 	return nil
 }
 
+// ObjectName joins a URL's prefix and a key into the provider's object name ("" prefix: the
+// key itself). An empty key gives the prefix as a listing prefix ("prefix/").
+func ObjectName(prefix, key string) string {
+	if prefix == "" {
+		return key
+	}
+	return prefix + "/" + key
+}
+
+// CheckedName is ObjectName for a key that must be valid (CheckKey).
+func CheckedName(prefix, key string) (string, error) {
+	if err := CheckKey(key); err != nil {
+		return "", err
+	}
+	return ObjectName(prefix, key), nil
+}
+
+// Where names an object in messages: the backend's name, then the key if there is one.
+func Where(name, key string) string {
+	if key == "" {
+		return name
+	}
+	return name + "/" + key
+}
+
 // CheckRange validates a Get range against an object of the given size and returns how many
 // bytes the reader must deliver.
 func CheckRange(key string, off, length, size int64) (int64, error) {

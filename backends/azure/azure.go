@@ -149,28 +149,21 @@ func New(ctx context.Context, c Config) (*Backend, error) {
 	return b, nil
 }
 
-func (b *Backend) full0(key string) string {
-	if b.c.Prefix == "" {
-		return key
-	}
-	return b.c.Prefix + "/" + key
-}
+func (b *Backend) full0(key string) string { return backends.ObjectName(b.c.Prefix, key) }
 
 func (b *Backend) blob(key string) (*blockblob.Client, error) {
-	if err := backends.CheckKey(key); err != nil {
+	name, err := backends.CheckedName(b.c.Prefix, key)
+	if err != nil {
 		return nil, err
 	}
-	return b.container.NewBlockBlobClient(b.full0(key)), nil
+	return b.container.NewBlockBlobClient(name), nil
 }
 
 func (b *Backend) mapErr(op, key string, err error) error {
 	if err == nil {
 		return nil
 	}
-	where := b.name
-	if key != "" {
-		where += "/" + key
-	}
+	where := backends.Where(b.name, key)
 	status := 0
 	var re *azcore.ResponseError
 	if errors.As(err, &re) {

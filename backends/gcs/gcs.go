@@ -105,28 +105,21 @@ func emulatorNote() string {
 	return ""
 }
 
-func (b *Backend) full0(key string) string {
-	if b.c.Prefix == "" {
-		return key
-	}
-	return b.c.Prefix + "/" + key
-}
+func (b *Backend) full0(key string) string { return backends.ObjectName(b.c.Prefix, key) }
 
 func (b *Backend) obj(key string) (*storage.ObjectHandle, error) {
-	if err := backends.CheckKey(key); err != nil {
+	name, err := backends.CheckedName(b.c.Prefix, key)
+	if err != nil {
 		return nil, err
 	}
-	return b.bucket.Object(b.full0(key)), nil
+	return b.bucket.Object(name), nil
 }
 
 func (b *Backend) mapErr(op, key string, err error) error {
 	if err == nil {
 		return nil
 	}
-	where := b.name
-	if key != "" {
-		where += "/" + key
-	}
+	where := backends.Where(b.name, key)
 	code := 0
 	var ge *googleapi.Error
 	if errors.As(err, &ge) {

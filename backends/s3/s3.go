@@ -146,15 +146,7 @@ func (b *Backend) endpoint() string {
 	return "AWS region " + b.client.Options().Region
 }
 
-func (b *Backend) full(key string) (string, error) {
-	if err := backends.CheckKey(key); err != nil {
-		return "", err
-	}
-	if b.c.Prefix == "" {
-		return key, nil
-	}
-	return b.c.Prefix + "/" + key, nil
-}
+func (b *Backend) full(key string) (string, error) { return backends.CheckedName(b.c.Prefix, key) }
 
 func (b *Backend) rel(full string) string {
 	if b.c.Prefix == "" {
@@ -168,10 +160,7 @@ func (b *Backend) mapErr(op, key string, err error) error {
 	if err == nil {
 		return nil
 	}
-	where := b.name
-	if key != "" {
-		where += "/" + key
-	}
+	where := backends.Where(b.name, key)
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return fmt.Errorf("s3 %s %s: %w", op, where, err)
 	}
