@@ -7,7 +7,6 @@
 package branch
 
 import (
-	"bytes"
 	"context"
 	"encoding/binary"
 	"encoding/hex"
@@ -22,6 +21,7 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 
 	"github.com/agentfs/agentfs/branch/tree"
+	"github.com/agentfs/agentfs/internal/kv"
 	"github.com/agentfs/agentfs/store"
 )
 
@@ -171,18 +171,7 @@ func overlayPrefix(id uint64) []byte {
 	return k
 }
 
-func (e *Engine) getKey(k []byte) ([]byte, bool, error) {
-	v, closer, err := e.db.Get(k)
-	if errors.Is(err, pebble.ErrNotFound) {
-		return nil, false, nil
-	}
-	if err != nil {
-		return nil, false, err
-	}
-	out := bytes.Clone(v)
-	closer.Close()
-	return out, true, nil
-}
+func (e *Engine) getKey(k []byte) ([]byte, bool, error) { return kv.Get(e.db, k) }
 
 // counter returns the next value of a persistent counter, reserving n values.
 func (e *Engine) counter(b *pebble.Batch, key []byte, n uint64) (uint64, error) {

@@ -2,6 +2,8 @@ package branch
 
 import (
 	"encoding/binary"
+
+	"github.com/agentfs/agentfs/internal/kv"
 )
 
 // Keys of a filesystem tree. A version of a tree is one sorted map (package tree) holding
@@ -68,16 +70,7 @@ func keyIno(k []byte) uint64 {
 }
 
 // prefixEnd returns the smallest key greater than every key with prefix p.
-func prefixEnd(p []byte) []byte {
-	end := append([]byte(nil), p...)
-	for i := len(end) - 1; i >= 0; i-- {
-		if end[i] < 0xff {
-			end[i]++
-			return end[:i+1]
-		}
-	}
-	return nil
-}
+func prefixEnd(p []byte) []byte { return kv.PrefixEnd(p) }
 
 // dirent values: 8-byte child ino, then the file type bits of its mode (mode >> 12).
 func encodeDirent(ino uint64, mode uint32) []byte {

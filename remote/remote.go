@@ -30,6 +30,7 @@ import (
 
 	"github.com/agentfs/agentfs/backends"
 	"github.com/agentfs/agentfs/branch"
+	"github.com/agentfs/agentfs/internal/kv"
 	"github.com/agentfs/agentfs/store"
 )
 
@@ -158,29 +159,9 @@ func remoteKey(name string, sub byte, rest ...[]byte) []byte {
 	return k
 }
 
-func prefixEnd(p []byte) []byte {
-	end := bytes.Clone(p)
-	for i := len(end) - 1; i >= 0; i-- {
-		if end[i] < 0xff {
-			end[i]++
-			return end[:i+1]
-		}
-	}
-	return nil
-}
+func prefixEnd(p []byte) []byte { return kv.PrefixEnd(p) }
 
-func (m *Manager) getKey(k []byte) ([]byte, bool, error) {
-	v, c, err := m.db.Get(k)
-	if errors.Is(err, pebble.ErrNotFound) {
-		return nil, false, nil
-	}
-	if err != nil {
-		return nil, false, err
-	}
-	out := bytes.Clone(v)
-	c.Close()
-	return out, true, nil
-}
+func (m *Manager) getKey(k []byte) ([]byte, bool, error) { return kv.Get(m.db, k) }
 
 // Add configures a remote. It opens the URL to check it (the bucket must exist and the
 // credentials work) but writes nothing there.
