@@ -174,8 +174,7 @@ func (e *Engine) merge(ctx context.Context, src string, dws *Workspace, o MergeO
 	if err := dws.moveBase(b, id); err != nil {
 		return nil, nil, err
 	}
-	dws.root, dws.base = newRoot, id
-	dws.cache.Purge() // the visible content changed
+	dws.replaceContent(newRoot, id)
 	res.Commit = id
 	return res, append([]func(){}, dws.hooks...), nil
 }

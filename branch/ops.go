@@ -747,9 +747,12 @@ func (ws *Workspace) Release(ctx context.Context, ino uint64) error {
 	if err != nil {
 		return err
 	}
-	if n.Nlink == 0 {
+	switch {
+	case n.Nlink == 0:
 		err = ws.removeInode(ctx, t, ino)
-	} else {
+	case len(ws.dirty[ino]) == 0:
+		return nil // nothing to write
+	default:
 		err = ws.flushFileLocked(ctx, t, n)
 	}
 	if err != nil {

@@ -110,8 +110,7 @@ func (e *Engine) FastForward(ctx context.Context, name string, from, to store.ID
 		if err := ws.moveBase(b, to); err != nil {
 			return nil, err
 		}
-		ws.root, ws.base = c.Root, to
-		ws.cache.Purge() // the visible content changed
+		ws.replaceContent(c.Root, to)
 		return append([]func(){}, ws.hooks...), nil
 	}()
 	done()

@@ -322,6 +322,14 @@ func (ws *Workspace) checkpoint(ctx context.Context, name, msg string) (store.ID
 	return id, nil
 }
 
+// replaceContent points the workspace at a base whose content differs from what it showed
+// (rollback, merge, pull): the key cache no longer holds. Callers hold mu and have moved
+// the branch (moveBase).
+func (ws *Workspace) replaceContent(root, base store.ID) {
+	ws.root, ws.base = root, base
+	ws.cache.Purge()
+}
+
 // checkpointIfChanged checkpoints the workspace if it has changes and returns its base.
 func (ws *Workspace) checkpointIfChanged(ctx context.Context, msg string) (store.ID, error) {
 	changed, err := ws.Changed()
@@ -411,8 +419,7 @@ func (ws *Workspace) reset(ctx context.Context, target store.ID) ([]func(), erro
 	if err := ws.moveBase(b, target); err != nil {
 		return nil, err
 	}
-	ws.root, ws.base = c.Root, target
-	ws.cache.Purge() // the visible content changed
+	ws.replaceContent(c.Root, target)
 	ws.dirty, ws.dirtyBytes = map[uint64]map[uint64][]byte{}, 0
 	return append([]func(){}, ws.hooks...), nil
 }
