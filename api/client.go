@@ -83,7 +83,7 @@ func (c *Client) DeleteBranch(ctx context.Context, name string) error {
 }
 
 func (c *Client) Checkpoint(ctx context.Context, br, name, message string) (CheckpointInfo, error) {
-	return do[CheckpointInfo](ctx, c, "checkpoint", Request{Branch: br, Name: name, Message: message})
+	return c.CheckpointWith(ctx, br, branch.CheckpointOptions{Name: name, Message: message})
 }
 
 func (c *Client) Rollback(ctx context.Context, br, ref string) error {

@@ -63,7 +63,7 @@ func serve(dir string, mounts []string, initIfMissing bool) error {
 		return fmt.Errorf("listen on %s: %w", sock, err)
 	}
 	os.Chmod(sock, 0o600)
-	srv := &http.Server{Handler: api.Handler(svc), ErrorLog: logger}
+	srv := &http.Server{Handler: api.Handler(svc), ErrorLog: logger, ConnContext: api.UnixConnContext}
 	go srv.Serve(ln)
 	shutdown := func() error {
 		sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
