@@ -24,6 +24,10 @@ type Service interface {
 	CreateBranch(ctx context.Context, name, from string) (BranchInfo, error)
 	DeleteBranch(ctx context.Context, name string) error
 	Checkpoint(ctx context.Context, branch, name, message string) (CheckpointInfo, error)
+	// File calls (api/files.go): change a branch's files without a mount.
+	WriteFile(ctx context.Context, br, path string, data []byte) error
+	MakeDir(ctx context.Context, br, path string) error
+	Move(ctx context.Context, br, src, dst string) error
 	// CheckpointWith is Checkpoint with provenance (api/provenance.go).
 	CheckpointWith(ctx context.Context, br string, o branch.CheckpointOptions) (CheckpointInfo, error)
 	Rollback(ctx context.Context, branch, ref string) error

@@ -31,6 +31,8 @@ type Request struct {
 	Merge *MergeRequest `json:"merge,omitempty"`
 
 	Provenance *branch.Provenance `json:"provenance,omitempty"` // checkpoint (the caller is set by the server)
+	Path2      string             `json:"path2,omitempty"`      // file.move: the destination
+	Data       []byte             `json:"data,omitempty"`       // file.write: the content (base64 in JSON)
 
 	DryRun     bool   `json:"dry_run,omitempty"`     // gc
 	KeepLast   int    `json:"keep_last,omitempty"`   // checkpoint.prune

@@ -111,7 +111,7 @@ func TestHostileCommits(t *testing.T) {
 	head = head[:len(head)-(5+1+3)] // drop the empty trailer: 5 empty strings, 0 labels, 3 zero counts
 	for _, tail := range [][]byte{
 		binary.AppendUvarint(append([]byte{}, 0, 0, 0, 0, 0), 1<<62),   // labels
-		binary.AppendUvarint(append([]byte{}, 0, 0, 0, 0), 1<<40),       // via length
+		binary.AppendUvarint(append([]byte{}, 0, 0, 0, 0), 1<<40),      // via length
 		append(binary.AppendUvarint([]byte{0, 0, 0, 0, 0}, 1), 200, 1), // label key longer than the rest
 	} {
 		if _, err := decodeCommit(append(append([]byte{}, head...), tail...)); err == nil {

@@ -543,3 +543,15 @@ func sortedKeys[V any](m map[uint64]V) []uint64 {
 	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
 	return out
 }
+
+// NotifyChanged runs the reset hooks after a change made to the workspace outside a mount
+// (a file written through the control API or MCP), so that mounts drop what the kernel
+// cached of the old state. Callers hold no workspace locks.
+func (ws *Workspace) NotifyChanged() {
+	ws.mu.RLock()
+	hooks := append([]func(){}, ws.hooks...)
+	ws.mu.RUnlock()
+	for _, h := range hooks {
+		h()
+	}
+}

@@ -62,7 +62,8 @@ func newRootCmd() *cobra.Command {
 		gcCmd(), fsckCmd(),
 		remoteCmd(), pushCmd(), pullCmd(), cloneCmd(),
 	)
-	addPruneCmd(root) // checkpoint prune (gc_cmd.go)
+	root.AddCommand(mcpCmd()) // agents (mcp_cmd.go)
+	addPruneCmd(root)         // checkpoint prune (gc_cmd.go)
 	addRemoteGCCmd(root)
 	// Unknown subcommands are usage errors too.
 	root.Args = func(c *cobra.Command, args []string) error {
