@@ -35,7 +35,9 @@ func connect() (svc api.Service, close func() error, err error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	return &api.Local{Engine: r.Engine, Remotes: r.Remotes}, r.Close, nil
+	// Calls go through the same guard as the daemon's (audit log): agents_cmd.go.
+	c := api.InProcess(guard(dir, &api.Local{Engine: r.Engine, Remotes: r.Remotes}, false, nil), "")
+	return c, func() error { c.Close(); return r.Close() }, nil
 }
 
 // run connects, runs fn, and closes the repository, reporting the first error.

@@ -62,7 +62,7 @@ func newRootCmd() *cobra.Command {
 		gcCmd(), fsckCmd(),
 		remoteCmd(), pushCmd(), pullCmd(), cloneCmd(),
 	)
-	root.AddCommand(mcpCmd()) // agents (mcp_cmd.go)
+	root.AddCommand(mcpCmd(), tokenCmd(), auditCmd()) // agents (mcp_cmd.go, agents_cmd.go)
 	addPruneCmd(root)         // checkpoint prune (gc_cmd.go)
 	addRemoteGCCmd(root)
 	// Unknown subcommands are usage errors too.
