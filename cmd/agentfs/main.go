@@ -63,7 +63,7 @@ func newRootCmd() *cobra.Command {
 		remoteCmd(), pushCmd(), pullCmd(), cloneCmd(),
 	)
 	root.AddCommand(mcpCmd(), tokenCmd(), auditCmd()) // agents (mcp_cmd.go, agents_cmd.go)
-	addPruneCmd(root)         // checkpoint prune (gc_cmd.go)
+	addPruneCmd(root)                                 // checkpoint prune (gc_cmd.go)
 	addRemoteGCCmd(root)
 	// Unknown subcommands are usage errors too.
 	root.Args = func(c *cobra.Command, args []string) error {
