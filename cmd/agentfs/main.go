@@ -61,6 +61,7 @@ func newRootCmd() *cobra.Command {
 		mountCmd(), unmountCmd(), mountsCmd(), serveCmd(), mergeCmd(),
 		gcCmd(), fsckCmd(),
 		remoteCmd(), pushCmd(), pullCmd(), cloneCmd(),
+		csiCmd(), dockerPluginCmd(),
 	)
 	addPruneCmd(root) // checkpoint prune (gc_cmd.go)
 	addRemoteGCCmd(root)
