@@ -15,8 +15,11 @@ import (
 
 // Client calls a daemon over its Unix socket.
 type Client struct {
-	http *http.Client
-	sock string
+	http    *http.Client
+	sock    string // where the daemon is, for messages
+	base    string // URL prefix; "" means http://agentfs (the Unix socket)
+	token   string // bearer token sent with every call, if any
+	closeFn func()
 }
 
 var _ Service = (*Client)(nil)
@@ -40,9 +43,16 @@ func (c *Client) post(ctx context.Context, call string, r Request) (*http.Respon
 	if err != nil {
 		return nil, err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://agentfs/v1/"+call, bytes.NewReader(body))
+	base := c.base
+	if base == "" {
+		base = "http://agentfs"
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/v1/"+call, bytes.NewReader(body))
 	if err != nil {
 		return nil, err
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
@@ -83,7 +93,7 @@ func (c *Client) DeleteBranch(ctx context.Context, name string) error {
 }
 
 func (c *Client) Checkpoint(ctx context.Context, br, name, message string) (CheckpointInfo, error) {
-	return do[CheckpointInfo](ctx, c, "checkpoint", Request{Branch: br, Name: name, Message: message})
+	return c.CheckpointWith(ctx, br, branch.CheckpointOptions{Name: name, Message: message})
 }
 
 func (c *Client) Rollback(ctx context.Context, br, ref string) error {

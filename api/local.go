@@ -79,7 +79,8 @@ func (l *Local) checkpointInfo(ctx context.Context, id store.ID) (CheckpointInfo
 }
 
 func commitInfo(id store.ID, c *branch.Commit) CheckpointInfo {
-	info := CheckpointInfo{ID: id.String(), Branch: c.Branch, Name: c.Name, Message: c.Message, Time: c.Time, Parents: []string{}}
+	info := CheckpointInfo{ID: id.String(), Branch: c.Branch, Name: c.Name, Message: c.Message, Time: c.Time, Parents: []string{},
+		Provenance: c.Provenance, Files: c.Files}
 	for _, p := range c.Parents {
 		info.Parents = append(info.Parents, p.String())
 	}
@@ -87,11 +88,7 @@ func commitInfo(id store.ID, c *branch.Commit) CheckpointInfo {
 }
 
 func (l *Local) Checkpoint(ctx context.Context, br, name, message string) (CheckpointInfo, error) {
-	id, err := l.Engine.Checkpoint(ctx, br, name, message)
-	if err != nil {
-		return CheckpointInfo{}, err
-	}
-	return l.checkpointInfo(ctx, id)
+	return l.CheckpointWith(ctx, br, branch.CheckpointOptions{Name: name, Message: message})
 }
 
 func (l *Local) Rollback(ctx context.Context, br, ref string) error {
@@ -112,6 +109,11 @@ func (l *Local) Log(ctx context.Context, br string) ([]CheckpointInfo, error) {
 		info := commitInfo(e.ID, e.Commit)
 		if info.Pruned, err = l.Engine.IsPruned(e.ID); err != nil {
 			return nil, err
+		}
+		if !info.Pruned {
+			if err := l.logPaths(ctx, &info, e.Commit); err != nil {
+				return nil, err
+			}
 		}
 		out = append(out, info)
 	}

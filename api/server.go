@@ -30,6 +30,10 @@ type Request struct {
 
 	Merge *MergeRequest `json:"merge,omitempty"`
 
+	Provenance *branch.Provenance `json:"provenance,omitempty"` // checkpoint (the caller is set by the server)
+	Path2      string             `json:"path2,omitempty"`      // file.move: the destination
+	Data       []byte             `json:"data,omitempty"`       // file.write: the content (base64 in JSON)
+
 	DryRun     bool   `json:"dry_run,omitempty"`     // gc
 	KeepLast   int    `json:"keep_last,omitempty"`   // checkpoint.prune
 	KeepWithin string `json:"keep_within,omitempty"` // checkpoint.prune, a Go duration
@@ -73,7 +77,11 @@ var calls = map[string]call{
 		return struct{}{}, s.DeleteBranch(ctx, r.Name)
 	},
 	"checkpoint": func(ctx context.Context, s Service, r Request) (any, error) {
-		return s.Checkpoint(ctx, r.Branch, r.Name, r.Message)
+		o := branch.CheckpointOptions{Name: r.Name, Message: r.Message}
+		if r.Provenance != nil {
+			o.Provenance = *r.Provenance
+		}
+		return s.CheckpointWith(ctx, r.Branch, o)
 	},
 	"rollback": func(ctx context.Context, s Service, r Request) (any, error) {
 		return struct{}{}, s.Rollback(ctx, r.Branch, r.Ref)

@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/agentfs/agentfs/api"
+	"github.com/agentfs/agentfs/branch"
 	"github.com/agentfs/agentfs/internal/repo"
 )
 
@@ -34,7 +35,9 @@ func connect() (svc api.Service, close func() error, err error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	return &api.Local{Engine: r.Engine, Remotes: r.Remotes}, r.Close, nil
+	// Calls go through the same guard as the daemon's (audit log): agents_cmd.go.
+	c := api.InProcess(guard(dir, &api.Local{Engine: r.Engine, Remotes: r.Remotes}, false, nil), "")
+	return c, func() error { c.Close(); return r.Close() }, nil
 }
 
 // run connects, runs fn, and closes the repository, reporting the first error.
@@ -201,15 +204,24 @@ func forkCmd() *cobra.Command {
 
 func checkpointCmd() *cobra.Command {
 	var name, msg string
+	var prov provenanceFlags
+	var asJSON bool
 	cmd := &cobra.Command{
-		Use:   "checkpoint BRANCH [--name NAME] [-m MESSAGE]",
+		Use:   "checkpoint BRANCH [--name NAME] [-m MESSAGE] [--agent A] [--session S] [--tool-call T] [--label K=V]... [--json]",
 		Short: "Make the branch's current state an immutable checkpoint; prints its id",
 		Args:  nargs(1, "BRANCH"),
 		RunE: func(c *cobra.Command, args []string) error {
+			p, err := prov.provenance("cli")
+			if err != nil {
+				return err
+			}
 			return run(func(ctx context.Context, s api.Service) error {
-				cp, err := s.Checkpoint(ctx, args[0], name, msg)
+				cp, err := s.CheckpointWith(ctx, args[0], branch.CheckpointOptions{Name: name, Message: msg, Provenance: p})
 				if err != nil {
 					return err
+				}
+				if asJSON {
+					return printJSON(cp)
 				}
 				fmt.Println(cp.ID)
 				return nil
@@ -218,6 +230,8 @@ func checkpointCmd() *cobra.Command {
 	}
 	cmd.Flags().StringVar(&name, "name", "", "name the checkpoint (then BRANCH@NAME refers to it)")
 	cmd.Flags().StringVarP(&msg, "message", "m", "", "message")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the checkpoint as JSON, with the paths it created, modified and deleted")
+	prov.register(cmd)
 	return cmd
 }
 

@@ -37,6 +37,7 @@ func serveCmd() *cobra.Command {
 	}
 	cmd.Flags().StringArrayVar(&mounts, "mount", nil, "mount REF at DIR once started (repeatable), e.g. main:./mnt")
 	cmd.Flags().BoolVar(&initIfMissing, "init", false, "create the repository if it does not exist")
+	cmd.Flags().StringVar(&listenFlag, "listen", "", "also serve the control API and MCP on this TCP address (e.g. 127.0.0.1:7070); every call needs a token (agentfs token create)")
 	return cmd
 }
 
@@ -63,15 +64,25 @@ func serve(dir string, mounts []string, initIfMissing bool) error {
 		return fmt.Errorf("listen on %s: %w", sock, err)
 	}
 	os.Chmod(sock, 0o600)
-	srv := &http.Server{Handler: api.Handler(svc), ErrorLog: logger}
+	srv := &http.Server{Handler: guard(dir, svc, false, logger.Printf), ErrorLog: logger, ConnContext: api.UnixConnContext}
 	go srv.Serve(ln)
+	var tcp *http.Server // serve --listen (serve_tcp.go)
 	shutdown := func() error {
 		sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()
+		if tcp != nil {
+			tcp.Shutdown(sctx)
+		}
 		srv.Shutdown(sctx)
 		err := table.UnmountAll()
 		os.Remove(sock)
 		return errors.Join(err, r.Close())
+	}
+	if listenFlag != "" {
+		if tcp, err = serveTCP(listenFlag, dir, svc, logger.Printf); err != nil {
+			shutdown()
+			return err
+		}
 	}
 	for _, m := range mounts {
 		ref, mdir, ok := strings.Cut(m, ":")
