@@ -1,0 +1,102 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/agentfs/agentfs/api"
+	"github.com/agentfs/agentfs/branch"
+)
+
+func diffCmd() *cobra.Command {
+	var asJSON, patch, stat bool
+	cmd := &cobra.Command{
+		Use:   "diff REF REF [--patch | --stat] [--json] [-- PATH...]",
+		Short: "Show what changed from the first ref to the second: paths, a patch, or line counts",
+		Long: "diff lists the paths added (A), modified (M), deleted (D) and renamed (R) from the first\n" +
+			"ref to the second. --patch prints a git-style unified diff (patch -p1 and git apply\n" +
+			"accept it), --stat the lines added and deleted per file. Paths after -- limit the\n" +
+			"output to those paths and what is below them.",
+		Args: func(c *cobra.Command, args []string) error {
+			refs := args
+			if at := c.ArgsLenAtDash(); at >= 0 {
+				refs = args[:at]
+			}
+			if len(refs) != 2 {
+				return usageError{fmt.Errorf("diff takes two REFs, then optionally -- PATH...")}
+			}
+			return nil
+		},
+		RunE: func(c *cobra.Command, args []string) error {
+			r := api.DiffRequest{A: args[0], B: args[1], Patch: patch, Names: !patch && !stat && !asJSON}
+			if at := c.ArgsLenAtDash(); at >= 0 {
+				r.Paths = args[at:]
+			}
+			return run(func(ctx context.Context, s api.Service) error {
+				files, err := s.DiffFiles(ctx, r)
+				if err != nil {
+					return err
+				}
+				switch {
+				case asJSON:
+					return printJSON(files)
+				case patch:
+					for _, f := range files {
+						fmt.Print(f.Patch)
+					}
+				case stat:
+					printStat(files)
+				default:
+					for _, f := range files {
+						if f.Kind == "renamed" {
+							fmt.Printf("R %s -> %s\n", f.OldPath, f.Path)
+							continue
+						}
+						fmt.Printf("%c %s\n", strings.ToUpper(f.Kind)[0], f.Path)
+					}
+				}
+				return nil
+			})
+		},
+	}
+	cmd.Flags().BoolVarP(&patch, "patch", "p", false, "print a git-style unified diff")
+	cmd.Flags().BoolVar(&stat, "stat", false, "print lines added and deleted per file")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON, with line counts (and patches with --patch); see docs/cli.md")
+	return cmd
+}
+
+// printStat prints git's --stat: one line per path and a summary.
+func printStat(files []branch.FileDiff) {
+	width := 0
+	for _, f := range files {
+		width = max(width, len(statName(f)))
+	}
+	var added, deleted int
+	for _, f := range files {
+		var what string
+		switch {
+		case f.Binary:
+			what = "Bin"
+		case f.Type == "dir":
+			what = f.Kind + " directory"
+		case f.Added+f.Deleted == 0 && f.OldMode != f.NewMode && f.Kind == "modified":
+			what = fmt.Sprintf("mode %s => %s", f.OldMode, f.NewMode)
+		default:
+			what = fmt.Sprintf("%d %s%s", f.Added+f.Deleted, strings.Repeat("+", min(f.Added, 40)), strings.Repeat("-", min(f.Deleted, 40)))
+		}
+		fmt.Printf(" %-*s | %s\n", width, statName(f), what)
+		added += f.Added
+		deleted += f.Deleted
+	}
+	fmt.Printf(" %d paths changed, %d insertions(+), %d deletions(-)\n", len(files), added, deleted)
+}
+
+func statName(f branch.FileDiff) string {
+	if f.Kind == "renamed" {
+		return f.OldPath + " => " + f.Path
+	}
+	return f.Path
+}

@@ -1,0 +1,167 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func requireTool(t *testing.T, name string) {
+	t.Helper()
+	if _, err := exec.LookPath(name); err != nil {
+		if os.Getenv("AGENTFS_REQUIRE_TOOLS") == "1" {
+			t.Fatalf("AGENTFS_REQUIRE_TOOLS=1 but %s is not installed", name)
+		}
+		t.Skipf("%s is not installed", name)
+	}
+}
+
+// mountBranch starts a daemon and mounts branch; both go away at cleanup.
+func mountBranch(t *testing.T, repo, branch string) (string, *daemon) {
+	t.Helper()
+	requireFUSE(t)
+	if os.Geteuid() != 0 {
+		t.Skip("mount tests run as root")
+	}
+	d := startDaemon(t, repo)
+	mnt := filepath.Join(t.TempDir(), "mnt")
+	os.Mkdir(mnt, 0o755)
+	ok(t, repo, "mount", branch, mnt)
+	t.Cleanup(func() { agentfs(t, repo, "unmount", mnt) })
+	return mnt, d
+}
+
+func mustRun(t *testing.T, dir string, stdin string, name string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(name, args...)
+	cmd.Dir = dir
+	cmd.Stdin = strings.NewReader(stdin)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+// TestDiffPatchApplies: a one-line edit, an added, a deleted and a renamed file, a mode
+// change and a renamed directory, made through a mount; `diff --patch` of the two
+// checkpoints applied with patch -p1 (and git apply) to an export of the first gives an
+// export of the second.
+func TestDiffPatchApplies(t *testing.T) {
+	requireTool(t, "patch")
+	repo := newRepo(t)
+	var long strings.Builder
+	for i := 0; i < 30; i++ {
+		long.WriteString("line " + string(rune('a'+i%26)) + "\n")
+	}
+	ok(t, repo, "import", "main", writeTree(t, map[string]string{
+		"edit.txt": long.String(), "gone.txt": "bye\n", "old-name.txt": "moving\n",
+		"tool.sh": "#!/bin/sh\necho hi\n", "pkg/x.go": "package x\n", "pkg/sub/y.go": "package y\n",
+		"noeol.txt": "no newline",
+	}))
+	a := strings.TrimSpace(ok(t, repo, "checkpoint", "main", "--name", "a"))
+	mnt, _ := mountBranch(t, repo, "main")
+	m := func(p string) string { return filepath.Join(mnt, p) }
+	edited := strings.Replace(long.String(), "line k\n", "line K (edited)\n", 1)
+	for _, err := range []error{
+		os.WriteFile(m("edit.txt"), []byte(edited), 0o644),
+		os.WriteFile(m("added.txt"), []byte("fresh\nfile\n"), 0o644),
+		os.Remove(m("gone.txt")),
+		os.Rename(m("old-name.txt"), m("new-name.txt")),
+		os.Chmod(m("tool.sh"), 0o755),
+		os.Rename(m("pkg"), m("lib")),
+		os.WriteFile(m("noeol.txt"), []byte("no newline, changed"), 0o644),
+	} {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	b := strings.TrimSpace(ok(t, repo, "checkpoint", "main", "--name", "b"))
+	patch := ok(t, repo, "diff", "main@a", "main@b", "--patch")
+	t.Logf("patch:\n%s", patch)
+	for _, want := range []string{"-line k\n+line K (edited)\n", "rename from old-name.txt\nrename to new-name.txt\n",
+		"old mode 100644\nnew mode 100755\n", "deleted file mode 100644\n", "new file mode 100644\n", "rename from pkg/sub/y.go\n"} {
+		if !strings.Contains(patch, want) {
+			t.Errorf("patch lacks %q", want)
+		}
+	}
+	tmp := t.TempDir()
+	expB := filepath.Join(tmp, "b")
+	ok(t, repo, "export", b, expB)
+	tools := []string{"patch"}
+	if _, err := exec.LookPath("git"); err == nil {
+		tools = append(tools, "git")
+	}
+	for _, tool := range tools {
+		dir := filepath.Join(tmp, "a-"+tool)
+		ok(t, repo, "export", a, dir)
+		if tool == "patch" {
+			mustRun(t, dir, patch, "patch", "-p1", "--batch", "--quiet")
+		} else {
+			mustRun(t, dir, patch, "git", "apply", "-")
+		}
+		if out, err := exec.Command("diff", "-r", dir, expB).CombinedOutput(); err != nil {
+			t.Fatalf("%s: export of a patched differs from export of b:\n%s", tool, out)
+		}
+		if st, err := os.Stat(filepath.Join(dir, "tool.sh")); err != nil || st.Mode().Perm() != 0o755 {
+			t.Fatalf("%s: the mode change was not applied: %v %v", tool, st.Mode(), err)
+		}
+	}
+
+	// --stat, -- PATH and --json carry the same changes.
+	stat := ok(t, repo, "diff", "main@a", "main@b", "--stat")
+	if !strings.Contains(stat, "edit.txt") || !strings.Contains(stat, "old-name.txt => new-name.txt") {
+		t.Errorf("--stat:\n%s", stat)
+	}
+	if got := ok(t, repo, "diff", "main@a", "main@b", "--", "edit.txt", "lib"); got != "R pkg -> lib\nR pkg/sub -> lib/sub\nR pkg/sub/y.go -> lib/sub/y.go\nR pkg/x.go -> lib/x.go\nM edit.txt\n" &&
+		!strings.Contains(got, "M edit.txt") {
+		t.Errorf("diff -- edit.txt lib:\n%s", got)
+	}
+	one := ok(t, repo, "diff", "main@a", "main@b", "--patch", "--", "edit.txt")
+	if !strings.HasPrefix(one, "diff --git a/edit.txt b/edit.txt\n") || strings.Count(one, "diff --git") != 1 {
+		t.Errorf("diff --patch -- edit.txt:\n%s", one)
+	}
+	var files []map[string]any
+	if err := json.Unmarshal([]byte(ok(t, repo, "diff", "main@a", "main@b", "--json")), &files); err != nil {
+		t.Fatal(err)
+	}
+	byPath := map[string]map[string]any{}
+	for _, f := range files {
+		byPath[f["path"].(string)] = f
+	}
+	if f := byPath["edit.txt"]; f == nil || f["added"] != 1.0 || f["deleted"] != 1.0 {
+		t.Errorf("--json edit.txt: %v", f)
+	}
+	if f := byPath["tool.sh"]; f == nil || f["old_mode"] != "100644" || f["new_mode"] != "100755" {
+		t.Errorf("--json tool.sh: %v", f)
+	}
+	if f := byPath["new-name.txt"]; f == nil || f["kind"] != "renamed" || f["old_path"] != "old-name.txt" {
+		t.Errorf("--json rename: %v", f)
+	}
+}
+
+// Changes to a directory's own mode, owner or xattrs show as modified, the root's too.
+func TestDiffDirectoryMetadata(t *testing.T) {
+	repo := newRepo(t)
+	ok(t, repo, "import", "main", writeTree(t, map[string]string{"d/f.txt": "x\n", "e/g.txt": "y\n"}))
+	ok(t, repo, "checkpoint", "main", "--name", "a")
+	mnt, _ := mountBranch(t, repo, "main")
+	if err := os.Chmod(filepath.Join(mnt, "d"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(filepath.Join(mnt, "e"), 1234, 1234); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(mnt, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	got := ok(t, repo, "diff", "main@a", "main")
+	for _, want := range []string{"M .\n", "M d\n", "M e\n"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("diff lacks %q:\n%s", want, got)
+		}
+	}
+}
