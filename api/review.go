@@ -10,6 +10,17 @@ import (
 // blame, tags and settling merge conflicts (docs/api.md, "Review").
 type Reviewer interface {
 	DiffFiles(ctx context.Context, r DiffRequest) ([]branch.FileDiff, error)
+	Revert(ctx context.Context, r RevertRequest) (MergeResult, error)
+	// Resolve names the checkpoint a ref stands for (a branch: its base checkpoint).
+	Resolve(ctx context.Context, ref string) (CheckpointInfo, error)
+}
+
+// RevertRequest asks to undo what Checkpoint changed, on top of branch On.
+type RevertRequest struct {
+	Checkpoint string `json:"checkpoint"`
+	On         string `json:"on"`
+	Message    string `json:"message,omitempty"`
+	DryRun     bool   `json:"dry_run,omitempty"`
 }
 
 // DiffRequest asks for the file-by-file changes from ref A to ref B.
@@ -34,9 +45,74 @@ func (c *Client) DiffFiles(ctx context.Context, r DiffRequest) ([]branch.FileDif
 	return do[[]branch.FileDiff](ctx, c, "diff.files", Request{Review: &ReviewRequest{Diff: &r}})
 }
 
+// Revert reports conflicts as Merge does: the result lists them and the error matches
+// branch.ErrConflict.
+func (l *Local) Revert(ctx context.Context, r RevertRequest) (MergeResult, error) {
+	res, err := l.Engine.Revert(ctx, r.Checkpoint, r.On, branch.RevertOptions{Message: r.Message, DryRun: r.DryRun})
+	return mergeResult(res), err
+}
+
+func (l *Local) Resolve(ctx context.Context, ref string) (CheckpointInfo, error) {
+	r, err := l.Engine.Resolve(ctx, ref)
+	if err != nil {
+		return CheckpointInfo{}, err
+	}
+	return l.checkpointInfo(ctx, r.Commit)
+}
+
+func (c *Client) Resolve(ctx context.Context, ref string) (CheckpointInfo, error) {
+	return do[CheckpointInfo](ctx, c, "resolve", Request{Ref: ref})
+}
+
+func (c *Client) Revert(ctx context.Context, r RevertRequest) (MergeResult, error) {
+	return doConflict(ctx, c, "revert", Request{Review: &ReviewRequest{Revert: &r}})
+}
+
+// doConflict calls a merge-like call whose conflicts come back with the result.
+func doConflict(ctx context.Context, c *Client, call string, r Request) (MergeResult, error) {
+	res, err := do[mergeReply](ctx, c, call, r)
+	if err != nil {
+		return MergeResult{}, err
+	}
+	if res.Error != "" {
+		return res.Result, &remoteError{errorBody{Error: res.Error, Code: "conflict"}}
+	}
+	return res.Result, nil
+}
+
+// conflictReply wraps a merge-like result so that a conflict travels with it.
+func conflictReply(res MergeResult, err error) (any, error) {
+	if err != nil && isConflict(err) {
+		return mergeReply{Result: res, Error: err.Error()}, nil
+	}
+	return mergeReply{Result: res}, err
+}
+
+// mergeResult converts the engine's result (nil when nothing was computed).
+func mergeResult(res *branch.MergeResult) MergeResult {
+	if res == nil {
+		return MergeResult{}
+	}
+	out := MergeResult{UpToDate: res.UpToDate, Conflicts: res.Conflicts, Changes: res.Changes}
+	if out.Conflicts == nil {
+		out.Conflicts = []branch.Conflict{}
+	}
+	if out.Changes == nil {
+		out.Changes = []branch.Change{}
+	}
+	if !res.Commit.IsZero() {
+		out.Checkpoint = res.Commit.String()
+	}
+	if !res.Base.IsZero() {
+		out.Base = res.Base.String()
+	}
+	return out
+}
+
 // ReviewRequest carries the arguments of the review calls (one field per call).
 type ReviewRequest struct {
-	Diff *DiffRequest `json:"diff,omitempty"`
+	Diff   *DiffRequest   `json:"diff,omitempty"`
+	Revert *RevertRequest `json:"revert,omitempty"`
 }
 
 func init() {
@@ -45,5 +121,12 @@ func init() {
 			return nil, errMissing("diff.files")
 		}
 		return s.DiffFiles(ctx, *r.Review.Diff)
+	}
+	calls["resolve"] = func(ctx context.Context, s Service, r Request) (any, error) { return s.Resolve(ctx, r.Ref) }
+	calls["revert"] = func(ctx context.Context, s Service, r Request) (any, error) {
+		if r.Review == nil || r.Review.Revert == nil {
+			return nil, errMissing("revert")
+		}
+		return conflictReply(s.Revert(ctx, *r.Review.Revert))
 	}
 }

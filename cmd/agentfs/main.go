@@ -63,6 +63,7 @@ func newRootCmd() *cobra.Command {
 		remoteCmd(), pushCmd(), pullCmd(), cloneCmd(),
 	)
 	addPruneCmd(root) // checkpoint prune (gc_cmd.go)
+	addReviewCmds(root)
 	addRemoteGCCmd(root)
 	// Unknown subcommands are usage errors too.
 	root.Args = func(c *cobra.Command, args []string) error {

@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"os"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -99,4 +101,73 @@ func statName(f branch.FileDiff) string {
 		return f.OldPath + " => " + f.Path
 	}
 	return f.Path
+}
+
+func revertCmd() *cobra.Command {
+	var r api.RevertRequest
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "revert CHECKPOINT [--on BRANCH] [-m MESSAGE] [--dry-run] [--json]",
+		Short: "Undo exactly what CHECKPOINT changed, on top of the branch's current state",
+		Long: "revert makes a new checkpoint on BRANCH (default: the branch CHECKPOINT was taken on)\n" +
+			"that undoes the changes CHECKPOINT made relative to its parent, as a three-way merge.\n" +
+			"Paths changed since then in ways that do not combine are listed as conflicts, and\n" +
+			"then the branch is not changed.",
+		Args: nargs(1, "CHECKPOINT"),
+		RunE: func(c *cobra.Command, args []string) error {
+			r.Checkpoint = args[0]
+			return run(func(ctx context.Context, s api.Service) error {
+				if r.On == "" {
+					on, err := checkpointBranch(ctx, s, r.Checkpoint)
+					if err != nil {
+						return err
+					}
+					r.On = on
+				}
+				res, err := s.Revert(ctx, r)
+				conflict := errors.Is(err, branch.ErrConflict)
+				if err != nil && !conflict {
+					return err
+				}
+				if asJSON {
+					if jerr := printJSON(res); jerr != nil {
+						return jerr
+					}
+					return err
+				}
+				for _, c := range res.Conflicts {
+					fmt.Fprintf(os.Stderr, "CONFLICT (%s): %s\n", c.Kind, c.Path)
+				}
+				switch {
+				case conflict:
+				case res.UpToDate:
+					fmt.Printf("nothing to revert: the changes of %s are not on %s any more\n", r.Checkpoint, r.On)
+				case r.DryRun:
+					fmt.Printf("would revert %s on %s: %d paths change\n", r.Checkpoint, r.On, len(res.Changes))
+				default:
+					fmt.Println(res.Checkpoint)
+				}
+				return err
+			})
+		},
+	}
+	cmd.Flags().StringVar(&r.On, "on", "", "branch to revert on (default: the checkpoint's branch)")
+	cmd.Flags().StringVarP(&r.Message, "message", "m", "", "message of the new checkpoint")
+	cmd.Flags().BoolVar(&r.DryRun, "dry-run", false, "report what would change; change nothing")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON (see docs/cli.md)")
+	return cmd
+}
+
+// checkpointBranch returns the branch a checkpoint was taken on.
+func checkpointBranch(ctx context.Context, s api.Service, ref string) (string, error) {
+	infos, err := s.Resolve(ctx, ref)
+	if err != nil {
+		return "", err
+	}
+	return infos.Branch, nil
+}
+
+// addReviewCmds adds the review commands (review_cmd.go): revert, ...
+func addReviewCmds(root *cobra.Command) {
+	root.AddCommand(revertCmd())
 }

@@ -165,3 +165,40 @@ func TestDiffDirectoryMetadata(t *testing.T) {
 		}
 	}
 }
+
+// Three checkpoints each edit a different file; `agentfs revert` of the second removes
+// exactly its edit and keeps the other two.
+func TestRevertCLI(t *testing.T) {
+	repo := newRepo(t)
+	files := map[string]string{"a.txt": "a1\n", "b.txt": "b1\n", "c.txt": "c1\n"}
+	src := writeTree(t, files)
+	ok(t, repo, "import", "main", src)
+	for _, f := range []string{"a.txt", "b.txt", "c.txt"} {
+		os.WriteFile(filepath.Join(src, f), []byte(f[:1]+"2 edited\n"), 0o644)
+		ok(t, repo, "import", "main", src)
+	}
+	var log []map[string]any
+	json.Unmarshal([]byte(ok(t, repo, "log", "main", "--json")), &log)
+	second := log[1]["id"].(string) // newest first: c, b, a
+	if !strings.Contains(log[1]["message"].(string), "import") {
+		t.Fatalf("log: %v", log)
+	}
+	if got := ok(t, repo, "diff", second[:12], log[0]["id"].(string)); got != "M c.txt\n" {
+		t.Fatalf("setup: checkpoints do not edit one file each: %q", got)
+	}
+	out := ok(t, repo, "revert", second[:12])
+	if id := strings.TrimSpace(out); len(id) != 64 {
+		t.Fatalf("revert printed %q", out)
+	}
+	for f, want := range map[string]string{"a.txt": "a2 edited\n", "b.txt": "b1\n", "c.txt": "c2 edited\n"} {
+		if got := ok(t, repo, "cat", "main:"+f); got != want {
+			t.Errorf("%s = %q, want %q", f, got, want)
+		}
+	}
+	// Through the API as JSON, a dry run of reverting the first lists a.txt only.
+	var res map[string]any
+	json.Unmarshal([]byte(ok(t, repo, "revert", log[2]["id"].(string), "--dry-run", "--json")), &res)
+	if ch, _ := res["changes"].([]any); len(ch) != 1 || ch[0].(map[string]any)["path"] != "a.txt" {
+		t.Fatalf("revert --dry-run --json: %v", res)
+	}
+}
