@@ -13,6 +13,63 @@ type Reviewer interface {
 	Revert(ctx context.Context, r RevertRequest) (MergeResult, error)
 	// Resolve names the checkpoint a ref stands for (a branch: its base checkpoint).
 	Resolve(ctx context.Context, ref string) (CheckpointInfo, error)
+	// A merge with strategy markers that found conflicts stays pending until one of these.
+	MergeStatus(ctx context.Context, branch string) (*PendingMerge, error) // nil: none pending
+	MergeContinue(ctx context.Context, branch string) (ContinueResult, error)
+	MergeAbort(ctx context.Context, branch string) error
+}
+
+// PendingMerge is a merge waiting for its conflicts to be settled.
+type PendingMerge struct {
+	Branch       string            `json:"branch"`
+	Source       string            `json:"source"`
+	SourceCommit string            `json:"source_checkpoint"`
+	Head         string            `json:"head"` // the checkpoint --abort restores
+	Conflicts    []branch.Conflict `json:"conflicts"`
+	Unresolved   []string          `json:"unresolved"`       // conflicting files that still hold markers
+	Copies       []string          `json:"copies,omitempty"` // PATH~SOURCE files with the source's version
+}
+
+// ContinueResult is the checkpoint that completed a merge.
+type ContinueResult struct {
+	Checkpoint string   `json:"checkpoint"`
+	Removed    []string `json:"removed,omitempty"` // PATH~SOURCE copies removed
+}
+
+func (l *Local) MergeStatus(ctx context.Context, br string) (*PendingMerge, error) {
+	p, err := l.Engine.MergeStatus(ctx, br)
+	if err != nil || p == nil {
+		return nil, err
+	}
+	out := &PendingMerge{Branch: p.Branch, Source: p.Source, SourceCommit: p.SourceCommit.String(), Head: p.Head.String(),
+		Conflicts: p.Conflicts, Unresolved: p.Open, Copies: p.Copies}
+	if out.Unresolved == nil {
+		out.Unresolved = []string{}
+	}
+	return out, nil
+}
+
+func (l *Local) MergeContinue(ctx context.Context, br string) (ContinueResult, error) {
+	res, err := l.Engine.MergeContinue(ctx, br)
+	if err != nil {
+		return ContinueResult{}, err
+	}
+	return ContinueResult{Checkpoint: res.Commit.String(), Removed: res.Removed}, nil
+}
+
+func (l *Local) MergeAbort(ctx context.Context, br string) error { return l.Engine.MergeAbort(ctx, br) }
+
+func (c *Client) MergeStatus(ctx context.Context, br string) (*PendingMerge, error) {
+	return do[*PendingMerge](ctx, c, "merge.status", Request{Branch: br})
+}
+
+func (c *Client) MergeContinue(ctx context.Context, br string) (ContinueResult, error) {
+	return do[ContinueResult](ctx, c, "merge.continue", Request{Branch: br})
+}
+
+func (c *Client) MergeAbort(ctx context.Context, br string) error {
+	_, err := do[struct{}](ctx, c, "merge.abort", Request{Branch: br})
+	return err
 }
 
 // RevertRequest asks to undo what Checkpoint changed, on top of branch On.
@@ -93,7 +150,10 @@ func mergeResult(res *branch.MergeResult) MergeResult {
 	if res == nil {
 		return MergeResult{}
 	}
-	out := MergeResult{UpToDate: res.UpToDate, Conflicts: res.Conflicts, Changes: res.Changes}
+	out := MergeResult{UpToDate: res.UpToDate, Conflicts: res.Conflicts, Changes: res.Changes, Pending: res.Pending}
+	if !res.SourceCheckpoint.IsZero() {
+		out.SourceCheckpoint = res.SourceCheckpoint.String()
+	}
 	if out.Conflicts == nil {
 		out.Conflicts = []branch.Conflict{}
 	}
@@ -121,6 +181,11 @@ func init() {
 			return nil, errMissing("diff.files")
 		}
 		return s.DiffFiles(ctx, *r.Review.Diff)
+	}
+	calls["merge.status"] = func(ctx context.Context, s Service, r Request) (any, error) { return s.MergeStatus(ctx, r.Branch) }
+	calls["merge.continue"] = func(ctx context.Context, s Service, r Request) (any, error) { return s.MergeContinue(ctx, r.Branch) }
+	calls["merge.abort"] = func(ctx context.Context, s Service, r Request) (any, error) {
+		return struct{}{}, s.MergeAbort(ctx, r.Branch)
 	}
 	calls["resolve"] = func(ctx context.Context, s Service, r Request) (any, error) { return s.Resolve(ctx, r.Ref) }
 	calls["revert"] = func(ctx context.Context, s Service, r Request) (any, error) {

@@ -357,6 +357,9 @@ func (e *Engine) DeleteBranch(ctx context.Context, name string) error {
 	if err := b.Delete(refKey(name), nil); err != nil {
 		return err
 	}
+	if err := b.Delete(pendingKey(name), nil); err != nil { // a merge into it was pending
+		return err
+	}
 	if err := b.Commit(pebble.Sync); err != nil {
 		return err
 	}

@@ -99,7 +99,7 @@ func (e *Engine) revert(ctx context.Context, checkpoint string, dws *Workspace, 
 func (e *Engine) newMerger(ctx context.Context, strategy string, base, ours, theirs store.ID) *merger {
 	return &merger{e: e, ctx: ctx, strategy: strategy,
 		base: newView(e, base), ours: newView(e, ours), theirs: newView(e, theirs),
-		muts: map[string]*tree.Mutation{}, oursWon: map[uint64]bool{},
+		muts: map[string]*tree.Mutation{}, oursWon: map[uint64]bool{}, marked: map[uint64]bool{},
 		handled: map[uint64]bool{}, handledKey: map[string]bool{}}
 }
 

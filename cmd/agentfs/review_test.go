@@ -202,3 +202,48 @@ func TestRevertCLI(t *testing.T) {
 		t.Fatalf("revert --dry-run --json: %v", res)
 	}
 }
+
+// A same-line conflict merged with --conflicts=markers leaves <<<<<<< markers in the
+// mounted file; after editing it there, merge --continue makes a checkpoint with two
+// parents.
+func TestMergeMarkersThroughMount(t *testing.T) {
+	repo := newRepo(t)
+	src := writeTree(t, map[string]string{"t.txt": "one\ntwo\nthree\n"})
+	ok(t, repo, "import", "main", src)
+	ok(t, repo, "fork", "main", "agent")
+	os.WriteFile(filepath.Join(src, "t.txt"), []byte("one\ntwo by agent\nthree\n"), 0o644)
+	ok(t, repo, "import", "agent", src)
+	mnt, _ := mountBranch(t, repo, "main")
+	if err := os.WriteFile(filepath.Join(mnt, "t.txt"), []byte("one\ntwo by main\nthree\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := agentfs(t, repo, "merge", "agent", "--into", "main", "--conflicts=markers")
+	if r.code != 1 || !strings.Contains(r.stderr, "CONFLICT (both modified): t.txt") || !strings.Contains(r.stdout, "merge --continue main") {
+		t.Fatalf("merge: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	got, _ := os.ReadFile(filepath.Join(mnt, "t.txt"))
+	if want := "one\n<<<<<<< main\ntwo by main\n=======\ntwo by agent\n>>>>>>> agent\nthree\n"; string(got) != want {
+		t.Fatalf("mounted file:\n%s\nwant:\n%s", got, want)
+	}
+	if st := ok(t, repo, "merge", "--status", "main"); !strings.Contains(st, "unresolved: t.txt") {
+		t.Fatalf("merge --status:\n%s", st)
+	}
+	if r := agentfs(t, repo, "merge", "--continue", "main"); r.code == 0 || !strings.Contains(r.stderr, "conflict markers") {
+		t.Fatalf("continue with markers: exit %d %s", r.code, r.stderr)
+	}
+	if err := os.WriteFile(filepath.Join(mnt, "t.txt"), []byte("one\ntwo by both\nthree\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	id := strings.TrimSpace(ok(t, repo, "merge", "--continue", "main"))
+	var log []map[string]any
+	json.Unmarshal([]byte(ok(t, repo, "log", "main", "--json")), &log)
+	if len(log) == 0 || log[0]["id"] != id || len(log[0]["parents"].([]any)) != 2 {
+		t.Fatalf("log after --continue: %v", log[:min(len(log), 2)])
+	}
+	if got := ok(t, repo, "cat", "main:t.txt"); got != "one\ntwo by both\nthree\n" {
+		t.Fatalf("merged file: %q", got)
+	}
+	if st := ok(t, repo, "merge", "--status", "main"); !strings.Contains(st, "no merge into main is pending") {
+		t.Fatalf("status after continue: %s", st)
+	}
+}
