@@ -17,6 +17,56 @@ type Reviewer interface {
 	MergeStatus(ctx context.Context, branch string) (*PendingMerge, error) // nil: none pending
 	MergeContinue(ctx context.Context, branch string) (ContinueResult, error)
 	MergeAbort(ctx context.Context, branch string) error
+	// Tags name checkpoints beyond the life of their branch; they are refs and gc roots.
+	TagCreate(ctx context.Context, name, ref string) (TagInfo, error)
+	Tags(ctx context.Context) ([]TagInfo, error)
+	TagDelete(ctx context.Context, name string) error
+}
+
+// TagInfo is a tag and its checkpoint.
+type TagInfo struct {
+	Name       string         `json:"name"`
+	Checkpoint CheckpointInfo `json:"checkpoint"`
+}
+
+func (l *Local) TagCreate(ctx context.Context, name, ref string) (TagInfo, error) {
+	id, err := l.Engine.CreateTag(ctx, name, ref)
+	if err != nil {
+		return TagInfo{}, err
+	}
+	cp, err := l.checkpointInfo(ctx, id)
+	return TagInfo{Name: name, Checkpoint: cp}, err
+}
+
+func (l *Local) Tags(ctx context.Context) ([]TagInfo, error) {
+	tags, err := l.Engine.Tags()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]TagInfo, 0, len(tags))
+	for _, t := range tags {
+		cp, err := l.checkpointInfo(ctx, t.Commit)
+		if err != nil {
+			cp = CheckpointInfo{ID: t.Commit.String(), Parents: []string{}}
+		}
+		out = append(out, TagInfo{Name: t.Name, Checkpoint: cp})
+	}
+	return out, nil
+}
+
+func (l *Local) TagDelete(ctx context.Context, name string) error { return l.Engine.DeleteTag(name) }
+
+func (c *Client) TagCreate(ctx context.Context, name, ref string) (TagInfo, error) {
+	return do[TagInfo](ctx, c, "tag.create", Request{Name: name, Ref: ref})
+}
+
+func (c *Client) Tags(ctx context.Context) ([]TagInfo, error) {
+	return do[[]TagInfo](ctx, c, "tags", Request{})
+}
+
+func (c *Client) TagDelete(ctx context.Context, name string) error {
+	_, err := do[struct{}](ctx, c, "tag.delete", Request{Name: name})
+	return err
 }
 
 // PendingMerge is a merge waiting for its conflicts to be settled.
@@ -186,6 +236,11 @@ func init() {
 	calls["merge.continue"] = func(ctx context.Context, s Service, r Request) (any, error) { return s.MergeContinue(ctx, r.Branch) }
 	calls["merge.abort"] = func(ctx context.Context, s Service, r Request) (any, error) {
 		return struct{}{}, s.MergeAbort(ctx, r.Branch)
+	}
+	calls["tag.create"] = func(ctx context.Context, s Service, r Request) (any, error) { return s.TagCreate(ctx, r.Name, r.Ref) }
+	calls["tags"] = func(ctx context.Context, s Service, r Request) (any, error) { return s.Tags(ctx) }
+	calls["tag.delete"] = func(ctx context.Context, s Service, r Request) (any, error) {
+		return struct{}{}, s.TagDelete(ctx, r.Name)
 	}
 	calls["resolve"] = func(ctx context.Context, s Service, r Request) (any, error) { return s.Resolve(ctx, r.Ref) }
 	calls["revert"] = func(ctx context.Context, s Service, r Request) (any, error) {

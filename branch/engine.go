@@ -399,6 +399,11 @@ func (e *Engine) Resolve(ctx context.Context, s string) (Ref, error) {
 	} else if !errors.Is(err, ErrNotFound) {
 		return Ref{}, err
 	}
+	if id, ok, err := e.tagCommit(s); err != nil {
+		return Ref{}, err
+	} else if ok {
+		return Ref{Commit: id}, nil
+	}
 	if len(s) >= 4 && len(s) <= 64 && isHex(s) {
 		id, err := e.lookupCommitPrefix(strings.ToLower(s))
 		if err == nil || !errors.Is(err, ErrNotFound) {

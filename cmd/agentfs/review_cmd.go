@@ -169,5 +169,61 @@ func checkpointBranch(ctx context.Context, s api.Service, ref string) (string, e
 
 // addReviewCmds adds the review commands (review_cmd.go): revert, ...
 func addReviewCmds(root *cobra.Command) {
-	root.AddCommand(revertCmd())
+	root.AddCommand(revertCmd(), tagCmd())
+}
+
+func tagCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "tag NAME REF | tag list [--json] | tag delete NAME",
+		Short: "Name a checkpoint for good: tags outlive branches, work as refs, and keep gc away",
+		Args: func(c *cobra.Command, args []string) error {
+			if len(args) != 2 {
+				return usageError{fmt.Errorf("tag takes NAME and REF (or: tag list, tag delete NAME)")}
+			}
+			return nil
+		},
+		RunE: func(c *cobra.Command, args []string) error {
+			return run(func(ctx context.Context, s api.Service) error {
+				t, err := s.TagCreate(ctx, args[0], args[1])
+				if err != nil {
+					return err
+				}
+				fmt.Printf("tagged %s as %s\n", short(t.Checkpoint.ID), t.Name)
+				return nil
+			})
+		},
+	}
+	var asJSON bool
+	list := &cobra.Command{
+		Use:   "list [--json]",
+		Short: "List tags",
+		Args:  nargs(0, "no arguments"),
+		RunE: func(c *cobra.Command, args []string) error {
+			return run(func(ctx context.Context, s api.Service) error {
+				tags, err := s.Tags(ctx)
+				if err != nil {
+					return err
+				}
+				if asJSON {
+					return printJSON(tags)
+				}
+				w := table()
+				for _, t := range tags {
+					fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", t.Name, short(t.Checkpoint.ID), t.Checkpoint.Branch, t.Checkpoint.Message)
+				}
+				return w.Flush()
+			})
+		},
+	}
+	list.Flags().BoolVar(&asJSON, "json", false, "print JSON (see docs/cli.md)")
+	del := &cobra.Command{
+		Use:   "delete NAME",
+		Short: "Delete a tag (its checkpoint stays until gc finds nothing else refers to it)",
+		Args:  nargs(1, "NAME"),
+		RunE: func(c *cobra.Command, args []string) error {
+			return run(func(ctx context.Context, s api.Service) error { return s.TagDelete(ctx, args[0]) })
+		},
+	}
+	cmd.AddCommand(list, del)
+	return cmd
 }

@@ -247,3 +247,50 @@ func TestMergeMarkersThroughMount(t *testing.T) {
 		t.Fatalf("status after continue: %s", st)
 	}
 }
+
+// A tag made from a branch's checkpoint still resolves after the branch is deleted and gc
+// has run; deleting the tag lets gc collect what only it kept.
+func TestTagOutlivesBranch(t *testing.T) {
+	repo := newRepo(t)
+	ok(t, repo, "import", "main", writeTree(t, map[string]string{"a.txt": "main\n"}))
+	ok(t, repo, "fork", "main", "feature")
+	dir := writeTree(t, map[string]string{"a.txt": "main\n"})
+	randomFile(t, dir, "big.bin", 1<<20)
+	ok(t, repo, "import", "feature", dir)
+	id := strings.TrimSpace(ok(t, repo, "checkpoint", "feature", "-m", "feature done"))
+	if out := ok(t, repo, "tag", "v1", "feature"); !strings.Contains(out, id[:12]) {
+		t.Fatalf("tag printed %q, want the checkpoint %s", out, id[:12])
+	}
+	if r := agentfs(t, repo, "tag", "v1", "main"); r.code != 1 || !strings.Contains(r.stderr, "already exists") {
+		t.Fatalf("second tag v1: exit %d %s", r.code, r.stderr)
+	}
+	ok(t, repo, "branch", "delete", "feature")
+	if s := gcStats(t, repo); s.Deleted != 0 {
+		t.Fatalf("gc deleted %d blocks that the tag keeps", s.Deleted)
+	}
+	if got := ok(t, repo, "cat", "v1:a.txt"); got != "main\n" {
+		t.Fatalf("cat v1:a.txt = %q", got)
+	}
+	out := filepath.Join(t.TempDir(), "out")
+	ok(t, repo, "export", "v1", out)
+	if b, err := os.ReadFile(filepath.Join(out, "big.bin")); err != nil || len(b) != 1<<20 {
+		t.Fatalf("export of the tag after gc: %d bytes, %v", len(b), err)
+	}
+	ok(t, repo, "fork", "v1", "revived")
+	if got := ok(t, repo, "diff", "main", "v1"); !strings.Contains(got, "A big.bin\n") {
+		t.Fatalf("diff main v1: %q", got)
+	}
+	var tags []map[string]any
+	json.Unmarshal([]byte(ok(t, repo, "tag", "list", "--json")), &tags)
+	if len(tags) != 1 || tags[0]["name"] != "v1" || tags[0]["checkpoint"].(map[string]any)["id"] != id {
+		t.Fatalf("tag list --json: %v", tags)
+	}
+	ok(t, repo, "tag", "delete", "v1")
+	ok(t, repo, "branch", "delete", "revived")
+	if s := gcStats(t, repo); s.DeletedBytes < 1<<20 {
+		t.Fatalf("after the tag is gone gc freed only %d bytes", s.DeletedBytes)
+	}
+	if r := agentfs(t, repo, "cat", "v1:a.txt"); r.code == 0 {
+		t.Fatal("a deleted tag still resolves")
+	}
+}
