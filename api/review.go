@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"time"
 
 	"github.com/agentfs/agentfs/branch"
 )
@@ -21,6 +22,54 @@ type Reviewer interface {
 	TagCreate(ctx context.Context, name, ref string) (TagInfo, error)
 	Tags(ctx context.Context) ([]TagInfo, error)
 	TagDelete(ctx context.Context, name string) error
+	// Blame names, for each line of the file at path in ref, the checkpoint that last
+	// changed it.
+	Blame(ctx context.Context, ref, path string) (BlameResult, error)
+}
+
+// BlameResult is a file's blame; a binary file is one line.
+type BlameResult struct {
+	Path   string      `json:"path"`
+	Binary bool        `json:"binary,omitempty"`
+	Lines  []BlameLine `json:"lines"`
+}
+
+// BlameLine is one line and the checkpoint that last changed it. An empty Checkpoint means
+// the branch's uncommitted changes.
+type BlameLine struct {
+	Line       int       `json:"line"`
+	Text       string    `json:"text"`
+	Checkpoint string    `json:"checkpoint"`
+	Branch     string    `json:"branch"`
+	Name       string    `json:"name,omitempty"`
+	Message    string    `json:"message,omitempty"`
+	Time       time.Time `json:"time"`
+}
+
+func (l *Local) Blame(ctx context.Context, ref, p string) (BlameResult, error) {
+	res, err := l.Engine.Blame(ctx, ref, p)
+	if err != nil {
+		return BlameResult{}, err
+	}
+	out := BlameResult{Path: res.Path, Binary: res.Binary, Lines: make([]BlameLine, 0, len(res.Lines))}
+	for _, bl := range res.Lines {
+		line := BlameLine{Line: bl.Line, Text: bl.Text}
+		if res.Binary {
+			line.Text = "" // the file as a whole: its bytes are for cat, not for JSON
+		}
+		if !bl.ID.IsZero() {
+			line.Checkpoint = bl.ID.String()
+		}
+		if c := bl.Commit; c != nil {
+			line.Branch, line.Name, line.Message, line.Time = c.Branch, c.Name, c.Message, c.Time
+		}
+		out.Lines = append(out.Lines, line)
+	}
+	return out, nil
+}
+
+func (c *Client) Blame(ctx context.Context, ref, p string) (BlameResult, error) {
+	return do[BlameResult](ctx, c, "blame", Request{Ref: ref, Path: p})
 }
 
 // TagInfo is a tag and its checkpoint.
@@ -242,6 +291,7 @@ func init() {
 	calls["tag.delete"] = func(ctx context.Context, s Service, r Request) (any, error) {
 		return struct{}{}, s.TagDelete(ctx, r.Name)
 	}
+	calls["blame"] = func(ctx context.Context, s Service, r Request) (any, error) { return s.Blame(ctx, r.Ref, r.Path) }
 	calls["resolve"] = func(ctx context.Context, s Service, r Request) (any, error) { return s.Resolve(ctx, r.Ref) }
 	calls["revert"] = func(ctx context.Context, s Service, r Request) (any, error) {
 		if r.Review == nil || r.Review.Revert == nil {

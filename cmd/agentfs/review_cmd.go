@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -169,7 +170,7 @@ func checkpointBranch(ctx context.Context, s api.Service, ref string) (string, e
 
 // addReviewCmds adds the review commands (review_cmd.go): revert, ...
 func addReviewCmds(root *cobra.Command) {
-	root.AddCommand(revertCmd(), tagCmd())
+	root.AddCommand(revertCmd(), tagCmd(), blameCmd())
 }
 
 func tagCmd() *cobra.Command {
@@ -225,5 +226,47 @@ func tagCmd() *cobra.Command {
 		},
 	}
 	cmd.AddCommand(list, del)
+	return cmd
+}
+
+func blameCmd() *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "blame REF:PATH [--json]",
+		Short: "Name, for each line of a file, the checkpoint that last changed it",
+		Long: "blame prints every line of the file with the checkpoint that last changed it (a binary\n" +
+			"file as a whole). For a branch, lines changed since its last checkpoint show as\n" +
+			"'uncommitted'. Renames are followed.",
+		Args: nargs(1, "REF:PATH"),
+		RunE: func(c *cobra.Command, args []string) error {
+			ref, p := splitRefPath(args[0])
+			if p == "" {
+				return usageError{fmt.Errorf("blame takes REF:PATH, e.g. main:README.md")}
+			}
+			return run(func(ctx context.Context, s api.Service) error {
+				res, err := s.Blame(ctx, ref, p)
+				if err != nil {
+					return err
+				}
+				if asJSON {
+					return printJSON(res)
+				}
+				w := table()
+				for _, l := range res.Lines {
+					id := short(l.Checkpoint)
+					if id == "" {
+						id = "uncommitted"
+					}
+					text := strings.TrimSuffix(l.Text, "\n")
+					if res.Binary {
+						text = "(binary file)"
+					}
+					fmt.Fprintf(w, "%s\t%s\t%s\t%d)\t%s\n", id, l.Branch, l.Time.Local().Format(time.DateTime), l.Line, text)
+				}
+				return w.Flush()
+			})
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON (see docs/cli.md)")
 	return cmd
 }

@@ -294,3 +294,40 @@ func TestTagOutlivesBranch(t *testing.T) {
 		t.Fatal("a deleted tag still resolves")
 	}
 }
+
+// `agentfs blame b:file.txt --json` names, for a line edited in the second of three
+// checkpoints, that checkpoint.
+func TestBlameCLI(t *testing.T) {
+	repo := newRepo(t)
+	src := writeTree(t, map[string]string{"file.txt": "one\ntwo\nthree\n"})
+	ok(t, repo, "import", "main", src)
+	ok(t, repo, "fork", "main", "b")
+	var ids []string
+	for _, content := range []string{"one\ntwo\nthree\nfour\n", "one\nTWO\nthree\nfour\n", "one\nTWO\nthree\nfour\nfive\n"} {
+		os.WriteFile(filepath.Join(src, "file.txt"), []byte(content), 0o644)
+		ids = append(ids, strings.TrimSpace(ok(t, repo, "import", "b", src)))
+	}
+	var res struct {
+		Lines []struct {
+			Line       int    `json:"line"`
+			Text       string `json:"text"`
+			Checkpoint string `json:"checkpoint"`
+			Branch     string `json:"branch"`
+		} `json:"lines"`
+	}
+	if err := json.Unmarshal([]byte(ok(t, repo, "blame", "b:file.txt", "--json")), &res); err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Lines) != 5 {
+		t.Fatalf("blame: %+v", res)
+	}
+	if l := res.Lines[1]; l.Text != "TWO\n" || l.Checkpoint != ids[1] || l.Branch != "b" {
+		t.Fatalf("line 2 = %+v, want checkpoint %s (the second)", l, ids[1])
+	}
+	if res.Lines[3].Checkpoint != ids[0] || res.Lines[4].Checkpoint != ids[2] {
+		t.Fatalf("lines 4 and 5: %+v", res.Lines[3:])
+	}
+	if text := ok(t, repo, "blame", "b:file.txt"); !strings.Contains(text, ids[1][:12]) {
+		t.Fatalf("blame text:\n%s", text)
+	}
+}
