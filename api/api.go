@@ -51,6 +51,7 @@ type Service interface {
 	GC(ctx context.Context, o GCOptions) (gc.Stats, error)
 	Fsck(ctx context.Context, o FsckOptions) (*gc.Report, error)
 	PruneCheckpoints(ctx context.Context, branch string, keepLast int, keepWithin time.Duration) (PruneResult, error)
+	Reviewer // api/review.go
 }
 
 // BranchInfo describes a branch.

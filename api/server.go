@@ -28,7 +28,8 @@ type Request struct {
 	Full     bool   `json:"full,omitempty"`     // pull: fetch file contents too
 	NoMerge  bool   `json:"no_merge,omitempty"` // pull: fail instead of merging
 
-	Merge *MergeRequest `json:"merge,omitempty"`
+	Merge  *MergeRequest  `json:"merge,omitempty"`
+	Review *ReviewRequest `json:"review,omitempty"` // api/review.go
 
 	Provenance *branch.Provenance `json:"provenance,omitempty"` // checkpoint (the caller is set by the server)
 	Path2      string             `json:"path2,omitempty"`      // file.move: the destination

@@ -246,32 +246,6 @@ func rollbackCmd() *cobra.Command {
 	}
 }
 
-func diffCmd() *cobra.Command {
-	var asJSON bool
-	cmd := &cobra.Command{
-		Use:   "diff REF REF [--json]",
-		Short: "List the paths added (A), modified (M) and deleted (D) from the first ref to the second",
-		Args:  nargs(2, "two REFs"),
-		RunE: func(c *cobra.Command, args []string) error {
-			return run(func(ctx context.Context, s api.Service) error {
-				changes, err := s.Diff(ctx, args[0], args[1])
-				if err != nil {
-					return err
-				}
-				if asJSON {
-					return printJSON(changes)
-				}
-				for _, ch := range changes {
-					fmt.Printf("%c %s\n", strings.ToUpper(ch.Kind)[0], ch.Path)
-				}
-				return nil
-			})
-		},
-	}
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON (see docs/cli.md)")
-	return cmd
-}
-
 func logCmd() *cobra.Command {
 	var asJSON bool
 	cmd := &cobra.Command{

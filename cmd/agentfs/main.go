@@ -68,6 +68,7 @@ func newRootCmd() *cobra.Command {
 		csiCmd(), dockerPluginCmd(),
 	)
 	addPruneCmd(root) // checkpoint prune (gc_cmd.go)
+	addReviewCmds(root)
 	addRemoteGCCmd(root)
 
 	// Agents: mcp_cmd.go, agents_cmd.go, run_cmd.go.
