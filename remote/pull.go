@@ -46,7 +46,7 @@ func (m *Manager) Branches(ctx context.Context, remote string) (map[string]strin
 		if branch.ValidateName("branch", name) != nil {
 			return nil
 		}
-		data, _, err := b.GetWithETag(ctx, oi.Key)
+		data, _, err := getCapped(ctx, b, oi.Key, maxRefSize)
 		if errors.Is(err, backends.ErrNotExist) {
 			return nil
 		}
@@ -90,7 +90,7 @@ func (m *Manager) pull(ctx context.Context, remote, br string, o PullOptions, cl
 	t, done := m.begin(op, remote, br)
 	defer done()
 
-	data, etag, err := b.GetWithETag(ctx, refKey(br))
+	data, etag, err := getCapped(ctx, b, refKey(br), maxRefSize)
 	if errors.Is(err, backends.ErrNotExist) {
 		return res, fmt.Errorf("remote %s has no branch %s: %w", remote, br, branch.ErrNotFound)
 	}
