@@ -35,6 +35,7 @@ type Request struct {
 	KeepWithin string `json:"keep_within,omitempty"` // checkpoint.prune, a Go duration
 	FsckRemote bool   `json:"remote,omitempty"`      // fsck
 	Repair     bool   `json:"repair,omitempty"`      // fsck
+	VerifyData bool   `json:"verify_data,omitempty"` // fsck --remote
 }
 
 func errMissing(call string) error {
@@ -107,7 +108,7 @@ var calls = map[string]call{
 		return s.GC(ctx, GCOptions{DryRun: r.DryRun})
 	},
 	"fsck": func(ctx context.Context, s Service, r Request) (any, error) {
-		return s.Fsck(ctx, FsckOptions{Remote: r.FsckRemote, Repair: r.Repair})
+		return s.Fsck(ctx, FsckOptions{Remote: r.FsckRemote, VerifyData: r.VerifyData, Repair: r.Repair})
 	},
 	"checkpoint.prune": pruneCall,
 }

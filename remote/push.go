@@ -176,6 +176,7 @@ func (m *Manager) Push(ctx context.Context, remote, br string) (PushResult, erro
 				return res, m.clearPending(remote, br)
 			}
 		}
+		m.clearPending(remote, br) // the push is over: rejected, and said so
 		return res, rejected(remote, br)
 	}
 	if err != nil {
