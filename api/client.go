@@ -117,8 +117,12 @@ func (c *Client) Import(ctx context.Context, br, dir string) (ImportResult, erro
 	return do[ImportResult](ctx, c, "import", Request{Branch: br, Dir: dir})
 }
 
-func (c *Client) Export(ctx context.Context, ref, dir string) error {
-	_, err := do[struct{}](ctx, c, "export", Request{Ref: ref, Dir: dir})
+func (c *Client) Export(ctx context.Context, ref, dir string, o ...ExportOptions) error {
+	r := Request{Ref: ref, Dir: dir}
+	if len(o) > 0 {
+		r.Devices, r.SetID = o[0].Devices, o[0].SetID
+	}
+	_, err := do[struct{}](ctx, c, "export", r)
 	return err
 }
 

@@ -36,6 +36,8 @@ type Request struct {
 	FsckRemote bool   `json:"remote,omitempty"`      // fsck
 	Repair     bool   `json:"repair,omitempty"`      // fsck
 	VerifyData bool   `json:"verify_data,omitempty"` // fsck --remote
+	Devices    bool   `json:"devices,omitempty"`     // export
+	SetID      bool   `json:"setid,omitempty"`       // export
 }
 
 func errMissing(call string) error {
@@ -86,7 +88,7 @@ var calls = map[string]call{
 		return s.Import(ctx, r.Branch, r.Dir)
 	},
 	"export": func(ctx context.Context, s Service, r Request) (any, error) {
-		return struct{}{}, s.Export(ctx, r.Ref, r.Dir)
+		return struct{}{}, s.Export(ctx, r.Ref, r.Dir, ExportOptions{Devices: r.Devices, SetID: r.SetID})
 	},
 	"mount": func(ctx context.Context, s Service, r Request) (any, error) {
 		return s.Mount(ctx, r.Ref, r.Dir, r.ReadOnly)
