@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -109,8 +110,13 @@ func (c *Client) Cat(ctx context.Context, ref, path string, w io.Writer) error {
 		return err
 	}
 	defer resp.Body.Close()
-	_, err = io.Copy(w, resp.Body)
-	return err
+	if _, err := io.Copy(w, resp.Body); err != nil {
+		return err
+	}
+	if msg := resp.Trailer.Get(catErrorTrailer); msg != "" {
+		return errors.New(msg)
+	}
+	return nil
 }
 
 func (c *Client) Import(ctx context.Context, br, dir string) (ImportResult, error) {

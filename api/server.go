@@ -152,11 +152,33 @@ func serveCat(w http.ResponseWriter, ctx context.Context, s Service, r Request) 
 		writeError(w, err)
 		return
 	}
-	w.Header().Set("Content-Type", "application/octet-stream")
-	if err := s.Cat(ctx, r.Ref, r.Path, w); err != nil {
-		// Headers are gone; cut the stream so the client sees a broken body.
-		panic(http.ErrAbortHandler)
+	// An error after the first bytes went out travels in a trailer; before, as a reply.
+	w.Header().Set("Trailer", catErrorTrailer)
+	cw := &countingWriter{w: w}
+	if err := s.Cat(ctx, r.Ref, r.Path, cw); err != nil {
+		if cw.n == 0 {
+			w.Header().Del("Trailer")
+			writeError(w, err)
+			return
+		}
+		w.Header().Set(catErrorTrailer, strings.ReplaceAll(err.Error(), "\n", " "))
 	}
+}
+
+const catErrorTrailer = "Agentfs-Error"
+
+type countingWriter struct {
+	w http.ResponseWriter
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	if c.n == 0 {
+		c.w.Header().Set("Content-Type", "application/octet-stream")
+	}
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
 }
 
 func writeError(w http.ResponseWriter, err error) {
