@@ -36,7 +36,8 @@ type Service interface {
 	List(ctx context.Context, ref, path string) ([]Entry, error)
 	Cat(ctx context.Context, ref, path string, w io.Writer) error
 	Import(ctx context.Context, branch, dir string) (ImportResult, error)
-	Export(ctx context.Context, ref, dir string) error
+	// Export takes at most one ExportOptions (none: the safe defaults).
+	Export(ctx context.Context, ref, dir string, o ...ExportOptions) error
 	Mount(ctx context.Context, ref, dir string, readOnly bool) (MountInfo, error)
 	Unmount(ctx context.Context, dir string) error
 	Mounts(ctx context.Context) ([]MountInfo, error)

@@ -115,18 +115,25 @@ func importCmd() *cobra.Command {
 }
 
 func exportCmd() *cobra.Command {
-	return &cobra.Command{
-		Use:   "export REF DIR",
+	var o api.ExportOptions
+	cmd := &cobra.Command{
+		Use:   "export REF DIR [--devices] [--setid]",
 		Short: "Write REF's tree into a new directory DIR",
-		Args:  nargs(2, "REF and DIR"),
+		Long: "export writes files, directories, symlinks, hard links, FIFOs, xattrs, modes and times\n" +
+			"(owners too when run as root). Device nodes, setuid/setgid bits and file capabilities\n" +
+			"are left out (with a warning) unless --devices or --setid asks for them.",
+		Args: nargs(2, "REF and DIR"),
 		RunE: func(c *cobra.Command, args []string) error {
 			dir, err := absPath(args[1])
 			if err != nil {
 				return err
 			}
-			return run(func(ctx context.Context, s api.Service) error { return s.Export(ctx, args[0], dir) })
+			return run(func(ctx context.Context, s api.Service) error { return s.Export(ctx, args[0], dir, o) })
 		},
 	}
+	cmd.Flags().BoolVar(&o.Devices, "devices", false, "create device nodes")
+	cmd.Flags().BoolVar(&o.SetID, "setid", false, "restore setuid/setgid bits and security.capability")
+	return cmd
 }
 
 func branchCmd() *cobra.Command {
