@@ -36,7 +36,8 @@ type Service interface {
 	List(ctx context.Context, ref, path string) ([]Entry, error)
 	Cat(ctx context.Context, ref, path string, w io.Writer) error
 	Import(ctx context.Context, branch, dir string) (ImportResult, error)
-	Export(ctx context.Context, ref, dir string) error
+	// Export takes at most one ExportOptions (none: the safe defaults).
+	Export(ctx context.Context, ref, dir string, o ...ExportOptions) error
 	Mount(ctx context.Context, ref, dir string, readOnly bool) (MountInfo, error)
 	Unmount(ctx context.Context, dir string) error
 	Mounts(ctx context.Context) ([]MountInfo, error)
@@ -51,6 +52,7 @@ type Service interface {
 	GC(ctx context.Context, o GCOptions) (gc.Stats, error)
 	Fsck(ctx context.Context, o FsckOptions) (*gc.Report, error)
 	PruneCheckpoints(ctx context.Context, branch string, keepLast int, keepWithin time.Duration) (PruneResult, error)
+	Reviewer // api/review.go
 }
 
 // BranchInfo describes a branch.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -119,16 +120,25 @@ func (c *Client) Cat(ctx context.Context, ref, path string, w io.Writer) error {
 		return err
 	}
 	defer resp.Body.Close()
-	_, err = io.Copy(w, resp.Body)
-	return err
+	if _, err := io.Copy(w, resp.Body); err != nil {
+		return err
+	}
+	if msg := resp.Trailer.Get(catErrorTrailer); msg != "" {
+		return errors.New(msg)
+	}
+	return nil
 }
 
 func (c *Client) Import(ctx context.Context, br, dir string) (ImportResult, error) {
 	return do[ImportResult](ctx, c, "import", Request{Branch: br, Dir: dir})
 }
 
-func (c *Client) Export(ctx context.Context, ref, dir string) error {
-	_, err := do[struct{}](ctx, c, "export", Request{Ref: ref, Dir: dir})
+func (c *Client) Export(ctx context.Context, ref, dir string, o ...ExportOptions) error {
+	r := Request{Ref: ref, Dir: dir}
+	if len(o) > 0 {
+		r.Devices, r.SetID = o[0].Devices, o[0].SetID
+	}
+	_, err := do[struct{}](ctx, c, "export", r)
 	return err
 }
 

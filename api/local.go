@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -241,12 +242,25 @@ func (l *Local) Import(ctx context.Context, br, dir string) (ImportResult, error
 	return ImportResult{Checkpoint: cp, Stats: stats}, err
 }
 
-func (l *Local) Export(ctx context.Context, ref, dir string) error {
+func (l *Local) Export(ctx context.Context, ref, dir string, o ...ExportOptions) error {
 	ws, _, err := l.Engine.Open(ctx, ref)
 	if err != nil {
 		return err
 	}
-	return transfer.Export(ctx, ws, dir)
+	var eo ExportOptions
+	if len(o) > 0 {
+		eo = o[0]
+	}
+	// Warnings go to this process's stderr: the user's terminal for a CLI that opened the
+	// repository, the daemon's log otherwise.
+	warn := func(msg string) { fmt.Fprintln(os.Stderr, "agentfs: "+msg) }
+	return transfer.ExportWith(ctx, ws, dir, transfer.ExportOptions{Devices: eo.Devices, SetID: eo.SetID, Warn: warn})
+}
+
+// ExportOptions: what an export may restore beyond plain files (see transfer.ExportOptions).
+type ExportOptions struct {
+	Devices bool `json:"devices,omitempty"` // create device nodes
+	SetID   bool `json:"setid,omitempty"`   // restore setuid/setgid bits and file capabilities
 }
 
 // ErrNoDaemon means the operation needs a running daemon.

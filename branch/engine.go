@@ -357,6 +357,9 @@ func (e *Engine) DeleteBranch(ctx context.Context, name string) error {
 	if err := b.Delete(refKey(name), nil); err != nil {
 		return err
 	}
+	if err := b.Delete(pendingKey(name), nil); err != nil { // a merge into it was pending
+		return err
+	}
 	if err := b.Commit(pebble.Sync); err != nil {
 		return err
 	}
@@ -395,6 +398,11 @@ func (e *Engine) Resolve(ctx context.Context, s string) (Ref, error) {
 		return Ref{Branch: s, Commit: b.Base}, nil
 	} else if !errors.Is(err, ErrNotFound) {
 		return Ref{}, err
+	}
+	if id, ok, err := e.tagCommit(s); err != nil {
+		return Ref{}, err
+	} else if ok {
+		return Ref{Commit: id}, nil
 	}
 	if len(s) >= 4 && len(s) <= 64 && isHex(s) {
 		id, err := e.lookupCommitPrefix(strings.ToLower(s))

@@ -115,18 +115,25 @@ func importCmd() *cobra.Command {
 }
 
 func exportCmd() *cobra.Command {
-	return &cobra.Command{
-		Use:   "export REF DIR",
+	var o api.ExportOptions
+	cmd := &cobra.Command{
+		Use:   "export REF DIR [--devices] [--setid]",
 		Short: "Write REF's tree into a new directory DIR",
-		Args:  nargs(2, "REF and DIR"),
+		Long: "export writes files, directories, symlinks, hard links, FIFOs, xattrs, modes and times\n" +
+			"(owners too when run as root). Device nodes, setuid/setgid bits and file capabilities\n" +
+			"are left out (with a warning) unless --devices or --setid asks for them.",
+		Args: nargs(2, "REF and DIR"),
 		RunE: func(c *cobra.Command, args []string) error {
 			dir, err := absPath(args[1])
 			if err != nil {
 				return err
 			}
-			return run(func(ctx context.Context, s api.Service) error { return s.Export(ctx, args[0], dir) })
+			return run(func(ctx context.Context, s api.Service) error { return s.Export(ctx, args[0], dir, o) })
 		},
 	}
+	cmd.Flags().BoolVar(&o.Devices, "devices", false, "create device nodes")
+	cmd.Flags().BoolVar(&o.SetID, "setid", false, "restore setuid/setgid bits and security.capability")
+	return cmd
 }
 
 func branchCmd() *cobra.Command {
@@ -244,32 +251,6 @@ func rollbackCmd() *cobra.Command {
 			return run(func(ctx context.Context, s api.Service) error { return s.Rollback(ctx, args[0], args[1]) })
 		},
 	}
-}
-
-func diffCmd() *cobra.Command {
-	var asJSON bool
-	cmd := &cobra.Command{
-		Use:   "diff REF REF [--json]",
-		Short: "List the paths added (A), modified (M) and deleted (D) from the first ref to the second",
-		Args:  nargs(2, "two REFs"),
-		RunE: func(c *cobra.Command, args []string) error {
-			return run(func(ctx context.Context, s api.Service) error {
-				changes, err := s.Diff(ctx, args[0], args[1])
-				if err != nil {
-					return err
-				}
-				if asJSON {
-					return printJSON(changes)
-				}
-				for _, ch := range changes {
-					fmt.Printf("%c %s\n", strings.ToUpper(ch.Kind)[0], ch.Path)
-				}
-				return nil
-			})
-		},
-	}
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON (see docs/cli.md)")
-	return cmd
 }
 
 func logCmd() *cobra.Command {

@@ -65,8 +65,10 @@ func newRootCmd() *cobra.Command {
 		mountCmd(), unmountCmd(), mountsCmd(), serveCmd(), mergeCmd(),
 		gcCmd(), fsckCmd(),
 		remoteCmd(), pushCmd(), pullCmd(), cloneCmd(),
+		csiCmd(), dockerPluginCmd(),
 	)
 	addPruneCmd(root) // checkpoint prune (gc_cmd.go)
+	addReviewCmds(root)
 	addRemoteGCCmd(root)
 
 	// Agents: mcp_cmd.go, agents_cmd.go, run_cmd.go.
