@@ -201,8 +201,10 @@ func (g *Guard) allowed(ctx context.Context, t *token.Token, call string, r Requ
 	switch call {
 	case "log":
 		return errors.Join(need("read"), own(r.Branch))
-	case "ls", "cat":
+	case "ls", "cat", "blame":
 		return errors.Join(need("read"), readable(r.Ref), inPrefix(r.Path))
+	case "merge.status":
+		return errors.Join(need("read"), own(r.Branch))
 	case "diff":
 		if t.Path != "" {
 			return fmt.Errorf("token %s covers %s:%s only; diff spans the whole tree", t.ID, t.Branch, t.Path)
