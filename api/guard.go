@@ -128,10 +128,11 @@ func (g *Guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if g.Audit == nil {
 		return
 	}
-	if ctx == nil {
-		ctx = r.Context()
+	who := "unauthenticated" // a refused token proves nothing about who sent it
+	if ctx != nil {
+		who = CallerOf(ctx)
 	}
-	e := audit.Entry{Time: g.now().UTC(), Who: CallerOf(ctx), What: call, Branch: auditBranch(call, req), Status: sw.status, Result: "ok"}
+	e := audit.Entry{Time: g.now().UTC(), Who: who, What: call, Branch: auditBranch(call, req), Status: sw.status, Result: "ok"}
 	if sw.status != http.StatusOK {
 		var eb errorBody
 		json.Unmarshal(sw.body.Bytes(), &eb)

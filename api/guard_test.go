@@ -97,6 +97,11 @@ func TestGuardEveryCall(t *testing.T) {
 			t.Fatalf("audit entry %+v", en)
 		}
 	}
+	for _, en := range es[3*len(names)+1:] {
+		if en.Who != "unauthenticated" || en.Status != http.StatusUnauthorized {
+			t.Fatalf("audit entry of a revoked token: %+v", en)
+		}
+	}
 	if n, err := audit.Verify(filepath.Join(dir, "audit.log")); err != nil || n != len(es) {
 		t.Fatalf("verify: %d %v", n, err)
 	}
