@@ -64,7 +64,8 @@ func serve(dir string, mounts []string, initIfMissing bool) error {
 		return fmt.Errorf("listen on %s: %w", sock, err)
 	}
 	os.Chmod(sock, 0o600)
-	srv := &http.Server{Handler: guard(dir, svc, false, logger.Printf), ErrorLog: logger, ConnContext: api.UnixConnContext}
+	g := guard(dir, svc, false, logger.Printf)
+	srv := &http.Server{Handler: g, ErrorLog: logger, ConnContext: api.UnixConnContext}
 	go srv.Serve(ln)
 	var tcp *http.Server // serve --listen (serve_tcp.go)
 	shutdown := func() error {
@@ -90,7 +91,9 @@ func serve(dir string, mounts []string, initIfMissing bool) error {
 			shutdown()
 			return usageError{fmt.Errorf("--mount takes REF:DIR, got %q", m)}
 		}
-		info, err := svc.Mount(ctx, ref, mdir, false)
+		mc := api.InProcess(g, "") // through the guard, so that the audit log has it
+		info, err := mc.Mount(ctx, ref, mdir, false)
+		mc.Close()
 		if err != nil {
 			shutdown()
 			return err
