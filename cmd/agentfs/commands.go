@@ -23,18 +23,11 @@ func repoDir() string {
 	return repo.DefaultPath()
 }
 
-// connect returns the daemon's client when a daemon serves the repository, else the
-// repository opened in this process. close must be called when done.
+// connect returns the daemon's client when a daemon serves the repository (or is starting
+// on it), else the repository opened in this process under its lock. close must be called
+// when done.
 func connect() (svc api.Service, close func() error, err error) {
-	dir := repoDir()
-	if c, err := api.Dial(repo.SocketPath(dir)); err == nil {
-		return c, func() error { return nil }, nil
-	}
-	r, err := repo.Open(dir, false)
-	if err != nil {
-		return nil, nil, err
-	}
-	return &api.Local{Engine: r.Engine, Remotes: r.Remotes}, r.Close, nil
+	return openDirect(repoDir())
 }
 
 // run connects, runs fn, and closes the repository, reporting the first error.
