@@ -40,6 +40,11 @@ func Dial(sock string) (*Client, error) {
 }
 
 func (c *Client) post(ctx context.Context, call string, r Request) (*http.Response, error) {
+	return c.postJSON(ctx, call, r)
+}
+
+// postJSON sends any JSON body (calls with their own request type, e.g. remote.gc).
+func (c *Client) postJSON(ctx context.Context, call string, r any) (*http.Response, error) {
 	body, err := json.Marshal(r)
 	if err != nil {
 		return nil, err
