@@ -15,18 +15,20 @@ import (
 // Request carries the arguments of every call; each call reads the fields it documents in
 // docs/api.md and ignores the rest.
 type Request struct {
-	Name     string `json:"name,omitempty"`
-	From     string `json:"from,omitempty"`
-	Branch   string `json:"branch,omitempty"`
-	Ref      string `json:"ref,omitempty"`
-	Ref2     string `json:"ref2,omitempty"`
-	Path     string `json:"path,omitempty"`
-	Dir      string `json:"dir,omitempty"`
-	Message  string `json:"message,omitempty"`
-	ReadOnly bool   `json:"read_only,omitempty"`
-	URL      string `json:"url,omitempty"`      // remote.add
-	Full     bool   `json:"full,omitempty"`     // pull: fetch file contents too
-	NoMerge  bool   `json:"no_merge,omitempty"` // pull: fail instead of merging
+	Name       string `json:"name,omitempty"`
+	From       string `json:"from,omitempty"`
+	Branch     string `json:"branch,omitempty"`
+	Ref        string `json:"ref,omitempty"`
+	Ref2       string `json:"ref2,omitempty"`
+	Path       string `json:"path,omitempty"`
+	Dir        string `json:"dir,omitempty"`
+	Message    string `json:"message,omitempty"`
+	ReadOnly   bool   `json:"read_only,omitempty"`
+	Owner      string `json:"owner,omitempty"`       // mount: UID:GID
+	AllowOther bool   `json:"allow_other,omitempty"` // mount
+	URL        string `json:"url,omitempty"`         // remote.add
+	Full       bool   `json:"full,omitempty"`        // pull: fetch file contents too
+	NoMerge    bool   `json:"no_merge,omitempty"`    // pull: fail instead of merging
 
 	Merge *MergeRequest `json:"merge,omitempty"`
 
@@ -88,7 +90,7 @@ var calls = map[string]call{
 		return struct{}{}, s.Export(ctx, r.Ref, r.Dir)
 	},
 	"mount": func(ctx context.Context, s Service, r Request) (any, error) {
-		return s.Mount(ctx, r.Ref, r.Dir, r.ReadOnly)
+		return s.Mount(ctx, r.Ref, r.Dir, MountOptions{ReadOnly: r.ReadOnly, Owner: r.Owner, AllowOther: r.AllowOther})
 	},
 	"unmount": func(ctx context.Context, s Service, r Request) (any, error) {
 		return struct{}{}, s.Unmount(ctx, r.Dir)

@@ -23,24 +23,33 @@ import (
 )
 
 func serveCmd() *cobra.Command {
-	var mounts []string
+	var mounts, allowPaths []string
 	var initIfMissing bool
+	var mo api.MountOptions
 	cmd := &cobra.Command{
-		Use:   "serve [--mount REF:DIR]...",
+		Use:   "serve [--mount REF:DIR]... [--owner UID:GID] [--allow-other] [--allow-path DIR]...",
 		Short: "Run the daemon: own the repository, serve mounts and the control API",
 		Long: "serve owns the repository until it gets SIGTERM or SIGINT, when it flushes, unmounts\n" +
 			"everything and exits. While it runs, every agentfs command goes through its socket.",
 		Args: nargs(0, "no arguments"),
 		RunE: func(c *cobra.Command, args []string) error {
-			return serve(repoDir(), mounts, initIfMissing)
+			return serve(repoDir(), mounts, mo, allowPaths, initIfMissing)
 		},
 	}
 	cmd.Flags().StringArrayVar(&mounts, "mount", nil, "mount REF at DIR once started (repeatable), e.g. main:./mnt")
+	mountFlags(cmd, &mo, "the --mount mounts")
+	cmd.Flags().StringArrayVar(&allowPaths, "allow-path", nil, "confine import and export through the API to this host directory (repeatable)")
 	cmd.Flags().BoolVar(&initIfMissing, "init", false, "create the repository if it does not exist")
 	return cmd
 }
 
-func serve(dir string, mounts []string, initIfMissing bool) error {
+// mountFlags adds the mount options' flags (--owner, --allow-other) to cmd.
+func mountFlags(cmd *cobra.Command, mo *api.MountOptions, which string) {
+	cmd.Flags().StringVar(&mo.Owner, "owner", "", "show files stored as root's as owned by UID:GID, and store what UID:GID creates as root's ("+which+")")
+	cmd.Flags().BoolVar(&mo.AllowOther, "allow-other", false, "let other users than the daemon's reach "+which+" (needed when a container runs as another uid)")
+}
+
+func serve(dir string, mounts []string, mo api.MountOptions, allowPaths []string, initIfMissing bool) error {
 	logger := log.New(os.Stderr, "agentfs: ", log.LstdFlags)
 	sock := repo.SocketPath(dir)
 	if _, err := api.Dial(sock); err == nil {
@@ -56,6 +65,10 @@ func serve(dir string, mounts []string, initIfMissing bool) error {
 	}
 	table := &api.MountTable{RepoDir: dir, Logger: logger}
 	svc := &api.Local{Engine: r.Engine, Mounter: table, Remotes: r.Remotes}
+	if err := svc.AllowPaths(allowPaths); err != nil {
+		r.Close()
+		return usageError{err}
+	}
 	os.Remove(sock) // stale: nobody answered on it above, and we hold the repository lock
 	ln, err := net.Listen("unix", sock)
 	if err != nil {
@@ -79,7 +92,7 @@ func serve(dir string, mounts []string, initIfMissing bool) error {
 			shutdown()
 			return usageError{fmt.Errorf("--mount takes REF:DIR, got %q", m)}
 		}
-		info, err := svc.Mount(ctx, ref, mdir, false)
+		info, err := svc.Mount(ctx, ref, mdir, mo)
 		if err != nil {
 			shutdown()
 			return err
@@ -142,9 +155,9 @@ func ensureDaemon(dir string) (*api.Client, error) {
 }
 
 func mountCmd() *cobra.Command {
-	var readOnly bool
+	var mo api.MountOptions
 	cmd := &cobra.Command{
-		Use:   "mount BRANCH DIR [--read-only]",
+		Use:   "mount BRANCH DIR [--read-only] [--owner UID:GID] [--allow-other]",
 		Short: "Mount a branch (read-write) or a checkpoint (read-only) at DIR; starts the daemon if needed",
 		Args:  nargs(2, "BRANCH (or a checkpoint REF) and DIR"),
 		RunE: func(c *cobra.Command, args []string) error {
@@ -156,7 +169,7 @@ func mountCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			info, err := client.Mount(context.Background(), args[0], dir, readOnly)
+			info, err := client.Mount(context.Background(), args[0], dir, mo)
 			if err != nil {
 				return err
 			}
@@ -168,7 +181,8 @@ func mountCmd() *cobra.Command {
 			return nil
 		},
 	}
-	cmd.Flags().BoolVar(&readOnly, "read-only", false, "mount read-only")
+	cmd.Flags().BoolVar(&mo.ReadOnly, "read-only", false, "mount read-only")
+	mountFlags(cmd, &mo, "the mount")
 	return cmd
 }
 
