@@ -156,10 +156,10 @@ func (t *MountTable) Mount(ctx context.Context, e *branch.Engine, ref, dir strin
 
 // Unmount flushes and unmounts the agentfs mount at dir.
 func (t *MountTable) Unmount(dir string) error {
-	abs, err := filepath.Abs(dir)
-	if err != nil {
-		return err
+	if !filepath.IsAbs(dir) {
+		return invalidf("mount point %q is relative; give an absolute path", dir)
 	}
+	abs := filepath.Clean(dir)
 	if real, err := filepath.EvalSymlinks(abs); err == nil {
 		abs = real
 	}
@@ -167,7 +167,7 @@ func (t *MountTable) Unmount(dir string) error {
 	m, ok := t.mounts[abs]
 	t.mu.Unlock()
 	if !ok {
-		return fmt.Errorf("%s is not an agentfs mount of this repository (see: agentfs mounts)", abs)
+		return fmt.Errorf("%s is not an agentfs mount of this repository (see: agentfs mounts): %w", abs, branch.ErrNotFound)
 	}
 	if err := m.m.Unmount(); err != nil {
 		return fmt.Errorf("unmount %s: %w", abs, err)

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/agentfs/agentfs/backends"
 	"github.com/agentfs/agentfs/branch"
 )
 
@@ -62,6 +63,7 @@ var codes = []struct {
 	{"busy", branch.ErrBusy, http.StatusConflict},
 	{"ambiguous", branch.ErrAmbiguous, http.StatusBadRequest},
 	{"read_only", branch.ErrReadOnly, http.StatusForbidden},
+	{"invalid", backends.ErrBadURL, http.StatusBadRequest},
 }
 
 type call func(ctx context.Context, s Service, r Request) (any, error)
@@ -145,17 +147,38 @@ func Handler(s Service) http.Handler {
 	return mux
 }
 
-// serveCat checks the path before streaming, so that a bad path gets a proper error reply.
+// serveCat streams a file. The status is sent with the first byte, so that an error found
+// before any content (a bad path, a directory) gets a proper error reply.
 func serveCat(w http.ResponseWriter, ctx context.Context, s Service, r Request) {
-	if _, err := s.List(ctx, r.Ref, r.Path); err != nil {
-		writeError(w, err)
-		return
-	}
-	w.Header().Set("Content-Type", "application/octet-stream")
-	if err := s.Cat(ctx, r.Ref, r.Path, w); err != nil {
+	lw := &lazyWriter{w: w}
+	if err := s.Cat(ctx, r.Ref, r.Path, lw); err != nil {
+		if !lw.started {
+			writeError(w, err)
+			return
+		}
 		// Headers are gone; cut the stream so the client sees a broken body.
 		panic(http.ErrAbortHandler)
 	}
+	lw.start()
+}
+
+// lazyWriter sends the success headers when the first byte is written.
+type lazyWriter struct {
+	w       http.ResponseWriter
+	started bool
+}
+
+func (l *lazyWriter) start() {
+	if !l.started {
+		l.started = true
+		l.w.Header().Set("Content-Type", "application/octet-stream")
+		l.w.WriteHeader(http.StatusOK)
+	}
+}
+
+func (l *lazyWriter) Write(p []byte) (int, error) {
+	l.start()
+	return l.w.Write(p)
 }
 
 func writeError(w http.ResponseWriter, err error) {
