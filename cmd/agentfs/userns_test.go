@@ -48,7 +48,7 @@ func TestAgentContainerWithoutPrivileges(t *testing.T) {
 		if _, err := d.Client.CreateBranch(ctx, b, "main"); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := d.Client.Mount(ctx, b, filepath.Join(host, b), false); err != nil {
+		if _, err := d.Client.Mount(ctx, b, filepath.Join(host, b), api.MountOptions{AllowOther: true}); err != nil {
 			t.Fatal(err)
 		}
 	}
