@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/agentfs/agentfs/api"
 	"github.com/agentfs/agentfs/internal/daemontest"
 )
 
