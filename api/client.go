@@ -40,6 +40,11 @@ func Dial(sock string) (*Client, error) {
 }
 
 func (c *Client) post(ctx context.Context, call string, r Request) (*http.Response, error) {
+	return c.postJSON(ctx, call, r)
+}
+
+// postJSON sends any JSON body (calls with their own request type, e.g. remote.gc).
+func (c *Client) postJSON(ctx context.Context, call string, r any) (*http.Response, error) {
 	body, err := json.Marshal(r)
 	if err != nil {
 		return nil, err
@@ -142,8 +147,8 @@ func (c *Client) Export(ctx context.Context, ref, dir string, o ...ExportOptions
 	return err
 }
 
-func (c *Client) Mount(ctx context.Context, ref, dir string, readOnly bool) (MountInfo, error) {
-	return do[MountInfo](ctx, c, "mount", Request{Ref: ref, Dir: dir, ReadOnly: readOnly})
+func (c *Client) Mount(ctx context.Context, ref, dir string, o MountOptions) (MountInfo, error) {
+	return do[MountInfo](ctx, c, "mount", Request{Ref: ref, Dir: dir, ReadOnly: o.ReadOnly, Owner: o.Owner, AllowOther: o.AllowOther})
 }
 
 func (c *Client) Unmount(ctx context.Context, dir string) error {

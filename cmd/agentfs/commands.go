@@ -24,20 +24,21 @@ func repoDir() string {
 	return repo.DefaultPath()
 }
 
-// connect returns the daemon's client when a daemon serves the repository, else the
-// repository opened in this process. close must be called when done.
+// connect returns the daemon's client when a daemon serves the repository (or is starting
+// on it), else the repository opened in this process under its lock. close must be called
+// when done.
 func connect() (svc api.Service, close func() error, err error) {
 	dir := repoDir()
-	if c, err := api.Dial(repo.SocketPath(dir)); err == nil {
-		return c, func() error { return nil }, nil
-	}
-	r, err := repo.Open(dir, false)
+	svc, closeDirect, err := openDirect(dir)
 	if err != nil {
 		return nil, nil, err
 	}
-	// Calls go through the same guard as the daemon's (audit log): agents_cmd.go.
-	c := api.InProcess(guard(dir, &api.Local{Engine: r.Engine, Remotes: r.Remotes}, false, nil), "")
-	return c, func() error { c.Close(); return r.Close() }, nil
+	if l, ok := svc.(*api.Local); ok {
+		// Calls go through the same guard as the daemon's (audit log): agents_cmd.go.
+		c := api.InProcess(guard(dir, l, false, nil), "")
+		return c, func() error { c.Close(); return closeDirect() }, nil
+	}
+	return svc, closeDirect, nil
 }
 
 // run connects, runs fn, and closes the repository, reporting the first error.

@@ -62,7 +62,7 @@ func newRootCmd() *cobra.Command {
 	root.AddCommand(
 		initCmd(), importCmd(), exportCmd(), branchCmd(), forkCmd(), checkpointCmd(),
 		rollbackCmd(), diffCmd(), logCmd(), lsCmd(), catCmd(),
-		mountCmd(), unmountCmd(), mountsCmd(), serveCmd(), mergeCmd(),
+		mountCmd(), unmountCmd(), mountsCmd(), serveCmd(), stopCmd(), mergeCmd(),
 		gcCmd(), fsckCmd(),
 		remoteCmd(), pushCmd(), pullCmd(), cloneCmd(),
 		csiCmd(), dockerPluginCmd(),
