@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -385,4 +386,184 @@ func TestCrashLedger(t *testing.T) {
 		d.stop(t)
 	}
 	t.Logf("%d kills, %d returned calls verified", kills, steps)
+}
+
+// TestENOSPCThroughMount fills the repository's disk (a small tmpfs) with buffered writes
+// through a mount: the write that finds the disk full fails with ENOSPC, fsync and close
+// of the file report it, and after space is freed every acknowledged byte reads back (none
+// as zeros) and the file takes writes again.
+func TestENOSPCThroughMount(t *testing.T) {
+	requireFUSE(t)
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to mount a small tmpfs")
+	}
+	disk := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", disk).CombinedOutput(); err != nil {
+		t.Fatalf("mount tmpfs: %v %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("umount", "-l", disk).Run() })
+	repo := filepath.Join(disk, "repo")
+	ok(t, repo, "init")
+	mnt := filepath.Join(t.TempDir(), "mnt")
+	os.Mkdir(mnt, 0o755)
+	t.Cleanup(func() { exec.Command("umount", "-l", mnt).Run() })
+	d := startDaemon(t, repo)
+	ok(t, repo, "mount", "main", mnt)
+	path := filepath.Join(mnt, "big")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := os.OpenFile(path, os.O_WRONLY, 0) // a second descriptor, to see close report
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := rand.New(rand.NewPCG(1, 2))
+	var acked []byte
+	var werr error
+	for len(acked) < 256<<20 {
+		chunk := make([]byte, 256<<10)
+		for i := range chunk {
+			chunk[i] = byte(1 + r.IntN(255)) // never zero: a zero read back is a lost byte
+		}
+		n, err := f.Write(chunk)
+		acked = append(acked, chunk[:n]...)
+		if err != nil {
+			werr = err
+			break
+		}
+	}
+	if !errors.Is(werr, syscall.ENOSPC) {
+		t.Fatalf("wrote %d MiB into a 64 MiB disk; last error %v, want ENOSPC", len(acked)>>20, werr)
+	}
+	t.Logf("disk full after %d MiB acknowledged", len(acked)>>20)
+	if err := f.Sync(); !errors.Is(err, syscall.ENOSPC) {
+		t.Errorf("fsync after the failed write: %v, want ENOSPC", err)
+	}
+	if err := other.Close(); !errors.Is(err, syscall.ENOSPC) {
+		t.Errorf("close of another descriptor of the file: %v, want ENOSPC", err)
+	}
+	if out, err := exec.Command("mount", "-o", "remount,size=512m", disk).CombinedOutput(); err != nil {
+		t.Fatalf("remount: %v %s", err, out)
+	}
+	time.Sleep(200 * time.Millisecond) // the space guard's reading ages out
+	more := bytes.Repeat([]byte{7}, 4096)
+	if _, err := f.Write(more); err != nil {
+		t.Fatalf("write after space was freed: %v", err)
+	}
+	acked = append(acked, more...)
+	if err := f.Sync(); err != nil {
+		t.Fatalf("fsync after space was freed: %v", err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatalf("close after space was freed: %v", err)
+	}
+	got, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(acked) {
+		t.Fatalf("file has %d bytes, %d were acknowledged", len(got), len(acked))
+	}
+	if i := bytes.IndexByte(got[:len(got)-len(more)], 0); i >= 0 {
+		t.Fatalf("acknowledged byte %d reads back as zero", i)
+	}
+	if !bytes.Equal(got, acked) {
+		t.Fatal("acknowledged bytes differ after space was freed")
+	}
+	ok(t, repo, "checkpoint", "main")
+	ok(t, repo, "unmount", mnt)
+	d.stop(t)
+	ok(t, repo, "fsck")
+}
+
+// duBytes is the disk usage of a directory tree (allocated blocks, as du counts).
+func duBytes(t *testing.T, dir string) int64 {
+	var total int64
+	filepath.Walk(dir, func(p string, info os.FileInfo, err error) error {
+		if err == nil {
+			if st, ok := info.Sys().(*syscall.Stat_t); ok {
+				total += st.Blocks * 512
+			}
+		}
+		return nil
+	})
+	return total
+}
+
+// TestWriteAmplification: 20,000 random 4 KiB overwrites (and some truncates and mmap
+// writes) of a 1 MiB file through a mount, then a checkpoint and gc: the repository grows
+// by less than 10 MiB. Overwrites of the working layer make no garbage blocks.
+// AGENTFS_WRITEAMP_OPS changes the number of writes.
+func TestWriteAmplification(t *testing.T) {
+	requireFUSE(t)
+	ops := 20000
+	if s := os.Getenv("AGENTFS_WRITEAMP_OPS"); s != "" {
+		ops, _ = strconv.Atoi(s)
+	}
+	repo := newRepo(t)
+	mnt := filepath.Join(t.TempDir(), "mnt")
+	os.Mkdir(mnt, 0o755)
+	t.Cleanup(func() { exec.Command("umount", "-l", mnt).Run() })
+	d := startDaemon(t, repo)
+	ok(t, repo, "mount", "main", mnt)
+	const size = 1 << 20
+	path := filepath.Join(mnt, "f")
+	r := rand.New(rand.NewPCG(3, 4))
+	page := func() []byte {
+		b := make([]byte, 4096)
+		for i := range b {
+			b[i] = byte(r.Uint32())
+		}
+		return b
+	}
+	if err := os.WriteFile(path, bytes.Repeat(page(), size/4096), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ok(t, repo, "checkpoint", "main")
+	ok(t, repo, "unmount", mnt)
+	d.stop(t)
+	ok(t, repo, "gc")
+	before := duBytes(t, repo) // measured as after: no daemon, after gc
+	d = startDaemon(t, repo)
+	ok(t, repo, "mount", "main", mnt)
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < ops; i++ {
+		switch {
+		case i%1000 == 999: // truncate and grow back
+			must(t, f.Truncate(int64(r.IntN(size))))
+			must(t, f.Truncate(size))
+		case i%1000 == 500: // writes through a shared mapping
+			m, err := syscall.Mmap(int(f.Fd()), 0, size, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_SHARED)
+			must(t, err)
+			for j := 0; j < 16; j++ {
+				copy(m[r.IntN(size/4096)*4096:], page())
+			}
+			must(t, syscall.Munmap(m))
+		default:
+			if _, err := f.WriteAt(page(), int64(r.IntN(size/4096))*4096); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	must(t, f.Close())
+	ok(t, repo, "checkpoint", "main")
+	ok(t, repo, "unmount", mnt)
+	d.stop(t)
+	ok(t, repo, "gc")
+	after := duBytes(t, repo)
+	t.Logf("%d random 4 KiB writes in a 1 MiB file: repository %d KiB before, %d KiB after checkpoint and gc", ops, before>>10, after>>10)
+	if after-before >= 10<<20 {
+		t.Errorf("the repository grew by %d KiB (limit 10 MiB)", (after-before)>>10)
+	}
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
 }
