@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/agentfs/agentfs/api"
+	"github.com/agentfs/agentfs/internal/jsonout"
 	"github.com/agentfs/agentfs/internal/repo"
 )
 
@@ -53,7 +55,7 @@ func run(fn func(ctx context.Context, s api.Service) error) error {
 func printJSON(v any) error {
 	enc := json.NewEncoder(os.Stdout)
 	enc.SetIndent("", "  ")
-	return enc.Encode(v)
+	return enc.Encode(jsonout.EmptyLists(v)) // a list is [] even when empty
 }
 
 func table() *tabwriter.Writer { return tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0) }
@@ -74,23 +76,37 @@ func absPath(p string) (string, error) {
 }
 
 func initCmd() *cobra.Command {
-	return &cobra.Command{
+	var asJSON bool
+	cmd := &cobra.Command{
 		Use:   "init",
-		Short: "Create a repository (with an empty branch main)",
+		Short: "Create a repository (with an empty branch main); does nothing if one exists",
 		Args:  nargs(0, "no arguments"),
 		RunE: func(c *cobra.Command, args []string) error {
+			type result struct {
+				Repo    string `json:"repo"`
+				Created bool   `json:"created"`
+			}
 			r, err := repo.Init(context.Background(), repoDir())
+			if errors.Is(err, repo.ErrExists) {
+				// Running init twice (or after make run) is not a mistake: say so and go on.
+				return done(asJSON, result{Repo: repoDir()}, "agentfs repository already exists at %s; nothing to do", repoDir())
+			}
 			if err != nil {
 				return err
 			}
-			fmt.Printf("initialized agentfs repository at %s (branch main)\n", r.Dir)
-			return r.Close()
+			if err := r.Close(); err != nil {
+				return err
+			}
+			return done(asJSON, result{Repo: r.Dir, Created: true}, "initialized agentfs repository at %s (branch main)", r.Dir)
 		},
 	}
+	jsonFlag(cmd, &asJSON)
+	return cmd
 }
 
 func importCmd() *cobra.Command {
-	return &cobra.Command{
+	var asJSON bool
+	cmd := &cobra.Command{
 		Use:   "import BRANCH DIR",
 		Short: "Make BRANCH's tree equal to DIR and checkpoint it; prints the checkpoint id",
 		Args:  nargs(2, "BRANCH and DIR"),
@@ -104,15 +120,17 @@ func importCmd() *cobra.Command {
 				if err != nil {
 					return err
 				}
-				fmt.Println(res.Checkpoint.ID)
-				return nil
+				return done(asJSON, res, "%s", res.Checkpoint.ID)
 			})
 		},
 	}
+	jsonFlag(cmd, &asJSON)
+	return cmd
 }
 
 func exportCmd() *cobra.Command {
-	return &cobra.Command{
+	var asJSON bool
+	cmd := &cobra.Command{
 		Use:   "export REF DIR",
 		Short: "Write REF's tree into a new directory DIR",
 		Args:  nargs(2, "REF and DIR"),
@@ -121,14 +139,22 @@ func exportCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return run(func(ctx context.Context, s api.Service) error { return s.Export(ctx, args[0], dir) })
+			return run(func(ctx context.Context, s api.Service) error {
+				if err := s.Export(ctx, args[0], dir); err != nil {
+					return err
+				}
+				return done(asJSON, map[string]string{"ref": args[0], "dir": dir}, "exported %s to %s", args[0], dir)
+			})
 		},
 	}
+	jsonFlag(cmd, &asJSON)
+	return cmd
 }
 
 func branchCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "branch", Short: "Create, list and delete branches", Args: nargs(0, "a subcommand: create, list or delete")}
 	var from string
+	var createJSON, deleteJSON bool
 	create := &cobra.Command{
 		Use:   "create NAME [--from REF]",
 		Short: "Create a branch (empty, or from REF in constant time)",
@@ -139,12 +165,12 @@ func branchCmd() *cobra.Command {
 				if err != nil {
 					return err
 				}
-				fmt.Printf("created branch %s at %s\n", b.Name, short(b.Base))
-				return nil
+				return done(createJSON, b, "created branch %s at %s", b.Name, short(b.Base))
 			})
 		},
 	}
 	create.Flags().StringVar(&from, "from", "", "branch, checkpoint id or BRANCH@NAME to start from")
+	jsonFlag(create, &createJSON)
 	var asJSON bool
 	list := &cobra.Command{
 		Use:   "list [--json]",
@@ -174,15 +200,22 @@ func branchCmd() *cobra.Command {
 		Short: "Delete a branch (its checkpoints stay until gc)",
 		Args:  nargs(1, "NAME"),
 		RunE: func(c *cobra.Command, args []string) error {
-			return run(func(ctx context.Context, s api.Service) error { return s.DeleteBranch(ctx, args[0]) })
+			return run(func(ctx context.Context, s api.Service) error {
+				if err := s.DeleteBranch(ctx, args[0]); err != nil {
+					return err
+				}
+				return done(deleteJSON, map[string]string{"deleted": args[0]}, "deleted branch %s (its space comes back at the next agentfs gc)", args[0])
+			})
 		},
 	}
+	jsonFlag(del, &deleteJSON)
 	cmd.AddCommand(create, list, del)
 	return cmd
 }
 
 func forkCmd() *cobra.Command {
-	return &cobra.Command{
+	var asJSON bool
+	cmd := &cobra.Command{
 		Use:   "fork REF NAME",
 		Short: "Create branch NAME from REF (same as branch create NAME --from REF)",
 		Args:  nargs(2, "REF and NAME"),
@@ -192,15 +225,17 @@ func forkCmd() *cobra.Command {
 				if err != nil {
 					return err
 				}
-				fmt.Printf("created branch %s at %s\n", b.Name, short(b.Base))
-				return nil
+				return done(asJSON, b, "created branch %s at %s", b.Name, short(b.Base))
 			})
 		},
 	}
+	jsonFlag(cmd, &asJSON)
+	return cmd
 }
 
 func checkpointCmd() *cobra.Command {
 	var name, msg string
+	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "checkpoint BRANCH [--name NAME] [-m MESSAGE]",
 		Short: "Make the branch's current state an immutable checkpoint; prints its id",
@@ -211,25 +246,33 @@ func checkpointCmd() *cobra.Command {
 				if err != nil {
 					return err
 				}
-				fmt.Println(cp.ID)
-				return nil
+				return done(asJSON, cp, "%s", cp.ID)
 			})
 		},
 	}
 	cmd.Flags().StringVar(&name, "name", "", "name the checkpoint (then BRANCH@NAME refers to it)")
 	cmd.Flags().StringVarP(&msg, "message", "m", "", "message")
+	jsonFlag(cmd, &asJSON)
 	return cmd
 }
 
 func rollbackCmd() *cobra.Command {
-	return &cobra.Command{
+	var asJSON bool
+	cmd := &cobra.Command{
 		Use:   "rollback BRANCH REF",
 		Short: "Discard the branch's state and make it REF's state",
 		Args:  nargs(2, "BRANCH and REF"),
 		RunE: func(c *cobra.Command, args []string) error {
-			return run(func(ctx context.Context, s api.Service) error { return s.Rollback(ctx, args[0], args[1]) })
+			return run(func(ctx context.Context, s api.Service) error {
+				if err := s.Rollback(ctx, args[0], args[1]); err != nil {
+					return err
+				}
+				return done(asJSON, map[string]string{"branch": args[0], "ref": args[1]}, "rolled back %s to %s", args[0], args[1])
+			})
 		},
 	}
+	jsonFlag(cmd, &asJSON)
+	return cmd
 }
 
 func diffCmd() *cobra.Command {

@@ -25,8 +25,8 @@ func remoteCmd() *cobra.Command {
 		Use:   "remote",
 		Short: "Manage remotes (object storage buckets that hold pushed branches)",
 		Args:  nargs(0, "a subcommand: add, list, remove"),
-		RunE:  func(c *cobra.Command, args []string) error { return c.Help() },
 	}
+	var addJSON, removeJSON bool
 	add := &cobra.Command{
 		Use:   "add NAME URL",
 		Short: "Add a remote: s3://bucket/prefix?region=R, gs://bucket/prefix, az://account/container/prefix, file:///path",
@@ -37,11 +37,11 @@ func remoteCmd() *cobra.Command {
 				if err != nil {
 					return err
 				}
-				fmt.Printf("added remote %s (%s)\n", r.Name, r.URL)
-				return nil
+				return done(addJSON, r, "added remote %s (%s)", r.Name, r.URL)
 			})
 		},
 	}
+	jsonFlag(add, &addJSON)
 	var asJSON bool
 	list := &cobra.Command{
 		Use:     "list",
@@ -73,9 +73,15 @@ func remoteCmd() *cobra.Command {
 		Short:   "Forget a remote (nothing in the bucket is deleted)",
 		Args:    nargs(1, "NAME"),
 		RunE: func(c *cobra.Command, args []string) error {
-			return run(func(ctx context.Context, s api.Service) error { return s.RemoteRemove(ctx, args[0]) })
+			return run(func(ctx context.Context, s api.Service) error {
+				if err := s.RemoteRemove(ctx, args[0]); err != nil {
+					return err
+				}
+				return done(removeJSON, map[string]string{"removed": args[0]}, "removed remote %s (nothing in its bucket was deleted)", args[0])
+			})
 		},
 	}
+	jsonFlag(remove, &removeJSON)
 	cmd.AddCommand(add, list, remove)
 	return cmd
 }
