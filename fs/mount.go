@@ -118,7 +118,7 @@ func Mount(ws *branch.Workspace, dir string, o Options) (*Mounted, error) {
 		RootStableAttr:  &gofs.StableAttr{Ino: branch.RootIno, Mode: syscall.S_IFDIR},
 		Logger:          logger,
 	}
-	server, err := gofs.Mount(abs, root, opts)
+	server, err := mountTimed(abs, gofs.NewNodeFS(root, opts), &opts.MountOptions) // fs/metrics.go
 	if err != nil {
 		return nil, fmt.Errorf("mount %s at %s: %w", name, abs, err)
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log"
 	"net"
 	"net/http"
 	_ "net/http/pprof" // served only when AGENTFS_PPROF is set
@@ -37,11 +36,15 @@ func serveCmd() *cobra.Command {
 	}
 	cmd.Flags().StringArrayVar(&mounts, "mount", nil, "mount REF at DIR once started (repeatable), e.g. main:./mnt")
 	cmd.Flags().BoolVar(&initIfMissing, "init", false, "create the repository if it does not exist")
+	addObservabilityFlags(cmd) // --metrics, --log-format, --log-level (serve_obs.go)
 	return cmd
 }
 
 func serve(dir string, mounts []string, initIfMissing bool) error {
-	logger := log.New(os.Stderr, "agentfs: ", log.LstdFlags)
+	logger, err := serveObs.logger()
+	if err != nil {
+		return err
+	}
 	sock := repo.SocketPath(dir)
 	if _, err := api.Dial(sock); err == nil {
 		return fmt.Errorf("a daemon already serves %s (socket %s); stop it first", dir, sock)
@@ -63,9 +66,16 @@ func serve(dir string, mounts []string, initIfMissing bool) error {
 		return fmt.Errorf("listen on %s: %w", sock, err)
 	}
 	os.Chmod(sock, 0o600)
-	srv := &http.Server{Handler: api.Handler(svc), ErrorLog: logger}
+	srv := &http.Server{Handler: logCalls(api.Handler(api.Instrument(svc))), ErrorLog: logger}
 	go srv.Serve(ln)
+	stopMetrics, err := serveObs.serveMetrics(r.Store.DB(), func(context.Context) error { _, err := r.Engine.Branches(); return err })
+	if err != nil {
+		srv.Close()
+		r.Close()
+		return err
+	}
 	shutdown := func() error {
+		defer stopMetrics()
 		sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()
 		srv.Shutdown(sctx)
@@ -142,38 +152,46 @@ func ensureDaemon(dir string) (*api.Client, error) {
 }
 
 func mountCmd() *cobra.Command {
-	var readOnly bool
+	var readOnly, asJSON bool
 	cmd := &cobra.Command{
-		Use:   "mount BRANCH DIR [--read-only]",
-		Short: "Mount a branch (read-write) or a checkpoint (read-only) at DIR; starts the daemon if needed",
+		Use:   "mount REF DIR [--read-only]",
+		Short: "Mount a branch (read-write) or a checkpoint (read-only) at DIR (created if missing); starts the daemon if needed",
 		Args:  nargs(2, "BRANCH (or a checkpoint REF) and DIR"),
 		RunE: func(c *cobra.Command, args []string) error {
 			dir, err := absPath(args[1])
 			if err != nil {
 				return err
 			}
+			if err := makeMountPoint(dir); err != nil { // mount_recovery.go
+				return err
+			}
+			started := !daemonAnswers(repoDir())
 			client, err := ensureDaemon(repoDir())
 			if err != nil {
 				return err
 			}
 			info, err := client.Mount(context.Background(), args[0], dir, readOnly)
 			if err != nil {
+				if started { // a daemon that serves nothing should not outlive the failed mount
+					err = errors.Join(err, stopStartedDaemon(repoDir()))
+				}
 				return err
 			}
 			mode := "read-write"
 			if info.ReadOnly {
 				mode = "read-only"
 			}
-			fmt.Printf("mounted %s at %s (%s)\n", info.Ref, info.Dir, mode)
-			return nil
+			return done(asJSON, info, "mounted %s at %s (%s)", info.Ref, info.Dir, mode)
 		},
 	}
 	cmd.Flags().BoolVar(&readOnly, "read-only", false, "mount read-only")
+	jsonFlag(cmd, &asJSON)
 	return cmd
 }
 
 func unmountCmd() *cobra.Command {
-	return &cobra.Command{
+	var asJSON bool
+	cmd := &cobra.Command{
 		Use:   "unmount DIR",
 		Short: "Flush and unmount an agentfs mount",
 		Args:  nargs(1, "DIR"),
@@ -183,12 +201,27 @@ func unmountCmd() *cobra.Command {
 				return err
 			}
 			client, err := api.Dial(repo.SocketPath(repoDir()))
-			if err != nil {
-				return fmt.Errorf("no agentfs daemon serves %s, so nothing of it is mounted at %s", repoDir(), dir)
+			if err == nil {
+				err = client.Unmount(context.Background(), dir)
 			}
-			return client.Unmount(context.Background(), dir)
+			if err != nil {
+				// A mount whose daemon died (kill -9, OOM) is no use to anyone: detach it.
+				if detached, derr := detachStaleMount(dir); derr != nil || detached {
+					if derr != nil {
+						return derr
+					}
+					return done(asJSON, map[string]any{"dir": dir, "stale": true}, "detached the stale mount at %s (its daemon had stopped)", dir)
+				}
+				if client == nil {
+					return fmt.Errorf("no agentfs daemon serves %s, so nothing of it is mounted at %s", repoDir(), dir)
+				}
+				return err
+			}
+			return done(asJSON, map[string]any{"dir": dir}, "unmounted %s", dir)
 		},
 	}
+	jsonFlag(cmd, &asJSON)
+	return cmd
 }
 
 func mountsCmd() *cobra.Command {
