@@ -181,6 +181,17 @@ func (f *timedFS) Write(c <-chan struct{}, in *fuse.WriteIn, data []byte) (uint3
 	return n, opWrite.done(t0, st)
 }
 
+// Writev is what go-fuse calls first for a WRITE; Write only when it answers ENOSYS.
+func (f *timedFS) Writev(c <-chan struct{}, in *fuse.WriteIn, data [][]byte) (uint32, fuse.Status) {
+	t0 := time.Now()
+	n, st := f.RawFileSystem.Writev(c, in, data)
+	if st == fuse.ENOSYS {
+		return n, st
+	}
+	metrics.WrittenBytes.Add(float64(n))
+	return n, opWrite.done(t0, st)
+}
+
 func (f *timedFS) CopyFileRange(c <-chan struct{}, in *fuse.CopyFileRangeIn) (uint32, fuse.Status) {
 	t0 := time.Now()
 	n, st := f.RawFileSystem.CopyFileRange(c, in)
