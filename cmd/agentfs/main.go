@@ -62,7 +62,7 @@ func newRootCmd() *cobra.Command {
 		mountCmd(), unmountCmd(), mountsCmd(), serveCmd(), mergeCmd(),
 		gcCmd(), fsckCmd(),
 		remoteCmd(), pushCmd(), pullCmd(), cloneCmd(),
-		versionCmd(),
+		versionCmd(), statusCmd(),
 	)
 	addPruneCmd(root) // checkpoint prune (gc_cmd.go)
 	addRemoteGCCmd(root)

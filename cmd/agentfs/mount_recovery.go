@@ -40,35 +40,43 @@ func daemonAnswers(dir string) bool {
 	return true
 }
 
-// stopStartedDaemon stops the daemon serving dir, which this command started: it sends
-// SIGTERM to the process at the other end of the socket (SO_PEERCRED names it) and waits
-// for it to let go of the socket.
-func stopStartedDaemon(dir string) error {
+// daemonPID returns the pid of the process serving the repository's socket (SO_PEERCRED
+// names the other end of a Unix socket), or 0 when none answers.
+func daemonPID(dir string) (int, error) {
 	c, err := net.DialTimeout("unix", repo.SocketPath(dir), time.Second)
 	if err != nil {
-		return nil // gone already
+		return 0, nil
 	}
+	defer c.Close()
 	raw, err := c.(*net.UnixConn).SyscallConn()
 	if err != nil {
-		c.Close()
-		return err
+		return 0, err
 	}
 	var cred *unix.Ucred
 	var cerr error
 	raw.Control(func(fd uintptr) { cred, cerr = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED) })
-	c.Close()
 	if cerr != nil {
-		return cerr
+		return 0, cerr
 	}
-	if err := syscall.Kill(int(cred.Pid), syscall.SIGTERM); err != nil {
+	return int(cred.Pid), nil
+}
+
+// stopStartedDaemon stops the daemon serving dir, which this command started: SIGTERM, then
+// wait for it to exit.
+func stopStartedDaemon(dir string) error {
+	pid, err := daemonPID(dir)
+	if err != nil || pid == 0 {
+		return err
+	}
+	if err := syscall.Kill(pid, syscall.SIGTERM); err != nil {
 		return err
 	}
 	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		if syscall.Kill(int(cred.Pid), 0) != nil {
+		if syscall.Kill(pid, 0) != nil {
 			return nil
 		}
 	}
-	return fmt.Errorf("the daemon (pid %d) did not stop within 15s", cred.Pid)
+	return fmt.Errorf("the daemon (pid %d) did not stop within 15s", pid)
 }
 
 // agentfsMountAt reports whether an agentfs FUSE filesystem is mounted at dir, from the

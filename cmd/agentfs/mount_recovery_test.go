@@ -54,7 +54,7 @@ func TestFailedMountStopsTheDaemonItStarted(t *testing.T) {
 	if r.code != 1 || !strings.Contains(r.stderr, "not empty") || strings.Count(strings.TrimSpace(r.stderr), "\n") != 0 {
 		t.Fatalf("mount on a non-empty directory: exit %d, stderr %q", r.code, r.stderr)
 	}
-	if daemonAnswers(repo) || daemonPID(repo) != 0 {
+	if daemonAnswers(repo) || daemonProcess(repo) != 0 {
 		stopDaemonOf(t, repo)
 		t.Fatal("the daemon the failed mount started is still running")
 	}

@@ -182,23 +182,23 @@ func TestVersion(t *testing.T) {
 // (found by its exact command line, so only this test's daemon) and waits for it to exit.
 func stopDaemonOf(t *testing.T, repo string) {
 	t.Helper()
-	pid := daemonPID(repo)
+	pid := daemonProcess(repo)
 	if pid == 0 {
 		return
 	}
 	syscall.Kill(pid, syscall.SIGTERM)
-	for i := 0; i < 600 && daemonPID(repo) == pid; i++ {
+	for i := 0; i < 600 && daemonProcess(repo) == pid; i++ {
 		time.Sleep(50 * time.Millisecond)
 	}
-	if daemonPID(repo) == pid {
+	if daemonProcess(repo) == pid {
 		syscall.Kill(pid, syscall.SIGKILL)
 		t.Fatalf("the daemon of %s did not stop on SIGTERM", repo)
 	}
 }
 
-// daemonPID returns the pid of a running "agentfs --repo REPO serve" started by this test
+// daemonProcess returns the pid of a running "agentfs --repo REPO serve" started by this test
 // binary's agentfs, or 0.
-func daemonPID(repo string) int {
+func daemonProcess(repo string) int {
 	want := strings.Join([]string{agentfsBin, "--repo", repo, "serve"}, "\x00") + "\x00"
 	ents, _ := os.ReadDir("/proc")
 	for _, e := range ents {
