@@ -55,6 +55,7 @@ func newRootCmd() *cobra.Command {
 	}
 	root.SetVersionTemplate("{{.Version}}\n")
 	root.PersistentFlags().StringVar(&repoFlag, "repo", "", "repository directory (default $AGENTFS_REPO, else ~/.agentfs)")
+	root.PersistentFlags().BoolVarP(&quiet, "quiet", "q", false, "draw no progress bars (they are drawn only when stderr is a terminal)")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(
 		initCmd(), importCmd(), exportCmd(), branchCmd(), forkCmd(), checkpointCmd(),

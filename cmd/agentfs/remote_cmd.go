@@ -6,9 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
-	"sync"
-	"time"
 
 	"github.com/spf13/cobra"
 
@@ -231,51 +228,4 @@ func cloneCmd() *cobra.Command {
 	cmd.Flags().BoolVar(&full, "full", false, "download file contents now, not on first read")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
-}
-
-// showProgress draws a progress line on stderr while a remote operation runs, when stderr
-// is a terminal. It polls the service, so it works the same through the daemon. The
-// returned func stops it and clears the line.
-func showProgress(ctx context.Context, s api.Service) (stop func()) {
-	fi, err := os.Stderr.Stat()
-	if err != nil || fi.Mode()&os.ModeCharDevice == 0 {
-		return func() {}
-	}
-	ctx, cancel := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		tick := time.NewTicker(250 * time.Millisecond)
-		defer tick.Stop()
-		drawn := false
-		for {
-			select {
-			case <-ctx.Done():
-				if drawn {
-					fmt.Fprint(os.Stderr, "\r\033[K")
-				}
-				return
-			case <-tick.C:
-			}
-			ps, err := s.RemoteProgress(ctx)
-			if err != nil || len(ps) == 0 {
-				continue
-			}
-			var parts []string
-			for _, p := range ps {
-				line := fmt.Sprintf("%s %s/%s: %s %d", p.Op, p.Remote, p.Branch, p.Phase, p.Done)
-				if p.Total > 0 {
-					line += fmt.Sprintf("/%d", p.Total)
-				}
-				if p.Bytes > 0 {
-					line += ", " + mib(p.Bytes)
-				}
-				parts = append(parts, line)
-			}
-			fmt.Fprint(os.Stderr, "\r\033[K"+strings.Join(parts, "; "))
-			drawn = true
-		}
-	}()
-	return func() { cancel(); wg.Wait() }
 }
