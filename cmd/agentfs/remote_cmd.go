@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 
 	"github.com/spf13/cobra"
 
@@ -204,6 +205,10 @@ func cloneCmd() *cobra.Command {
 			stop := showProgress(ctx, svc)
 			res, err := r.Remotes.Clone(ctx, args[0], branches, remote.PullOptions{Full: full})
 			stop()
+			if err == nil && !slices.ContainsFunc(res.Branches, func(p remote.PullResult) bool { return p.Branch == "main" }) {
+				// init made an empty main; the remote's branches are what the user asked for.
+				err = r.Engine.DeleteBranch(ctx, "main")
+			}
 			cerr := r.Close()
 			if err == nil {
 				err = cerr
