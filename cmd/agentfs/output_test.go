@@ -9,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/spf13/cobra"
 )
 
 // jsonValue parses stdout as exactly one JSON value.
@@ -216,4 +218,31 @@ func daemonProcess(repo string) int {
 		return pid
 	}
 	return 0
+}
+
+// Every command takes --json, except those whose output is not a result: file contents
+// (cat), a foreground server (serve), cobra's help and completion, and any command that
+// says so with the annotation "nojson" (and why, in its code).
+func TestEveryCommandTakesJSON(t *testing.T) {
+	exempt := map[string]bool{"agentfs cat": true, "agentfs serve": true, "agentfs help": true}
+	var walk func(c *cobra.Command)
+	walk = func(c *cobra.Command) {
+		for _, sub := range c.Commands() {
+			walk(sub)
+		}
+		path := c.CommandPath()
+		if c.HasSubCommands() && c.RunE == nil || !c.HasParent() || exempt[path] ||
+			strings.HasPrefix(path, "agentfs completion") || c.Annotations["nojson"] != "" {
+			return
+		}
+		if c.HasSubCommands() && c.Flags().Lookup("json") == nil && c.Args != nil && c.Args(c, []string{"x"}) != nil {
+			return // a group: it only runs its help
+		}
+		if c.Flags().Lookup("json") == nil {
+			t.Errorf("%s has no --json", path)
+		}
+	}
+	root := newRootCmd()
+	root.InitDefaultCompletionCmd()
+	walk(root)
 }
