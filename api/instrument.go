@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 
+	"github.com/agentfs/agentfs/branch"
 	"github.com/agentfs/agentfs/gc"
 	"github.com/agentfs/agentfs/internal/metrics"
 	"github.com/agentfs/agentfs/remote"
@@ -25,6 +26,14 @@ func (i instrumented) CreateBranch(ctx context.Context, name, from string) (Bran
 
 func (i instrumented) Checkpoint(ctx context.Context, br, name, message string) (CheckpointInfo, error) {
 	cp, err := i.Service.Checkpoint(ctx, br, name, message)
+	if err == nil {
+		metrics.Checkpoints.Inc()
+	}
+	return cp, err
+}
+
+func (i instrumented) CheckpointWith(ctx context.Context, br string, o branch.CheckpointOptions) (CheckpointInfo, error) {
+	cp, err := i.Service.CheckpointWith(ctx, br, o)
 	if err == nil {
 		metrics.Checkpoints.Inc()
 	}

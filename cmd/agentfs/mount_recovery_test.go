@@ -28,7 +28,10 @@ func TestUnmountStaleMount(t *testing.T) {
 		t.Fatalf("unmount of a stale mount: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
 	}
 	if agentfsMountAt(mnt) {
-		t.Fatal("the stale mount is still in the mount table")
+		t.Fatal("the stale mount is still in the kernel's mount table")
+	}
+	if b, _ := os.ReadFile(filepath.Join(repo, "mounts.json")); strings.Contains(string(b), mnt) {
+		t.Fatalf("the stale mount is still in the saved mount table, and would come back:\n%s", b)
 	}
 	// Again: nothing is mounted there now, so it is an error, not a second detach.
 	if r := agentfs(t, repo, "unmount", mnt); r.code != 1 {

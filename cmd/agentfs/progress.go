@@ -79,15 +79,17 @@ func progressFunc() func(gc.Progress) {
 		return nil
 	}
 	p := &phaseBar{}
-	active = p
-	return func(g gc.Progress) { p.update(g.Phase, g.Done, g.Total, "") }
+	f := func(g gc.Progress) { p.update(g.Phase, g.Done, g.Total, "") }
+	restore := api.SetProcessProgress(f) // the in-process client cannot carry f (api/progresshook.go)
+	active = func() { restore(); p.finish() }
+	return f
 }
 
-var active *phaseBar // the bar of progressFunc, cleared by endProgress
+var active func() // ends the bar of progressFunc; called by endProgress
 
 func endProgress(f func(gc.Progress)) {
 	if f != nil && active != nil {
-		active.finish()
+		active()
 		active = nil
 	}
 }

@@ -1,22 +1,10 @@
 package main
 
 import (
-	"os"
 	"os/exec"
 	"strings"
 	"testing"
 )
-
-// requireTool skips when a tool is missing, and fails then with AGENTFS_REQUIRE_TOOLS=1.
-func requireTool(t *testing.T, name string) {
-	t.Helper()
-	if _, err := exec.LookPath(name); err != nil {
-		if os.Getenv("AGENTFS_REQUIRE_TOOLS") == "1" {
-			t.Fatalf("AGENTFS_REQUIRE_TOOLS=1 but %s is missing", name)
-		}
-		t.Skipf("%s is missing (util-linux); set AGENTFS_REQUIRE_TOOLS=1 to make this a failure", name)
-	}
-}
 
 // onTerminal runs agentfs with a pseudo-terminal for stdin, stdout and stderr (script from
 // util-linux) and returns everything it wrote there.

@@ -67,13 +67,13 @@ func TestReadmeTour(t *testing.T) {
 					t.Fatal(err)
 				}
 				t.Cleanup(func() { run.Process.Signal(syscall.SIGTERM); run.Wait() })
-				for i := 0; !daemonAnswers(repo); i++ {
+				for i := 0; !daemonAnswers(repo) || !agentfsMountAt(mnt); i++ {
 					if i > 400 {
 						t.Fatalf("make run's daemon did not start:\n%s", log.String())
 					}
 					time.Sleep(50 * time.Millisecond)
 				}
-				// Work in ./mnt that the tour must leave alone.
+				// Work in ./mnt (uncommitted) that the tour must leave alone.
 				if err := os.WriteFile(filepath.Join(mnt, "mine.txt"), []byte("uncommitted"), 0o644); err != nil {
 					t.Fatal(err)
 				}

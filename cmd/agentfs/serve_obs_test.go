@@ -137,7 +137,7 @@ func TestServeLogsOneJSONLinePerCall(t *testing.T) {
 			calls[name] = append(calls[name], rec)
 		}
 	}
-	want := map[string]float64{"branch.create": 200, "checkpoint": 200, "branches": 200, "diff": 200, "branch.delete": 404}
+	want := map[string]float64{"branch.create": 200, "checkpoint": 200, "branches": 200, "diff.files": 200, "branch.delete": 404}
 	for name, status := range want {
 		recs := calls[name]
 		if len(recs) != 1 || recs[0]["status"] != status {
