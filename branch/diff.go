@@ -95,6 +95,9 @@ func (e *Engine) DiffRoots(ctx context.Context, ra, rb store.ID) ([]Change, erro
 			continue // new in b: reported through its dirent
 		}
 		p, err := pb.path(ctx, ino)
+		if ino == RootIno {
+			p = "." // the root's own mode, owner or xattrs changed
+		}
 		if err != nil || p == "" || seen[p] {
 			continue // unlinked (open orphan) or already listed
 		}

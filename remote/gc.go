@@ -575,11 +575,11 @@ func (m *Manager) gcLoad(ctx context.Context, remote string, b backends.Backend,
 	return nil
 }
 
-// commitLinks decodes the root and parents of a commit (branch/commit.go, version 1:
-// 'C', 1, root, uvarint parent count, parents, ...).
+// commitLinks decodes the root and parents of a commit (branch/commit.go, versions 1 and 2
+// share the start: 'C', version, root, uvarint parent count, parents, ...).
 func commitLinks(b []byte) (root store.ID, parents []store.ID, err error) {
-	if len(b) < 2+32 || b[0] != 'C' || b[1] != 1 {
-		return root, nil, errors.New("not a version 1 commit")
+	if len(b) < 2+32 || b[0] != 'C' || (b[1] != 1 && b[1] != 2) {
+		return root, nil, errors.New("not a version 1 or 2 commit")
 	}
 	root = store.ID(b[2:34])
 	p := b[34:]
