@@ -70,6 +70,9 @@ type CheckpointInfo struct {
 	Time    time.Time `json:"time"`
 	Parents []string  `json:"parents"`
 	Pruned  bool      `json:"pruned,omitempty"` // its tree was given up by checkpoint prune
+	// Unchanged: a checkpoint was asked for, but the branch was the same as this, its last
+	// checkpoint, so none was made.
+	Unchanged bool `json:"unchanged,omitempty"`
 }
 
 // Entry is one file in a listing.

@@ -87,11 +87,13 @@ func commitInfo(id store.ID, c *branch.Commit) CheckpointInfo {
 }
 
 func (l *Local) Checkpoint(ctx context.Context, br, name, message string) (CheckpointInfo, error) {
-	id, err := l.Engine.Checkpoint(ctx, br, name, message)
+	id, made, err := l.Engine.CheckpointIfChanged(ctx, br, name, message)
 	if err != nil {
 		return CheckpointInfo{}, err
 	}
-	return l.checkpointInfo(ctx, id)
+	info, err := l.checkpointInfo(ctx, id)
+	info.Unchanged = !made
+	return info, err
 }
 
 func (l *Local) Rollback(ctx context.Context, br, ref string) error {

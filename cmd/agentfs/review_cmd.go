@@ -270,3 +270,74 @@ func blameCmd() *cobra.Command {
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON (see docs/cli.md)")
 	return cmd
 }
+
+func logCmd() *cobra.Command {
+	var asJSON bool
+	var r api.LogRequest
+	var since, author string
+	cmd := &cobra.Command{
+		Use:   "log REF [-n N] [--since WHEN] [--agent NAME] [--json]",
+		Short: "List the checkpoints of a branch (or any ref), newest first",
+		Long: "log lists the history of REF newest first. -n keeps the N newest, --since those taken\n" +
+			"after WHEN (a duration such as 2h, a date 2006-01-02, or an RFC 3339 time), --agent\n" +
+			"(or --author) those taken on that agent's branch.",
+		Args: nargs(1, "REF"),
+		RunE: func(c *cobra.Command, args []string) error {
+			r.Ref = args[0]
+			if r.Limit < 0 {
+				return usageError{fmt.Errorf("-n takes a positive number")}
+			}
+			if since != "" {
+				t, err := parseSince(since, time.Now())
+				if err != nil {
+					return usageError{err}
+				}
+				r.Since = t
+			}
+			if author != "" {
+				r.Agent = author
+			}
+			return run(func(ctx context.Context, s api.Service) error {
+				cps, err := s.History(ctx, r)
+				if err != nil {
+					return err
+				}
+				if asJSON {
+					return printJSON(cps)
+				}
+				w := table()
+				for _, cp := range cps {
+					name := cp.Name
+					if name != "" {
+						name = cp.Branch + "@" + name
+					}
+					msg := cp.Message
+					if cp.Pruned {
+						msg += " (pruned)"
+					}
+					fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", short(cp.ID), cp.Time.Local().Format(time.DateTime), name, msg)
+				}
+				return w.Flush()
+			})
+		},
+	}
+	cmd.Flags().IntVarP(&r.Limit, "max-count", "n", 0, "show at most N checkpoints")
+	cmd.Flags().StringVar(&since, "since", "", "only checkpoints after WHEN: a duration (2h), a date or an RFC 3339 time")
+	cmd.Flags().StringVar(&r.Agent, "agent", "", "only checkpoints taken on this agent's branch")
+	cmd.Flags().StringVar(&author, "author", "", "same as --agent")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON (see docs/cli.md)")
+	return cmd
+}
+
+// parseSince reads --since: a duration back from now, a date, or an RFC 3339 time.
+func parseSince(s string, now time.Time) (time.Time, error) {
+	if d, err := time.ParseDuration(s); err == nil {
+		return now.Add(-d), nil
+	}
+	for _, layout := range []string{time.RFC3339, time.DateTime, time.DateOnly} {
+		if t, err := time.ParseInLocation(layout, s, time.Local); err == nil {
+			return t, nil
+		}
+	}
+	return time.Time{}, fmt.Errorf("--since %q: give a duration (2h), a date (2006-01-02) or a time (2006-01-02T15:04:05Z)", s)
+}
