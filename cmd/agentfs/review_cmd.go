@@ -29,7 +29,7 @@ func diffCmd() *cobra.Command {
 				refs = args[:at]
 			}
 			if len(refs) != 2 {
-				return usageError{fmt.Errorf("diff takes two REFs, then optionally -- PATH...")}
+				return usageError{fmt.Errorf("diff takes two REFs, optionally followed by -- and paths")}
 			}
 			return nil
 		},
