@@ -48,6 +48,11 @@ func (l *Local) History(ctx context.Context, r LogRequest) ([]CheckpointInfo, er
 		if info.Pruned, err = l.Engine.IsPruned(e.ID); err != nil {
 			return nil, err
 		}
+		if !info.Pruned {
+			if err := l.logPaths(ctx, &info, e.Commit); err != nil {
+				return nil, err
+			}
+		}
 		out = append(out, info)
 	}
 	return out, nil
@@ -74,6 +79,9 @@ type BlameLine struct {
 	Name       string    `json:"name,omitempty"`
 	Message    string    `json:"message,omitempty"`
 	Time       time.Time `json:"time"`
+	Agent      string    `json:"agent,omitempty"` // the checkpoint's provenance, when recorded
+	Session    string    `json:"session,omitempty"`
+	ToolCall   string    `json:"tool_call,omitempty"`
 }
 
 func (l *Local) Blame(ctx context.Context, ref, p string) (BlameResult, error) {
@@ -92,6 +100,7 @@ func (l *Local) Blame(ctx context.Context, ref, p string) (BlameResult, error) {
 		}
 		if c := bl.Commit; c != nil {
 			line.Branch, line.Name, line.Message, line.Time = c.Branch, c.Name, c.Message, c.Time
+			line.Agent, line.Session, line.ToolCall = c.Agent, c.Session, c.ToolCall
 		}
 		out.Lines = append(out.Lines, line)
 	}

@@ -487,22 +487,39 @@ func (e *Engine) rootOf(ctx context.Context, r Ref) (store.ID, error) {
 // files) an immutable commit and returns its id. Its cost follows the changes since the
 // branch's base, not the size of the tree.
 func (e *Engine) Checkpoint(ctx context.Context, branch, name, msg string) (store.ID, error) {
+	id, _, err := e.CheckpointWith(ctx, branch, CheckpointOptions{Name: name, Message: msg})
+	return id, err
+}
+
+// CheckpointOptions are the optional parts of a checkpoint.
+type CheckpointOptions struct {
+	Name    string // BRANCH@NAME then refers to it
+	Message string
+	Provenance
+}
+
+// CheckpointWith is Checkpoint with provenance; it also returns the paths changed since the
+// branch's base.
+func (e *Engine) CheckpointWith(ctx context.Context, branch string, o CheckpointOptions) (store.ID, []Change, error) {
 	defer e.op()()
-	if name != "" {
-		if err := ValidateName("checkpoint", name); err != nil {
-			return store.ID{}, err
+	if err := o.Provenance.Validate(); err != nil {
+		return store.ID{}, nil, err
+	}
+	if o.Name != "" {
+		if err := ValidateName("checkpoint", o.Name); err != nil {
+			return store.ID{}, nil, err
 		}
-		if _, ok, err := e.getKey(nameKey(branch, name)); err != nil {
-			return store.ID{}, err
+		if _, ok, err := e.getKey(nameKey(branch, o.Name)); err != nil {
+			return store.ID{}, nil, err
 		} else if ok {
-			return store.ID{}, fmt.Errorf("checkpoint %s@%s %w", branch, name, ErrExists)
+			return store.ID{}, nil, fmt.Errorf("checkpoint %s@%s %w", branch, o.Name, ErrExists)
 		}
 	}
 	ws, err := e.Workspace(ctx, branch)
 	if err != nil {
-		return store.ID{}, err
+		return store.ID{}, nil, err
 	}
-	return ws.checkpoint(ctx, name, msg)
+	return ws.checkpointWith(ctx, o)
 }
 
 // Rollback discards the branch's working state and points it at ref's state. Mounted views

@@ -13,8 +13,8 @@ import (
 type HistoryOptions struct {
 	Limit int       // at most this many entries; 0 = all
 	Since time.Time // only checkpoints taken at or after this time; zero = all
-	// Agent keeps the checkpoints taken on this branch name (one branch per agent is the
-	// convention; commits carry no other author).
+	// Agent keeps the checkpoints whose provenance names this agent, or that were taken on
+	// a branch of this name (one branch per agent is the convention).
 	Agent string
 }
 
@@ -52,7 +52,7 @@ func (e *Engine) History(ctx context.Context, branch string, o HistoryOptions) (
 		if !o.Since.IsZero() && le.Time.Before(o.Since) {
 			continue // and its parents are older still
 		}
-		if o.Agent == "" || le.Branch == o.Agent {
+		if o.Agent == "" || le.Agent == o.Agent || le.Branch == o.Agent {
 			out = append(out, le)
 		}
 		for _, p := range le.Parents {
@@ -78,24 +78,24 @@ func (q *commitQueue) Pop() any {
 	return x
 }
 
-// CheckpointIfChanged is Checkpoint that makes no checkpoint when the branch's state is the
-// same as its last checkpoint's (an unnamed one; a name is always honoured). It returns the
-// checkpoint and whether it made one.
-func (e *Engine) CheckpointIfChanged(ctx context.Context, branch, name, msg string) (store.ID, bool, error) {
-	if name == "" {
+// CheckpointIfChanged is CheckpointWith that makes no checkpoint when the branch's state is
+// the same as its last checkpoint's (an unnamed one; a name is always honoured). It returns
+// the checkpoint and whether it made one.
+func (e *Engine) CheckpointIfChanged(ctx context.Context, branch string, o CheckpointOptions) (store.ID, []Change, bool, error) {
+	if o.Name == "" {
 		ws, err := e.Workspace(ctx, branch)
 		if err != nil {
-			return store.ID{}, false, err
+			return store.ID{}, nil, false, err
 		}
 		done := e.op()
 		same, base, err := ws.sameAsBase(ctx)
 		done()
 		if err != nil || same {
-			return base, false, err
+			return base, nil, false, err
 		}
 	}
-	id, err := e.Checkpoint(ctx, branch, name, msg)
-	return id, err == nil, err
+	id, changes, err := e.CheckpointWith(ctx, branch, o)
+	return id, changes, err == nil, err
 }
 
 // sameAsBase reports whether the working state holds the same tree as the base commit.

@@ -232,66 +232,102 @@ func (e *Engine) merge(ctx context.Context, src string, dws *Workspace, o MergeO
 	return res, append([]func(){}, dws.hooks...), nil
 }
 
-// mergeBase returns the nearest common ancestor of commits a and b (zero if none): the
-// newest commit reachable from b that is also reachable from a.
+// mergeBase returns the nearest common ancestor of commits a and b (zero if none), from the
+// commit graph alone (commit times can be skewed between hosts): among the common ancestors
+// that are not ancestors of another common ancestor (the best bases), the one fewest parent
+// steps from b, ties broken by the smallest id so that every host picks the same.
 func (e *Engine) mergeBase(ctx context.Context, a, b store.ID) (store.ID, error) {
-	inA := map[store.ID]bool{}
-	queue := []store.ID{a}
-	for len(queue) > 0 {
-		id := queue[0]
-		queue = queue[1:]
-		if inA[id] {
-			continue
-		}
-		inA[id] = true
-		c, err := e.ReadCommit(ctx, id)
-		if errors.Is(err, store.ErrNotFound) {
-			continue
-		}
-		if err != nil {
-			return store.ID{}, err
-		}
-		queue = append(queue, c.Parents...)
-	}
-	type item struct {
-		id store.ID
-		c  *Commit
-	}
-	seen := map[store.ID]bool{}
-	var frontier []item
-	push := func(id store.ID) error {
-		if seen[id] {
-			return nil
-		}
-		seen[id] = true
-		c, err := e.ReadCommit(ctx, id)
-		if errors.Is(err, store.ErrNotFound) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		frontier = append(frontier, item{id, c})
-		return nil
-	}
-	if err := push(b); err != nil {
+	inA, err := e.ancestors(ctx, a, nil)
+	if err != nil {
 		return store.ID{}, err
 	}
-	for len(frontier) > 0 {
-		// Newest first, so the first common commit is the nearest.
-		sort.Slice(frontier, func(i, j int) bool { return frontier[i].c.Time.After(frontier[j].c.Time) })
-		it := frontier[0]
-		frontier = frontier[1:]
-		if inA[it.id] {
-			return it.id, nil
+	distB := map[store.ID]int{}
+	if _, err := e.ancestors(ctx, b, distB); err != nil {
+		return store.ID{}, err
+	}
+	var common []store.ID
+	for id := range distB {
+		if inA[id] {
+			common = append(common, id)
 		}
-		for _, p := range it.c.Parents {
-			if err := push(p); err != nil {
+	}
+	if len(common) == 0 {
+		return store.ID{}, nil
+	}
+	// Everything reachable from a common ancestor's parents is not a best base. Nearest
+	// first, and the marking walk stops at marked commits, so each commit is read once.
+	sort.Slice(common, func(i, j int) bool { return distB[common[i]] < distB[common[j]] })
+	below := map[store.ID]bool{}
+	for _, id := range common {
+		if below[id] {
+			continue
+		}
+		queue := []store.ID{id}
+		for len(queue) > 0 {
+			c, err := e.ReadCommit(ctx, queue[0])
+			queue = queue[1:]
+			if errors.Is(err, store.ErrNotFound) {
+				continue
+			}
+			if err != nil {
 				return store.ID{}, err
+			}
+			for _, p := range c.Parents {
+				if !below[p] {
+					below[p] = true
+					queue = append(queue, p)
+				}
 			}
 		}
 	}
-	return store.ID{}, nil
+	var best store.ID
+	found := false
+	for _, id := range common {
+		if below[id] {
+			continue
+		}
+		if !found || distB[id] < distB[best] || distB[id] == distB[best] && bytes.Compare(id[:], best[:]) < 0 {
+			best, found = id, true
+		}
+	}
+	return best, nil
+}
+
+// ancestors returns start and every commit reachable from it through parents (commits
+// missing locally end their line). With dist, it also records each one's distance in parent
+// steps from start (breadth first, so the shortest).
+func (e *Engine) ancestors(ctx context.Context, start store.ID, dist map[store.ID]int) (map[store.ID]bool, error) {
+	seen := map[store.ID]bool{start: true}
+	if dist != nil {
+		dist[start] = 0
+	}
+	queue := []store.ID{start}
+	for len(queue) > 0 {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		id := queue[0]
+		queue = queue[1:]
+		c, err := e.ReadCommit(ctx, id)
+		if errors.Is(err, store.ErrNotFound) && id != start {
+			delete(seen, id) // history cut off here: not a candidate
+			delete(dist, id)
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		for _, p := range c.Parents {
+			if !seen[p] {
+				seen[p] = true
+				if dist != nil {
+					dist[p] = dist[id] + 1
+				}
+				queue = append(queue, p)
+			}
+		}
+	}
+	return seen, nil
 }
 
 // change is one key's change from the base to a side.

@@ -288,7 +288,7 @@ func logCmd() *cobra.Command {
 				return usageError{fmt.Errorf("-n takes a positive number")}
 			}
 			if since != "" {
-				t, err := parseSince(since, time.Now())
+				t, err := parseSince(since)
 				if err != nil {
 					return usageError{err}
 				}
@@ -327,17 +327,4 @@ func logCmd() *cobra.Command {
 	cmd.Flags().StringVar(&author, "author", "", "same as --agent")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON (see docs/cli.md)")
 	return cmd
-}
-
-// parseSince reads --since: a duration back from now, a date, or an RFC 3339 time.
-func parseSince(s string, now time.Time) (time.Time, error) {
-	if d, err := time.ParseDuration(s); err == nil {
-		return now.Add(-d), nil
-	}
-	for _, layout := range []string{time.RFC3339, time.DateTime, time.DateOnly} {
-		if t, err := time.ParseInLocation(layout, s, time.Local); err == nil {
-			return t, nil
-		}
-	}
-	return time.Time{}, fmt.Errorf("--since %q: give a duration (2h), a date (2006-01-02) or a time (2006-01-02T15:04:05Z)", s)
 }
