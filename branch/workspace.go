@@ -518,7 +518,6 @@ func (ws *Workspace) removeInode(ctx context.Context, t *txn, ino uint64) error 
 	return nil
 }
 
-
 // NotifyChanged runs the reset hooks after a change made to the workspace outside a mount
 // (a file written through the control API or MCP), so that mounts drop what the kernel
 // cached of the old state. Callers hold no workspace locks.
