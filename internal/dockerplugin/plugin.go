@@ -145,7 +145,7 @@ func (p *Plugin) mount(ctx context.Context, r request) (response, error) {
 		return response{}, err
 	}
 	if m == nil {
-		if err := os.MkdirAll(dir, 0o755); err != nil {
+		if err := api.MakeMountPoint(dir); err != nil {
 			return response{}, err
 		}
 		if _, err := p.Daemon.Mount(ctx, r.Name, dir, false); err != nil {
@@ -176,10 +176,12 @@ func (p *Plugin) unmount(ctx context.Context, r request) (response, error) {
 	}
 	delete(p.users, r.Name)
 	m, err := p.mountedAt(ctx, dir)
-	if err != nil || m == nil {
+	if err != nil {
 		return response{}, err
 	}
-	if err := p.Daemon.Unmount(ctx, dir); err != nil {
+	if m == nil {
+		api.ClearStaleMount(dir) // mounted by a daemon that has died since
+	} else if err := p.Daemon.Unmount(ctx, dir); err != nil {
 		return response{}, err
 	}
 	os.Remove(dir)
