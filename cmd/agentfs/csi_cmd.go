@@ -32,7 +32,7 @@ func csiCmd() *cobra.Command {
 			logger := log.New(os.Stderr, "agentfs csi: ", log.LstdFlags)
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 			defer stop()
-			client, err := waitForDaemon(ctx, repoDir(), logger)
+			client, err := awaitDaemon(ctx, repoDir(), logger)
 			if err != nil {
 				return err
 			}
@@ -45,9 +45,9 @@ func csiCmd() *cobra.Command {
 	return cmd
 }
 
-// waitForDaemon dials the daemon of dir, waiting while it starts (in a pod, the daemon's
+// awaitDaemon dials the daemon of dir, waiting while it starts (in a pod, the daemon's
 // container may start after this one).
-func waitForDaemon(ctx context.Context, dir string, logger *log.Logger) (*api.Client, error) {
+func awaitDaemon(ctx context.Context, dir string, logger *log.Logger) (*api.Client, error) {
 	sock := repo.SocketPath(dir)
 	for i := 0; ; i++ {
 		c, err := api.Dial(sock)

@@ -40,7 +40,7 @@ func dockerPluginCmd() *cobra.Command {
 			if real, err := filepath.EvalSymlinks(root); err == nil {
 				root = real
 			}
-			client, err := waitForDaemon(ctx, repoDir(), logger)
+			client, err := awaitDaemon(ctx, repoDir(), logger)
 			if err != nil {
 				return err
 			}
