@@ -84,7 +84,10 @@ func (d *Driver) NodePublishVolume(ctx context.Context, req *csi.NodePublishVolu
 		}
 		return nil, status.Errorf(codes.AlreadyExists, "%s already holds %s (read-only %v)", target, m.Ref, m.ReadOnly)
 	}
-	if _, err := d.Daemon.Mount(ctx, id, target, api.MountOptions{ReadOnly: readOnly, AllowOther: true}); err != nil {
+	// AllowOther: the pod's containers run as any uid; the target lies under the kubelet's
+	// directory, which only root can traverse, so the mount is reached only through the pod.
+	o := api.MountOptions{ReadOnly: readOnly, AllowOther: true, Owner: req.GetVolumeContext()[ParamOwner]}
+	if _, err := d.Daemon.Mount(ctx, id, target, o); err != nil {
 		if _, lerr := d.Daemon.Log(ctx, id); lerr != nil {
 			return nil, grpcError(lerr) // no such volume: NotFound
 		}
