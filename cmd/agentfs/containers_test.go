@@ -44,15 +44,16 @@ func startProcess(t *testing.T, sock string, args ...string) *bytes.Buffer {
 	}
 }
 
-func killDaemon(t *testing.T, d *daemon) {
+// sigkillKeepMount kills the daemon with SIGKILL and leaves its dead mount in place.
+func sigkillKeepMount(t *testing.T, d *daemon) {
 	t.Helper()
 	d.cmd.Process.Kill()
 	<-d.done
 }
 
-// writeSynced writes and fsyncs a file. (Without the fsync, main at the time of writing
-// loses a file written through a mount when the daemon is killed: its mutations are
-// committed to Pebble without sync, which leaves them in the process's WAL buffer.)
+// writeSynced writes and fsyncs a file: these tests are about the mounts across a restart,
+// and fsync is what makes data certain to survive a kill -9 on every version of the write
+// path. (Without it, the write path of main before walrepair lost such files.)
 func writeSynced(t *testing.T, name, data string) {
 	t.Helper()
 	f, err := os.Create(name)
@@ -119,7 +120,7 @@ func TestDockerPluginAcrossDaemonRestart(t *testing.T) {
 	}
 	writeSynced(t, filepath.Join(mp, "w.txt"), "written before the kill\n")
 
-	killDaemon(t, d)
+	sigkillKeepMount(t, d)
 	if _, err := os.ReadDir(mp); !errors.Is(err, syscall.ENOTCONN) {
 		t.Fatalf("after kill -9 of the daemon, the mount answers %v; want ENOTCONN", err)
 	}
@@ -131,7 +132,7 @@ func TestDockerPluginAcrossDaemonRestart(t *testing.T) {
 		}
 	}
 
-	killDaemon(t, d)
+	sigkillKeepMount(t, d)
 	startDaemon(t, repo, "--init")
 	call("Unmount", map[string]any{"Name": "v1", "ID": "c1"})
 	call("Unmount", map[string]any{"Name": "v1", "ID": "c2"})
@@ -189,7 +190,7 @@ func TestCSICommandAcrossDaemonRestart(t *testing.T) {
 	}
 	writeSynced(t, filepath.Join(target, "f"), "kept\n")
 
-	killDaemon(t, d)
+	sigkillKeepMount(t, d)
 	if probe() {
 		t.Fatal("Probe: ready with the daemon killed")
 	}
