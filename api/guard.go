@@ -159,6 +159,8 @@ func auditBranch(call string, r Request) string {
 		return r.Branch
 	case r.Merge != nil:
 		return r.Merge.Into
+	case r.Review != nil && r.Review.Revert != nil:
+		return r.Review.Revert.On
 	case strings.HasPrefix(call, "branch."):
 		return r.Name
 	case call == "mount":
@@ -204,8 +206,6 @@ func (g *Guard) allowed(ctx context.Context, t *token.Token, call string, r Requ
 		return errors.Join(need("read"), own(r.Branch))
 	case "ls", "cat", "blame":
 		return errors.Join(need("read"), readable(r.Ref), inPrefix(r.Path))
-	case "merge.status":
-		return errors.Join(need("read"), own(r.Branch))
 	case "diff":
 		if t.Path != "" {
 			return fmt.Errorf("token %s covers %s:%s only; diff spans the whole tree", t.ID, t.Branch, t.Path)
@@ -231,6 +231,31 @@ func (g *Guard) allowed(ctx context.Context, t *token.Token, call string, r Requ
 		return errors.Join(need("merge-into"), own(r.Merge.Into), readable(r.Merge.Src))
 	case "push":
 		return errors.Join(need("push"), own(r.Branch))
+	// Review calls (api/review.go).
+	case "diff.files":
+		if r.Review == nil || r.Review.Diff == nil {
+			return errMissing(call)
+		}
+		if t.Path != "" {
+			return fmt.Errorf("token %s covers %s:%s only; diff spans the whole tree", t.ID, t.Branch, t.Path)
+		}
+		return errors.Join(need("read"), readable(r.Review.Diff.A), readable(r.Review.Diff.B))
+	case "history":
+		if r.Review == nil || r.Review.Log == nil {
+			return errMissing(call)
+		}
+		return errors.Join(need("read"), readable(r.Review.Log.Ref))
+	case "resolve":
+		return errors.Join(need("read"), readable(r.Ref))
+	case "revert":
+		if r.Review == nil || r.Review.Revert == nil {
+			return errMissing(call)
+		}
+		return errors.Join(need("rollback"), own(r.Review.Revert.On), readable(r.Review.Revert.Checkpoint))
+	case "merge.status":
+		return errors.Join(need("read"), own(r.Branch))
+	case "merge.continue", "merge.abort":
+		return errors.Join(need("merge-into"), own(r.Branch))
 	}
 	return fmt.Errorf("token %s may not call %s (tokens reach their own branch only)", t.ID, call)
 }

@@ -88,6 +88,10 @@ func TestTokensOverTCP(t *testing.T) {
 	startDaemon(t, repo, "--listen", addr)
 	waitTCP(t, addr)
 
+	// (a change first: a checkpoint of an unchanged branch is not made)
+	if code, body := post(t, addr, tok, "file.write", map[string]any{"branch": "a", "path": "by-token.txt", "data": []byte("t")}); code != 200 {
+		t.Fatalf("file.write on a: %d %s", code, body)
+	}
 	if code, body := post(t, addr, tok, "checkpoint", map[string]any{"branch": "a", "message": "by token"}); code != 200 || !strings.Contains(body, `"caller":"token:`+id+`"`) {
 		t.Fatalf("checkpoint a with its token: %d %s", code, body)
 	}
