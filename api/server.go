@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/agentfs/agentfs/branch"
+	"github.com/agentfs/agentfs/store"
 )
 
 // Request carries the arguments of every call; each call reads the fields it documents in
@@ -157,6 +158,7 @@ func serveCat(w http.ResponseWriter, ctx context.Context, s Service, r Request) 
 }
 
 func writeError(w http.ResponseWriter, err error) {
+	err = store.Describe(err, "") // damaged data: one line, not Pebble's report
 	body := errorBody{Error: err.Error(), Code: "error"}
 	status := http.StatusInternalServerError
 	for _, c := range codes {
