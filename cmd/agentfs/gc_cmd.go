@@ -79,13 +79,16 @@ func gcCmd() *cobra.Command {
 var errProblems = errors.New("fsck found problems")
 
 func fsckCmd() *cobra.Command {
-	var asJSON, remote, repair bool
+	var asJSON, remote, verifyData, repair bool
 	cmd := &cobra.Command{
 		Use:   "fsck [--json]",
 		Short: "Verify that every object every branch, checkpoint and mount references is present and intact",
 		Long:  "fsck reads every reachable object and checks its hash. It prints one line per problem\n(REF: PATH: OBJECT ID ERROR) and exits 0 only when the repository is clean.",
 		Args:  nargs(0, "no arguments"),
 		RunE: func(c *cobra.Command, args []string) error {
+			if verifyData && !remote {
+				return usageError{errors.New("--verify-data needs --remote")}
+			}
 			dir := repoDir()
 			s, closeFn, err := connect()
 			if err != nil && repo.IsDamaged(store.Describe(err, "")) {
@@ -105,9 +108,9 @@ func fsckCmd() *cobra.Command {
 			}
 			ctx := context.Background()
 			prog := progressFunc()
-			rep, err := s.Fsck(ctx, api.FsckOptions{Progress: prog, Remote: remote, Repair: repair})
+			rep, err := s.Fsck(ctx, api.FsckOptions{Progress: prog, Remote: remote, VerifyData: verifyData, Repair: repair})
 			endProgress(prog)
-			if _, local := s.(*api.Local); repair && local && (err != nil && repo.IsDamaged(store.Describe(err, "")) || rep != nil && rep.Damaged()) {
+			if repair && !daemonServes(dir) && (err != nil && repo.IsDamaged(store.Describe(err, "")) || rep != nil && rep.Damaged()) {
 				// The database itself is damaged: rebuild it, then repair blocks from the remotes.
 				closeFn()
 				if err := rebuild(dir); err != nil {
@@ -117,7 +120,7 @@ func fsckCmd() *cobra.Command {
 					return err
 				}
 				prog = progressFunc()
-				rep, err = s.Fsck(ctx, api.FsckOptions{Progress: prog, Remote: remote, Repair: repair})
+				rep, err = s.Fsck(ctx, api.FsckOptions{Progress: prog, Remote: remote, VerifyData: verifyData, Repair: repair})
 				endProgress(prog)
 			}
 			defer closeFn()
@@ -153,7 +156,8 @@ func fsckCmd() *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON (see docs/cli.md)")
-	cmd.Flags().BoolVar(&remote, "remote", false, "also download and verify the remotes' copies of what they hold")
+	cmd.Flags().BoolVar(&remote, "remote", false, "also check that every remote holds all objects of its branches and of this repository's unfinished pushes")
+	cmd.Flags().BoolVar(&verifyData, "verify-data", false, "with --remote: download every such object and check its hash")
 	cmd.Flags().BoolVar(&repair, "repair", false, "replace missing or corrupt local blocks with verified copies from a remote")
 	return cmd
 }
@@ -214,4 +218,10 @@ func rebuild(dir string) error {
 	fmt.Fprintf(os.Stderr, "rebuilt the database from %s: %d blocks salvaged, %d unreadable, %d metadata keys, %d restored from the metadata copy; the damaged database is in %s\n",
 		rep.Source, rep.Salvage.Blocks, rep.Salvage.BadBlocks, rep.Salvage.Meta, rep.MetaFromCopy, rep.Aside)
 	return nil
+}
+
+// daemonServes reports whether a daemon answers on the repository's socket.
+func daemonServes(dir string) bool {
+	_, err := api.Dial(repo.SocketPath(dir))
+	return err == nil
 }

@@ -22,6 +22,10 @@ func main() {
 	if err == nil {
 		return
 	}
+	var code exitCode
+	if errors.As(err, &code) {
+		os.Exit(int(code)) // agentfs run: the command's own status; it has spoken for itself
+	}
 	err = store.Describe(err, filepath.Join(repoDir(), "db")) // damaged data: one line
 	fmt.Fprintln(os.Stderr, "agentfs:", oneLine(err))
 	var ue usageError
@@ -65,9 +69,14 @@ func newRootCmd() *cobra.Command {
 		mountCmd(), unmountCmd(), mountsCmd(), serveCmd(), stopCmd(), mergeCmd(),
 		gcCmd(), fsckCmd(),
 		remoteCmd(), pushCmd(), pullCmd(), cloneCmd(),
+		csiCmd(), dockerPluginCmd(),
 	)
 	addPruneCmd(root) // checkpoint prune (gc_cmd.go)
+	addReviewCmds(root)
 	addRemoteGCCmd(root)
+
+	// Agents: mcp_cmd.go, agents_cmd.go, run_cmd.go.
+	root.AddCommand(mcpCmd(), tokenCmd(), auditCmd(), runCmd())
 	// Unknown subcommands are usage errors too.
 	root.Args = func(c *cobra.Command, args []string) error {
 		if len(args) > 0 {

@@ -23,28 +23,43 @@ import (
 )
 
 func serveCmd() *cobra.Command {
-	var mounts []string
+	var mounts, allowPaths []string
 	var initIfMissing, auto bool
+	var mo api.MountOptions
 	cmd := &cobra.Command{
-		Use:   "serve [--mount REF:DIR]...",
+		Use:   "serve [--mount REF:DIR]... [--owner UID:GID] [--allow-other] [--allow-path DIR]...",
 		Short: "Run the daemon: own the repository, serve mounts and the control API",
 		Long: "serve owns the repository until it gets SIGTERM or SIGINT, when it flushes, unmounts\n" +
 			"everything and exits. While it runs, every agentfs command goes through its socket.",
 		Args: nargs(0, "no arguments"),
 		RunE: func(c *cobra.Command, args []string) error {
-			return serve(repoDir(), mounts, initIfMissing, auto)
+			return serve(repoDir(), mounts, mo, allowPaths, initIfMissing, auto)
 		},
 	}
 	cmd.Flags().StringArrayVar(&mounts, "mount", nil, "mount REF at DIR once started (repeatable), e.g. main:./mnt")
+	mountFlags(cmd, &mo, "the --mount mounts")
+	cmd.Flags().StringArrayVar(&allowPaths, "allow-path", nil, "confine import and export through the API to this host directory (repeatable)")
 	cmd.Flags().BoolVar(&initIfMissing, "init", false, "create the repository if it does not exist")
+	cmd.Flags().StringVar(&listenFlag, "listen", "", "also serve the control API and MCP on this TCP address (e.g. 127.0.0.1:7070); every call needs a token (agentfs token create)")
 	// --auto: started by a command that needed a daemon (agentfs mount); if another daemon
 	// got the repository first, give way quietly.
 	cmd.Flags().BoolVar(&auto, "auto", false, "")
 	cmd.Flags().MarkHidden("auto")
+	cmd.Flags().DurationVar(&maint.GCEvery, "gc-every", maint.GCEvery, "collect garbage this often (0: never on a schedule)")
+	cmd.Flags().Int64Var(&maint.GCGarbage, "gc-garbage", maint.GCGarbage, "collect garbage as soon as a dry run (every 10m) finds this many bytes of it (0: never)")
 	return cmd
 }
 
-func serve(dir string, mounts []string, initIfMissing, auto bool) error {
+// maint is the daemon's background maintenance (maintain.go), set by serve's flags.
+var maint = defaultMaintenance
+
+// mountFlags adds the mount options' flags (--owner, --allow-other) to cmd.
+func mountFlags(cmd *cobra.Command, mo *api.MountOptions, which string) {
+	cmd.Flags().StringVar(&mo.Owner, "owner", "", "show files stored as root's as owned by UID:GID, and store what UID:GID creates as root's ("+which+")")
+	cmd.Flags().BoolVar(&mo.AllowOther, "allow-other", false, "let other users than the daemon's reach "+which+" (needed when a container runs as another uid)")
+}
+
+func serve(dir string, mounts []string, mo api.MountOptions, allowPaths []string, initIfMissing, auto bool) error {
 	logger := log.New(os.Stderr, "agentfs: ", log.LstdFlags)
 	sock := repo.SocketPath(dir)
 	if !repo.Exists(dir) {
@@ -72,12 +87,16 @@ func serve(dir string, mounts []string, initIfMissing, auto bool) error {
 	}
 	os.Chmod(sock, 0o600)
 	gate := api.NewGate()
-	srv := &http.Server{Handler: gate, ErrorLog: logger}
+	srv := &http.Server{Handler: gate, ErrorLog: logger, ConnContext: api.UnixConnContext}
 	go srv.Serve(ln)
 	ctx := context.Background()
+	var tcp *http.Server // serve --listen (serve_tcp.go)
 	stopServing := func() {
 		sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()
+		if tcp != nil {
+			tcp.Shutdown(sctx)
+		}
 		srv.Shutdown(sctx)
 		os.Remove(sock)
 	}
@@ -95,11 +114,17 @@ func serve(dir string, mounts []string, initIfMissing, auto bool) error {
 	}
 	table := &api.MountTable{RepoDir: dir, Logger: logger, Persist: true}
 	svc := &api.Local{Engine: r.Engine, Mounter: table, Remotes: r.Remotes}
+	if err := svc.AllowPaths(allowPaths); err != nil {
+		gate.Open(nil, err)
+		stopServing()
+		r.Close()
+		return usageError{err}
+	}
 	stop := make(chan struct{}, 1)
 	mux := http.NewServeMux()
 	mux.Handle("POST /v1/stop", api.StopHandler(func() { stop <- struct{}{} }))
 	mux.Handle("POST /v1/remote.gc", api.RemoteGCHandler(svc))
-	mux.Handle("/", api.Handler(svc))
+	mux.Handle("/", guard(dir, svc, false, logger.Printf))
 	shutdown := func() error {
 		stopServing()
 		err := table.UnmountAll()
@@ -109,6 +134,13 @@ func serve(dir string, mounts []string, initIfMissing, auto bool) error {
 		logger.Printf("%v", err)
 	} else if n > 0 {
 		logger.Printf("restored %d mounts", n)
+	}
+	if listenFlag != "" {
+		if tcp, err = serveTCP(listenFlag, dir, svc, logger.Printf); err != nil {
+			gate.Open(nil, errors.New("the daemon is stopping"))
+			shutdown()
+			return err
+		}
 	}
 	for _, m := range mounts {
 		ref, mdir, ok := strings.Cut(m, ":")
@@ -120,7 +152,7 @@ func serve(dir string, mounts []string, initIfMissing, auto bool) error {
 		if restoredAt(table, ref, mdir) {
 			continue
 		}
-		info, err := svc.Mount(ctx, ref, mdir, false)
+		info, err := svc.Mount(ctx, ref, mdir, mo)
 		if err != nil {
 			gate.Open(nil, errors.New("the daemon is stopping"))
 			shutdown()
@@ -134,6 +166,9 @@ func serve(dir string, mounts []string, initIfMissing, auto bool) error {
 		go func() { logger.Println(http.ListenAndServe(addr, nil)) }()
 	}
 	logger.Printf("serving %s on %s (agentfs stop, Ctrl-C or SIGTERM to stop)", dir, sock)
+	mctx, stopMaintenance := context.WithCancel(ctx)
+	maintained := make(chan struct{})
+	go func() { maint.run(mctx, r, logger); close(maintained) }()
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
 	select {
@@ -142,6 +177,8 @@ func serve(dir string, mounts []string, initIfMissing, auto bool) error {
 	}
 	logger.Printf("stopping: flushing and unmounting")
 	signal.Stop(sig)
+	stopMaintenance()
+	<-maintained
 	return shutdown()
 }
 
@@ -223,9 +260,9 @@ func ensureDaemon(dir string) (*api.Client, error) {
 }
 
 func mountCmd() *cobra.Command {
-	var readOnly bool
+	var mo api.MountOptions
 	cmd := &cobra.Command{
-		Use:   "mount BRANCH DIR [--read-only]",
+		Use:   "mount BRANCH DIR [--read-only] [--owner UID:GID] [--allow-other]",
 		Short: "Mount a branch (read-write) or a checkpoint (read-only) at DIR; starts the daemon if needed",
 		Args:  nargs(2, "BRANCH (or a checkpoint REF) and DIR"),
 		RunE: func(c *cobra.Command, args []string) error {
@@ -237,7 +274,7 @@ func mountCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			info, err := client.Mount(context.Background(), args[0], dir, readOnly)
+			info, err := client.Mount(context.Background(), args[0], dir, mo)
 			if err != nil {
 				return err
 			}
@@ -249,7 +286,8 @@ func mountCmd() *cobra.Command {
 			return nil
 		},
 	}
-	cmd.Flags().BoolVar(&readOnly, "read-only", false, "mount read-only")
+	cmd.Flags().BoolVar(&mo.ReadOnly, "read-only", false, "mount read-only")
+	mountFlags(cmd, &mo, "the mount")
 	return cmd
 }
 
