@@ -11,6 +11,7 @@ import (
 
 	"github.com/agentfs/agentfs/backends"
 	"github.com/agentfs/agentfs/branch"
+	"github.com/agentfs/agentfs/internal/jsonout"
 	"github.com/agentfs/agentfs/store"
 )
 
@@ -155,7 +156,7 @@ func Handler(s Service) http.Handler {
 			return
 		}
 		w.Header().Set("Content-Type", "application/json")
-		json.NewEncoder(w).Encode(res)
+		json.NewEncoder(w).Encode(jsonout.EmptyLists(res)) // a list is [] even when empty
 	})
 	return mux
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 
 	"github.com/agentfs/agentfs/backends"
+	"github.com/agentfs/agentfs/internal/metrics"
 	"github.com/agentfs/agentfs/store"
 )
 
@@ -112,6 +113,7 @@ func (m *Manager) fetch(ctx context.Context, id store.ID) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("remote %s: read pack %s: %w", l.remote, l.pack, err)
 	}
+	metrics.FetchedBytes.Add(float64(len(data)))
 	var out []byte
 	for i, o := range run {
 		rel := o.loc.off - l.off
