@@ -12,6 +12,7 @@ import (
 	"github.com/agentfs/agentfs/backends"
 	"github.com/agentfs/agentfs/branch"
 	"github.com/agentfs/agentfs/internal/jsonout"
+	"github.com/agentfs/agentfs/store"
 )
 
 // Request carries the arguments of every call; each call reads the fields it documents in
@@ -197,6 +198,7 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 }
 
 func writeError(w http.ResponseWriter, err error) {
+	err = store.Describe(err, "") // damaged data: one line, not Pebble's report
 	body := errorBody{Error: err.Error(), Code: "error"}
 	status := http.StatusInternalServerError
 	for _, c := range codes {
