@@ -24,14 +24,21 @@ type Service interface {
 	CreateBranch(ctx context.Context, name, from string) (BranchInfo, error)
 	DeleteBranch(ctx context.Context, name string) error
 	Checkpoint(ctx context.Context, branch, name, message string) (CheckpointInfo, error)
+	// File calls (api/files.go): change a branch's files without a mount.
+	WriteFile(ctx context.Context, br, path string, data []byte) error
+	MakeDir(ctx context.Context, br, path string) error
+	Move(ctx context.Context, br, src, dst string) error
+	// CheckpointWith is Checkpoint with provenance (api/provenance.go).
+	CheckpointWith(ctx context.Context, br string, o branch.CheckpointOptions) (CheckpointInfo, error)
 	Rollback(ctx context.Context, branch, ref string) error
 	Diff(ctx context.Context, a, b string) ([]branch.Change, error)
 	Log(ctx context.Context, branch string) ([]CheckpointInfo, error)
 	List(ctx context.Context, ref, path string) ([]Entry, error)
 	Cat(ctx context.Context, ref, path string, w io.Writer) error
 	Import(ctx context.Context, branch, dir string) (ImportResult, error)
-	Export(ctx context.Context, ref, dir string) error
-	Mount(ctx context.Context, ref, dir string, readOnly bool) (MountInfo, error)
+	// Export takes at most one ExportOptions (none: the safe defaults).
+	Export(ctx context.Context, ref, dir string, o ...ExportOptions) error
+	Mount(ctx context.Context, ref, dir string, o MountOptions) (MountInfo, error)
 	Unmount(ctx context.Context, dir string) error
 	Mounts(ctx context.Context) ([]MountInfo, error)
 	// Remotes (api/remote.go): object storage push/pull.
@@ -45,6 +52,7 @@ type Service interface {
 	GC(ctx context.Context, o GCOptions) (gc.Stats, error)
 	Fsck(ctx context.Context, o FsckOptions) (*gc.Report, error)
 	PruneCheckpoints(ctx context.Context, branch string, keepLast int, keepWithin time.Duration) (PruneResult, error)
+	Reviewer // api/review.go
 }
 
 // BranchInfo describes a branch.
@@ -69,6 +77,10 @@ type CheckpointInfo struct {
 	Time    time.Time `json:"time"`
 	Parents []string  `json:"parents"`
 	Pruned  bool      `json:"pruned,omitempty"` // its tree was given up by checkpoint prune
+	// Who made it and why: agent, session, tool_call, caller, via, labels (api/provenance.go).
+	branch.Provenance
+	Files branch.FileCounts `json:"files"`           // paths created, modified, deleted since the first parent
+	Paths *PathLists        `json:"paths,omitempty"` // the paths themselves (checkpoint and log --json)
 }
 
 // Entry is one file in a listing.
@@ -85,11 +97,14 @@ type Entry struct {
 type ImportResult struct {
 	Checkpoint CheckpointInfo `json:"checkpoint"`
 	Stats      transfer.Stats `json:"stats"`
+	// Saved is the checkpoint that kept the branch's uncommitted changes before the import
+	// replaced its tree (nil if it had none).
+	Saved *CheckpointInfo `json:"saved,omitempty"`
 }
 
 // MountInfo describes a mount served by the daemon.
 type MountInfo struct {
-	Ref      string `json:"ref"` // branch name, or checkpoint id for read-only mounts
-	Dir      string `json:"dir"`
-	ReadOnly bool   `json:"read_only"`
+	Ref string `json:"ref"` // branch name, or checkpoint id for read-only mounts
+	Dir string `json:"dir"`
+	MountOptions
 }

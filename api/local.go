@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -22,6 +23,8 @@ type Local struct {
 	Mounter *MountTable // nil when no daemon runs: mounting then needs one
 	// Remotes runs push and pull (api/remote.go); nil: remote calls fail.
 	Remotes *remote.Manager
+
+	allowed []string // host directories import and export may use (AllowPaths); none: any
 }
 
 var _ Service = (*Local)(nil)
@@ -79,7 +82,8 @@ func (l *Local) checkpointInfo(ctx context.Context, id store.ID) (CheckpointInfo
 }
 
 func commitInfo(id store.ID, c *branch.Commit) CheckpointInfo {
-	info := CheckpointInfo{ID: id.String(), Branch: c.Branch, Name: c.Name, Message: c.Message, Time: c.Time, Parents: []string{}}
+	info := CheckpointInfo{ID: id.String(), Branch: c.Branch, Name: c.Name, Message: c.Message, Time: c.Time, Parents: []string{},
+		Provenance: c.Provenance, Files: c.Files}
 	for _, p := range c.Parents {
 		info.Parents = append(info.Parents, p.String())
 	}
@@ -87,11 +91,7 @@ func commitInfo(id store.ID, c *branch.Commit) CheckpointInfo {
 }
 
 func (l *Local) Checkpoint(ctx context.Context, br, name, message string) (CheckpointInfo, error) {
-	id, err := l.Engine.Checkpoint(ctx, br, name, message)
-	if err != nil {
-		return CheckpointInfo{}, err
-	}
-	return l.checkpointInfo(ctx, id)
+	return l.CheckpointWith(ctx, br, branch.CheckpointOptions{Name: name, Message: message})
 }
 
 func (l *Local) Rollback(ctx context.Context, br, ref string) error {
@@ -113,6 +113,11 @@ func (l *Local) Log(ctx context.Context, br string) ([]CheckpointInfo, error) {
 		if info.Pruned, err = l.Engine.IsPruned(e.ID); err != nil {
 			return nil, err
 		}
+		if !info.Pruned {
+			if err := l.logPaths(ctx, &info, e.Commit); err != nil {
+				return nil, err
+			}
+		}
 		out = append(out, info)
 	}
 	return out, nil
@@ -122,7 +127,7 @@ func (l *Local) Log(ctx context.Context, br string) ([]CheckpointInfo, error) {
 func (l *Local) walk(ctx context.Context, ref, p string) (*branch.Workspace, *branch.Inode, error) {
 	for _, part := range strings.Split(p, "/") {
 		if part == ".." {
-			return nil, nil, fmt.Errorf("path %q: '..' is not allowed in a path inside a ref", p)
+			return nil, nil, invalidf("path %q: '..' is not allowed in a path inside a ref", p)
 		}
 	}
 	ws, _, err := l.Engine.Open(ctx, ref)
@@ -193,7 +198,7 @@ func (l *Local) Cat(ctx context.Context, ref, p string, w io.Writer) error {
 		return err
 	}
 	if n.IsDir() {
-		return fmt.Errorf("%s:%s is a directory; list it with agentfs ls", ref, p)
+		return invalidf("%s:%s is a directory; list it with agentfs ls", ref, p)
 	}
 	if n.IsSymlink() {
 		_, err := w.Write(n.Data)
@@ -220,6 +225,13 @@ func (l *Local) Import(ctx context.Context, br, dir string) (ImportResult, error
 	if err := branch.ValidateName("branch", br); err != nil {
 		return ImportResult{}, err
 	}
+	dir, err := l.hostPath("import", dir)
+	if err != nil {
+		return ImportResult{}, err
+	}
+	if err := checkImportDir(dir); err != nil {
+		return ImportResult{}, err
+	}
 	if _, err := l.Engine.GetBranch(br); errors.Is(err, branch.ErrNotFound) {
 		if _, err := l.Engine.CreateBranch(ctx, br, ""); err != nil {
 			return ImportResult{}, err
@@ -231,30 +243,62 @@ func (l *Local) Import(ctx context.Context, br, dir string) (ImportResult, error
 	if err != nil {
 		return ImportResult{}, err
 	}
-	stats, err := transfer.Import(ctx, ws, dir)
-	if err != nil {
-		return ImportResult{Stats: stats}, err
+	// The import replaces the tree; uncommitted work is kept in a checkpoint first, as merge
+	// and pull do, so that it stays in the log.
+	var res ImportResult
+	if changed, err := ws.Changed(); err != nil {
+		return res, err
+	} else if changed {
+		saved, err := l.Checkpoint(ctx, br, "", "uncommitted changes before import of "+dir)
+		if err != nil {
+			return res, err
+		}
+		res.Saved = &saved
 	}
-	cp, err := l.Checkpoint(ctx, br, "", "import "+dir)
-	return ImportResult{Checkpoint: cp, Stats: stats}, err
+	res.Stats, err = transfer.Import(ctx, ws, dir)
+	if err != nil {
+		return res, err
+	}
+	res.Checkpoint, err = l.Checkpoint(ctx, br, "", "import "+dir)
+	return res, err
 }
 
-func (l *Local) Export(ctx context.Context, ref, dir string) error {
+func (l *Local) Export(ctx context.Context, ref, dir string, o ...ExportOptions) error {
+	dir, err := l.hostPath("export", dir)
+	if err != nil {
+		return err
+	}
+	if err := checkExportDir(dir); err != nil {
+		return err
+	}
 	ws, _, err := l.Engine.Open(ctx, ref)
 	if err != nil {
 		return err
 	}
-	return transfer.Export(ctx, ws, dir)
+	var eo ExportOptions
+	if len(o) > 0 {
+		eo = o[0]
+	}
+	// Warnings go to this process's stderr: the user's terminal for a CLI that opened the
+	// repository, the daemon's log otherwise.
+	warn := func(msg string) { fmt.Fprintln(os.Stderr, "agentfs: "+msg) }
+	return transfer.ExportWith(ctx, ws, dir, transfer.ExportOptions{Devices: eo.Devices, SetID: eo.SetID, Warn: warn})
+}
+
+// ExportOptions: what an export may restore beyond plain files (see transfer.ExportOptions).
+type ExportOptions struct {
+	Devices bool `json:"devices,omitempty"` // create device nodes
+	SetID   bool `json:"setid,omitempty"`   // restore setuid/setgid bits and file capabilities
 }
 
 // ErrNoDaemon means the operation needs a running daemon.
 var ErrNoDaemon = errors.New("no agentfs daemon is serving this repository")
 
-func (l *Local) Mount(ctx context.Context, ref, dir string, readOnly bool) (MountInfo, error) {
+func (l *Local) Mount(ctx context.Context, ref, dir string, o MountOptions) (MountInfo, error) {
 	if l.Mounter == nil {
 		return MountInfo{}, fmt.Errorf("%w; start one with: agentfs serve", ErrNoDaemon)
 	}
-	return l.Mounter.Mount(ctx, l.Engine, ref, dir, readOnly)
+	return l.Mounter.Mount(ctx, l.Engine, ref, dir, o)
 }
 
 func (l *Local) Unmount(ctx context.Context, dir string) error {

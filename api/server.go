@@ -9,32 +9,43 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/agentfs/agentfs/backends"
 	"github.com/agentfs/agentfs/branch"
 )
 
 // Request carries the arguments of every call; each call reads the fields it documents in
 // docs/api.md and ignores the rest.
 type Request struct {
-	Name     string `json:"name,omitempty"`
-	From     string `json:"from,omitempty"`
-	Branch   string `json:"branch,omitempty"`
-	Ref      string `json:"ref,omitempty"`
-	Ref2     string `json:"ref2,omitempty"`
-	Path     string `json:"path,omitempty"`
-	Dir      string `json:"dir,omitempty"`
-	Message  string `json:"message,omitempty"`
-	ReadOnly bool   `json:"read_only,omitempty"`
-	URL      string `json:"url,omitempty"`      // remote.add
-	Full     bool   `json:"full,omitempty"`     // pull: fetch file contents too
-	NoMerge  bool   `json:"no_merge,omitempty"` // pull: fail instead of merging
+	Name       string `json:"name,omitempty"`
+	From       string `json:"from,omitempty"`
+	Branch     string `json:"branch,omitempty"`
+	Ref        string `json:"ref,omitempty"`
+	Ref2       string `json:"ref2,omitempty"`
+	Path       string `json:"path,omitempty"`
+	Dir        string `json:"dir,omitempty"`
+	Message    string `json:"message,omitempty"`
+	ReadOnly   bool   `json:"read_only,omitempty"`
+	Owner      string `json:"owner,omitempty"`       // mount: UID:GID
+	AllowOther bool   `json:"allow_other,omitempty"` // mount
+	URL        string `json:"url,omitempty"`         // remote.add
+	Full       bool   `json:"full,omitempty"`        // pull: fetch file contents too
+	NoMerge    bool   `json:"no_merge,omitempty"`    // pull: fail instead of merging
 
-	Merge *MergeRequest `json:"merge,omitempty"`
+	Merge  *MergeRequest  `json:"merge,omitempty"`
+	Review *ReviewRequest `json:"review,omitempty"` // api/review.go
+
+	Provenance *branch.Provenance `json:"provenance,omitempty"` // checkpoint (the caller is set by the server)
+	Path2      string             `json:"path2,omitempty"`      // file.move: the destination
+	Data       []byte             `json:"data,omitempty"`       // file.write: the content (base64 in JSON)
 
 	DryRun     bool   `json:"dry_run,omitempty"`     // gc
 	KeepLast   int    `json:"keep_last,omitempty"`   // checkpoint.prune
 	KeepWithin string `json:"keep_within,omitempty"` // checkpoint.prune, a Go duration
 	FsckRemote bool   `json:"remote,omitempty"`      // fsck
 	Repair     bool   `json:"repair,omitempty"`      // fsck
+	VerifyData bool   `json:"verify_data,omitempty"` // fsck --remote
+	Devices    bool   `json:"devices,omitempty"`     // export
+	SetID      bool   `json:"setid,omitempty"`       // export
 }
 
 func errMissing(call string) error {
@@ -60,6 +71,7 @@ var codes = []struct {
 	{"busy", branch.ErrBusy, http.StatusConflict},
 	{"ambiguous", branch.ErrAmbiguous, http.StatusBadRequest},
 	{"read_only", branch.ErrReadOnly, http.StatusForbidden},
+	{"invalid", backends.ErrBadURL, http.StatusBadRequest},
 }
 
 type call func(ctx context.Context, s Service, r Request) (any, error)
@@ -73,7 +85,11 @@ var calls = map[string]call{
 		return struct{}{}, s.DeleteBranch(ctx, r.Name)
 	},
 	"checkpoint": func(ctx context.Context, s Service, r Request) (any, error) {
-		return s.Checkpoint(ctx, r.Branch, r.Name, r.Message)
+		o := branch.CheckpointOptions{Name: r.Name, Message: r.Message}
+		if r.Provenance != nil {
+			o.Provenance = *r.Provenance
+		}
+		return s.CheckpointWith(ctx, r.Branch, o)
 	},
 	"rollback": func(ctx context.Context, s Service, r Request) (any, error) {
 		return struct{}{}, s.Rollback(ctx, r.Branch, r.Ref)
@@ -85,10 +101,10 @@ var calls = map[string]call{
 		return s.Import(ctx, r.Branch, r.Dir)
 	},
 	"export": func(ctx context.Context, s Service, r Request) (any, error) {
-		return struct{}{}, s.Export(ctx, r.Ref, r.Dir)
+		return struct{}{}, s.Export(ctx, r.Ref, r.Dir, ExportOptions{Devices: r.Devices, SetID: r.SetID})
 	},
 	"mount": func(ctx context.Context, s Service, r Request) (any, error) {
-		return s.Mount(ctx, r.Ref, r.Dir, r.ReadOnly)
+		return s.Mount(ctx, r.Ref, r.Dir, MountOptions{ReadOnly: r.ReadOnly, Owner: r.Owner, AllowOther: r.AllowOther})
 	},
 	"unmount": func(ctx context.Context, s Service, r Request) (any, error) {
 		return struct{}{}, s.Unmount(ctx, r.Dir)
@@ -107,7 +123,7 @@ var calls = map[string]call{
 		return s.GC(ctx, GCOptions{DryRun: r.DryRun})
 	},
 	"fsck": func(ctx context.Context, s Service, r Request) (any, error) {
-		return s.Fsck(ctx, FsckOptions{Remote: r.FsckRemote, Repair: r.Repair})
+		return s.Fsck(ctx, FsckOptions{Remote: r.FsckRemote, VerifyData: r.VerifyData, Repair: r.Repair})
 	},
 	"checkpoint.prune": pruneCall,
 }
@@ -143,17 +159,40 @@ func Handler(s Service) http.Handler {
 	return mux
 }
 
-// serveCat checks the path before streaming, so that a bad path gets a proper error reply.
+// serveCat streams a file. The status is sent with the first byte, so that an error found
+// before any content (a bad path, a directory) gets a proper error reply.
 func serveCat(w http.ResponseWriter, ctx context.Context, s Service, r Request) {
 	if _, err := s.List(ctx, r.Ref, r.Path); err != nil {
 		writeError(w, err)
 		return
 	}
-	w.Header().Set("Content-Type", "application/octet-stream")
-	if err := s.Cat(ctx, r.Ref, r.Path, w); err != nil {
-		// Headers are gone; cut the stream so the client sees a broken body.
-		panic(http.ErrAbortHandler)
+	// An error after the first bytes went out travels in a trailer; before, as a reply.
+	w.Header().Set("Trailer", catErrorTrailer)
+	cw := &countingWriter{w: w}
+	if err := s.Cat(ctx, r.Ref, r.Path, cw); err != nil {
+		if cw.n == 0 {
+			w.Header().Del("Trailer")
+			writeError(w, err)
+			return
+		}
+		w.Header().Set(catErrorTrailer, strings.ReplaceAll(err.Error(), "\n", " "))
 	}
+}
+
+const catErrorTrailer = "Agentfs-Error"
+
+type countingWriter struct {
+	w http.ResponseWriter
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	if c.n == 0 {
+		c.w.Header().Set("Content-Type", "application/octet-stream")
+	}
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
 }
 
 func writeError(w http.ResponseWriter, err error) {
