@@ -567,3 +567,43 @@ func must(t *testing.T, err error) {
 		t.Fatal(err)
 	}
 }
+
+// TestImportKeepsUncommittedWork: import into a mounted branch with uncommitted files keeps
+// them in a checkpoint that log lists, and says so.
+func TestImportKeepsUncommittedWork(t *testing.T) {
+	requireFUSE(t)
+	repo := newRepo(t)
+	mnt := filepath.Join(t.TempDir(), "mnt")
+	os.Mkdir(mnt, 0o755)
+	t.Cleanup(func() { exec.Command("umount", "-l", mnt).Run() })
+	d := startDaemon(t, repo)
+	ok(t, repo, "mount", "main", mnt)
+	if err := os.WriteFile(filepath.Join(mnt, "work.txt"), []byte("uncommitted work\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	src := writeTree(t, map[string]string{"imported.txt": "from outside\n"})
+	res := agentfs(t, repo, "import", "main", src)
+	if res.code != 0 {
+		t.Fatalf("import: %s", res.stderr)
+	}
+	if !strings.Contains(res.stderr, "saved the uncommitted changes") {
+		t.Errorf("import did not say it saved the uncommitted changes: %q", res.stderr)
+	}
+	log := ok(t, repo, "log", "main")
+	if !strings.Contains(log, "uncommitted changes before import") {
+		t.Fatalf("log lists no checkpoint of the uncommitted work:\n%s", log)
+	}
+	var saved string
+	for _, line := range strings.Split(log, "\n") {
+		if strings.Contains(line, "uncommitted changes before import") {
+			saved = strings.Fields(line)[0]
+		}
+	}
+	if got := ok(t, repo, "cat", "main@"+saved+":work.txt"); got != "uncommitted work\n" {
+		if got2 := ok(t, repo, "cat", saved+":work.txt"); got2 != "uncommitted work\n" {
+			t.Fatalf("the saved checkpoint %s holds %q", saved, got2)
+		}
+	}
+	ok(t, repo, "unmount", mnt)
+	d.stop(t)
+}
