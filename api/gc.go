@@ -37,11 +37,11 @@ type PruneResult struct {
 // keep_last and keep_within (a Go duration such as "24h").
 
 func (l *Local) GC(ctx context.Context, o GCOptions) (gc.Stats, error) {
-	return gc.Run(ctx, l.Engine, gc.Options{DryRun: o.DryRun, Progress: o.Progress})
+	return gc.Run(ctx, l.Engine, gc.Options{DryRun: o.DryRun, Progress: progressOr(o.Progress)})
 }
 
 func (l *Local) Fsck(ctx context.Context, o FsckOptions) (*gc.Report, error) {
-	co := gc.CheckOptions{Progress: o.Progress, Repair: o.Repair}
+	co := gc.CheckOptions{Progress: progressOr(o.Progress), Repair: o.Repair}
 	var remotes []remote.Remote
 	if l.Remotes != nil {
 		var err error

@@ -11,6 +11,7 @@ import (
 
 	"github.com/agentfs/agentfs/backends"
 	"github.com/agentfs/agentfs/branch"
+	"github.com/agentfs/agentfs/internal/jsonout"
 )
 
 // Request carries the arguments of every call; each call reads the fields it documents in
@@ -154,7 +155,7 @@ func Handler(s Service) http.Handler {
 			return
 		}
 		w.Header().Set("Content-Type", "application/json")
-		json.NewEncoder(w).Encode(res)
+		json.NewEncoder(w).Encode(jsonout.EmptyLists(res)) // a list is [] even when empty
 	})
 	return mux
 }

@@ -138,17 +138,17 @@ func (e urlError) Unwrap() error        { return e.error }
 func Open(ctx context.Context, rawURL string) (Backend, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil {
-		return nil, urlError{fmt.Errorf("backends: bad URL %q: %w", rawURL, err)}
+		return nil, urlError{fmt.Errorf("bad storage URL %q: %w", rawURL, err)}
 	}
 	if u.Scheme == "" {
-		return nil, urlError{fmt.Errorf("backends: URL %q has no scheme (want one of %s)", rawURL, strings.Join(schemes(), ", "))}
+		return nil, urlError{fmt.Errorf("storage URL %q has no scheme; use one of %s", rawURL, strings.Join(schemes(), ", "))}
 	}
 	registryMu.RLock()
 	open := registry[u.Scheme]
 	registryMu.RUnlock()
 	if open == nil {
-		return nil, urlError{fmt.Errorf("backends: unknown scheme %q in %q (registered: %s; import github.com/agentfs/agentfs/backends/all)",
-			u.Scheme, rawURL, strings.Join(schemes(), ", "))}
+		return nil, urlError{fmt.Errorf("unknown storage URL scheme %q in %q; use one of %s (docs/cli.md, remote add)",
+			u.Scheme+"://", rawURL, strings.Join(schemes(), ", "))}
 	}
 	q := u.Query()
 	conns, err := intParam(q, "connections")
@@ -179,7 +179,7 @@ func intParam(q url.Values, name string) (int, error) {
 	}
 	n, err := strconv.Atoi(v)
 	if err != nil || n <= 0 {
-		return 0, fmt.Errorf("backends: URL parameter %s=%q: want a positive integer", name, v)
+		return 0, fmt.Errorf("storage URL parameter %s=%q: want a positive integer", name, v)
 	}
 	return n, nil
 }

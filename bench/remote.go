@@ -143,20 +143,23 @@ func RemoteFirstRead(ctx context.Context, bin, work string, p *pool, rtt time.Du
 		_, err = io.Copy(io.Discard, f)
 		return time.Since(t), err
 	}
+	// Files are read in reverse push order, big ones first: a fetch reads ahead the blocks
+	// that follow in the pack, which then belong to files already read, so every timed read
+	// is a true first read (in push order, all but the first small file were read-ahead hits).
 	var s, b []time.Duration
-	for i := 0; i < smallN; i++ {
-		dt, err := read(fmt.Sprintf("small%02d.txt", i))
-		if err != nil {
-			return small, big, err
-		}
-		s = append(s, dt)
-	}
-	for i := 0; i < bigN; i++ {
+	for i := bigN - 1; i >= 0; i-- {
 		dt, err := read(fmt.Sprintf("big%02d.bin", i))
 		if err != nil {
 			return small, big, err
 		}
 		b = append(b, dt)
+	}
+	for i := smallN - 1; i >= 0; i-- {
+		dt, err := read(fmt.Sprintf("small%02d.txt", i))
+		if err != nil {
+			return small, big, err
+		}
+		s = append(s, dt)
 	}
 	return Latencies(s), Latencies(b), nil
 }

@@ -131,9 +131,10 @@ func Mount(ws *branch.Workspace, dir string, o Options) (*Mounted, error) {
 		// which enforces what we report (default_permissions), lets everyone read.
 		NullPermissions: true,
 	}
-	server, err := gofs.Mount(abs, root, opts)
+	mark := markStderr()
+	server, err := mountTimed(abs, gofs.NewNodeFS(root, opts), &opts.MountOptions) // fs/metrics.go
 	if err != nil {
-		return nil, fmt.Errorf("mount %s at %s: %w", name, abs, err)
+		return nil, mountCause(abs, err, mark) // mounterr.go: the cause, not the exit code
 	}
 	m := &Mounted{dir: abs, fsys: f, server: server}
 	ws.OnReset(f.invalidateAll)

@@ -94,7 +94,7 @@ func Check(ctx context.Context, e *branch.Engine, o CheckOptions) (*Report, erro
 				rep.Problems = append(rep.Problems, p)
 			}
 		}
-		if o.Progress != nil && len(seen)%progressEvery == 0 {
+		if o.Progress != nil && len(seen)%progressEvery == 1 { // from the first object on
 			o.Progress(Progress{Phase: PhaseCheck, Done: int64(len(seen))})
 		}
 		return true

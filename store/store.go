@@ -62,8 +62,8 @@ type Store struct {
 	window *Window // guarded by gcMu
 
 	space *spaceGuard // nil for stores not on the local filesystem (tests' MemFS)
-	wal   *walFS      // nil for read-only stores; see walfs.go
 	dir   string
+	wal   *walFS // nil for read-only stores; see walfs.go
 }
 
 // procLocks catches a second Open of the same directory within this process. Pebble's own

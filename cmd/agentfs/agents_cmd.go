@@ -32,6 +32,7 @@ func tokenCmd() *cobra.Command {
 	var prefix string
 	var ttl time.Duration
 	var readOther bool
+	var createJSON, revokeJSON bool
 	create := &cobra.Command{
 		Use:   "create BRANCH [--rights LIST] [--path PREFIX] [--ttl DURATION]",
 		Short: "Make a token for one branch and print it (it is shown only once)",
@@ -55,6 +56,9 @@ func tokenCmd() *cobra.Command {
 				return err
 			}
 			auditLocal("token.create", t.Branch, fmt.Sprintf(`{"id":%q,"rights":%q,"path":%q,"ttl":%q}`, t.ID, strings.Join(t.Rights, ","), t.Path, ttl))
+			if createJSON {
+				return printJSON(map[string]any{"token": str, "id": t.ID, "branch": t.Branch, "rights": t.Rights, "path": t.Path})
+			}
 			fmt.Println(str)
 			fmt.Fprintf(os.Stderr, "token %s for branch %s (%s)\n", t.ID, t.Branch, strings.Join(t.Rights, ","))
 			return nil
@@ -107,9 +111,14 @@ func tokenCmd() *cobra.Command {
 		RunE: func(c *cobra.Command, args []string) error {
 			err := token.Open(repoDir()).Revoke(args[0])
 			auditLocal("token.revoke", "", fmt.Sprintf(`{"id":%q}`, args[0]))
-			return err
+			if err != nil {
+				return err
+			}
+			return done(revokeJSON, map[string]string{"revoked": args[0]}, "revoked token %s", args[0])
 		},
 	}
+	jsonFlag(revoke, &revokeJSON)
+	jsonFlag(create, &createJSON)
 	cmd.AddCommand(create, list, revoke)
 	return cmd
 }

@@ -27,7 +27,7 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	agentfsBin = filepath.Join(dir, "agentfs")
-	if out, err := exec.Command("go", "build", "-o", agentfsBin, ".").CombinedOutput(); err != nil {
+	if out, err := exec.Command("go", "build", "-ldflags", versionLDFlags(), "-o", agentfsBin, ".").CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "building agentfs: %v\n%s", err, out)
 		os.Exit(1)
 	}

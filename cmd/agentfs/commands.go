@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/agentfs/agentfs/api"
 	"github.com/agentfs/agentfs/branch"
+	"github.com/agentfs/agentfs/internal/jsonout"
 	"github.com/agentfs/agentfs/internal/repo"
 )
 
@@ -57,7 +59,7 @@ func run(fn func(ctx context.Context, s api.Service) error) error {
 func printJSON(v any) error {
 	enc := json.NewEncoder(os.Stdout)
 	enc.SetIndent("", "  ")
-	return enc.Encode(v)
+	return enc.Encode(jsonout.EmptyLists(v)) // a list is [] even when empty
 }
 
 func table() *tabwriter.Writer { return tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0) }
@@ -78,23 +80,42 @@ func absPath(p string) (string, error) {
 }
 
 func initCmd() *cobra.Command {
-	return &cobra.Command{
+	var asJSON bool
+	cmd := &cobra.Command{
 		Use:   "init",
-		Short: "Create a repository (with an empty branch main)",
+		Short: "Create a repository (with an empty branch main); does nothing if one exists",
 		Args:  nargs(0, "no arguments"),
 		RunE: func(c *cobra.Command, args []string) error {
+			type result struct {
+				Repo    string `json:"repo"`
+				Created bool   `json:"created"`
+			}
+			// A daemon started with serve --init (make run) holds the lock and creates the
+			// repository after it listens: wait for it rather than call its directory foreign.
+			for deadline := time.Now().Add(daemonStartTimeout); repo.Held(repoDir()) && !repo.Exists(repoDir()) && time.Now().Before(deadline); {
+				time.Sleep(20 * time.Millisecond)
+			}
 			r, err := repo.Init(context.Background(), repoDir())
+			if errors.Is(err, repo.ErrExists) {
+				// Running init twice (or after make run) is not a mistake: say so and go on.
+				return done(asJSON, result{Repo: repoDir()}, "agentfs repository already exists at %s; nothing to do", repoDir())
+			}
 			if err != nil {
 				return err
 			}
-			fmt.Printf("initialized agentfs repository at %s (branch main)\n", r.Dir)
-			return r.Close()
+			if err := r.Close(); err != nil {
+				return err
+			}
+			return done(asJSON, result{Repo: r.Dir, Created: true}, "initialized agentfs repository at %s (branch main)", r.Dir)
 		},
 	}
+	jsonFlag(cmd, &asJSON)
+	return cmd
 }
 
 func importCmd() *cobra.Command {
-	return &cobra.Command{
+	var asJSON bool
+	cmd := &cobra.Command{
 		Use:   "import BRANCH DIR",
 		Short: "Make BRANCH's tree equal to DIR and checkpoint it; prints the checkpoint id",
 		Args:  nargs(2, "BRANCH and DIR"),
@@ -111,17 +132,19 @@ func importCmd() *cobra.Command {
 				if err != nil {
 					return err
 				}
-				fmt.Println(res.Checkpoint.ID)
-				return nil
+				return done(asJSON, res, "%s", res.Checkpoint.ID)
 			})
 		},
 	}
+	jsonFlag(cmd, &asJSON)
+	return cmd
 }
 
 func exportCmd() *cobra.Command {
 	var o api.ExportOptions
+	var asJSON bool
 	cmd := &cobra.Command{
-		Use:   "export REF DIR [--devices] [--setid]",
+		Use:   "export REF DIR [--devices] [--setid] [--json]",
 		Short: "Write REF's tree into a new directory DIR",
 		Long: "export writes files, directories, symlinks, hard links, FIFOs, xattrs, modes and times\n" +
 			"(owners too when run as root). Device nodes, setuid/setgid bits and file capabilities\n" +
@@ -132,17 +155,24 @@ func exportCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return run(func(ctx context.Context, s api.Service) error { return s.Export(ctx, args[0], dir, o) })
+			return run(func(ctx context.Context, s api.Service) error {
+				if err := s.Export(ctx, args[0], dir, o); err != nil {
+					return err
+				}
+				return done(asJSON, map[string]string{"ref": args[0], "dir": dir}, "exported %s to %s", args[0], dir)
+			})
 		},
 	}
 	cmd.Flags().BoolVar(&o.Devices, "devices", false, "create device nodes")
 	cmd.Flags().BoolVar(&o.SetID, "setid", false, "restore setuid/setgid bits and security.capability")
+	jsonFlag(cmd, &asJSON)
 	return cmd
 }
 
 func branchCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "branch", Short: "Create, list and delete branches", Args: nargs(0, "a subcommand: create, list or delete")}
 	var from string
+	var createJSON, deleteJSON bool
 	create := &cobra.Command{
 		Use:   "create NAME [--from REF]",
 		Short: "Create a branch (empty, or from REF in constant time)",
@@ -153,12 +183,12 @@ func branchCmd() *cobra.Command {
 				if err != nil {
 					return err
 				}
-				fmt.Printf("created branch %s at %s\n", b.Name, short(b.Base))
-				return nil
+				return done(createJSON, b, "created branch %s at %s", b.Name, short(b.Base))
 			})
 		},
 	}
 	create.Flags().StringVar(&from, "from", "", "branch, checkpoint id or BRANCH@NAME to start from")
+	jsonFlag(create, &createJSON)
 	var asJSON bool
 	list := &cobra.Command{
 		Use:   "list [--json]",
@@ -188,15 +218,22 @@ func branchCmd() *cobra.Command {
 		Short: "Delete a branch (its checkpoints stay until gc)",
 		Args:  nargs(1, "NAME"),
 		RunE: func(c *cobra.Command, args []string) error {
-			return run(func(ctx context.Context, s api.Service) error { return s.DeleteBranch(ctx, args[0]) })
+			return run(func(ctx context.Context, s api.Service) error {
+				if err := s.DeleteBranch(ctx, args[0]); err != nil {
+					return err
+				}
+				return done(deleteJSON, map[string]string{"deleted": args[0]}, "deleted branch %s (its space comes back at the next agentfs gc)", args[0])
+			})
 		},
 	}
+	jsonFlag(del, &deleteJSON)
 	cmd.AddCommand(create, list, del)
 	return cmd
 }
 
 func forkCmd() *cobra.Command {
-	return &cobra.Command{
+	var asJSON bool
+	cmd := &cobra.Command{
 		Use:   "fork REF NAME",
 		Short: "Create branch NAME from REF (same as branch create NAME --from REF)",
 		Args:  nargs(2, "REF and NAME"),
@@ -206,11 +243,12 @@ func forkCmd() *cobra.Command {
 				if err != nil {
 					return err
 				}
-				fmt.Printf("created branch %s at %s\n", b.Name, short(b.Base))
-				return nil
+				return done(asJSON, b, "created branch %s at %s", b.Name, short(b.Base))
 			})
 		},
 	}
+	jsonFlag(cmd, &asJSON)
+	return cmd
 }
 
 func checkpointCmd() *cobra.Command {
@@ -231,11 +269,7 @@ func checkpointCmd() *cobra.Command {
 				if err != nil {
 					return err
 				}
-				if asJSON {
-					return printJSON(cp)
-				}
-				fmt.Println(cp.ID)
-				return nil
+				return done(asJSON, cp, "%s", cp.ID)
 			})
 		},
 	}
@@ -247,14 +281,22 @@ func checkpointCmd() *cobra.Command {
 }
 
 func rollbackCmd() *cobra.Command {
-	return &cobra.Command{
+	var asJSON bool
+	cmd := &cobra.Command{
 		Use:   "rollback BRANCH REF",
 		Short: "Discard the branch's state and make it REF's state",
 		Args:  nargs(2, "BRANCH and REF"),
 		RunE: func(c *cobra.Command, args []string) error {
-			return run(func(ctx context.Context, s api.Service) error { return s.Rollback(ctx, args[0], args[1]) })
+			return run(func(ctx context.Context, s api.Service) error {
+				if err := s.Rollback(ctx, args[0], args[1]); err != nil {
+					return err
+				}
+				return done(asJSON, map[string]string{"branch": args[0], "ref": args[1]}, "rolled back %s to %s", args[0], args[1])
+			})
 		},
 	}
+	jsonFlag(cmd, &asJSON)
+	return cmd
 }
 
 func logCmd() *cobra.Command {

@@ -8,36 +8,9 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"golang.org/x/sys/unix"
 
 	"github.com/agentfs/agentfs/api"
-	"github.com/agentfs/agentfs/gc"
 )
-
-// progressFunc prints progress on stderr when it is a terminal, else returns nil.
-func progressFunc() func(gc.Progress) {
-	if _, err := unix.IoctlGetTermios(int(os.Stderr.Fd()), unix.TCGETS); err != nil {
-		return nil
-	}
-	last := time.Time{}
-	return func(p gc.Progress) {
-		if time.Since(last) < 100*time.Millisecond && p.Done != p.Total {
-			return
-		}
-		last = time.Now()
-		if p.Total > 0 {
-			fmt.Fprintf(os.Stderr, "\r%s: %d/%d   ", p.Phase, p.Done, p.Total)
-		} else {
-			fmt.Fprintf(os.Stderr, "\r%s: %d   ", p.Phase, p.Done)
-		}
-	}
-}
-
-func endProgress(f func(gc.Progress)) {
-	if f != nil {
-		fmt.Fprint(os.Stderr, "\r\033[K")
-	}
-}
 
 func mib(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }
 

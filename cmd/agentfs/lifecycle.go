@@ -119,7 +119,8 @@ func lockForDaemon(dir string) (*repo.Lock, error) {
 }
 
 func stopCmd() *cobra.Command {
-	return &cobra.Command{
+	var asJSON bool
+	cmd := &cobra.Command{
 		Use:   "stop",
 		Short: "Stop the daemon cleanly: flush, unmount, exit (its mounts come back at its next start)",
 		Args:  nargs(0, "no arguments"),
@@ -137,8 +138,9 @@ func stopCmd() *cobra.Command {
 			if !repo.WaitUnlocked(dir, 2*time.Minute) {
 				return fmt.Errorf("the daemon of %s accepted to stop but still runs after 2 minutes; see %s/agentfs.log", dir, dir)
 			}
-			fmt.Printf("stopped the daemon of %s\n", dir)
-			return nil
+			return done(asJSON, map[string]string{"stopped": dir}, "stopped the daemon of %s", dir)
 		},
 	}
+	jsonFlag(cmd, &asJSON)
+	return cmd
 }

@@ -55,9 +55,11 @@ func newRootCmd() *cobra.Command {
 		Long:          "agentfs gives every agent its own branch of a workspace, mounted as a normal directory:\nfork in a millisecond, checkpoint often, roll back at once, diff and merge.",
 		SilenceUsage:  true,
 		SilenceErrors: true,
-		Version:       Version,
+		Version:       readVersion().String(),
 	}
+	root.SetVersionTemplate("{{.Version}}\n")
 	root.PersistentFlags().StringVar(&repoFlag, "repo", "", "repository directory (default $AGENTFS_REPO, else ~/.agentfs)")
+	root.PersistentFlags().BoolVarP(&quiet, "quiet", "q", false, "draw no progress bars (they are drawn only when stderr is a terminal)")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(
 		initCmd(), importCmd(), exportCmd(), branchCmd(), forkCmd(), checkpointCmd(),
@@ -66,6 +68,7 @@ func newRootCmd() *cobra.Command {
 		gcCmd(), fsckCmd(),
 		remoteCmd(), pushCmd(), pullCmd(), cloneCmd(),
 		csiCmd(), dockerPluginCmd(),
+		versionCmd(), statusCmd(),
 	)
 	addPruneCmd(root) // checkpoint prune (gc_cmd.go)
 	addReviewCmds(root)
@@ -73,15 +76,35 @@ func newRootCmd() *cobra.Command {
 
 	// Agents: mcp_cmd.go, agents_cmd.go, run_cmd.go.
 	root.AddCommand(mcpCmd(), tokenCmd(), auditCmd(), runCmd())
-	// Unknown subcommands are usage errors too.
-	root.Args = func(c *cobra.Command, args []string) error {
-		if len(args) > 0 {
-			return usageError{fmt.Errorf("unknown command %q", args[0])}
-		}
-		return nil
-	}
-	root.RunE = func(c *cobra.Command, args []string) error { return c.Help() }
+	rejectUnknownSubcommands(root) // last: it sees every command added above
 	return root
+}
+
+// rejectUnknownSubcommands makes an unknown (sub)command a usage error (exit 2) with
+// cobra's "did you mean" suggestion, on the root and on every command that only groups
+// subcommands (no RunE of its own, like branch); without arguments such a command prints
+// its help. (A group without RunE would otherwise print help and exit 0 for a typo.)
+func rejectUnknownSubcommands(c *cobra.Command) {
+	for _, sub := range c.Commands() {
+		rejectUnknownSubcommands(sub)
+	}
+	if !c.HasSubCommands() || (c.HasParent() && (c.RunE != nil || c.Run != nil)) {
+		return
+	}
+	c.Args = func(c *cobra.Command, args []string) error {
+		if len(args) == 0 {
+			return nil
+		}
+		if c.SuggestionsMinimumDistance <= 0 {
+			c.SuggestionsMinimumDistance = 2 // cobra's own default, which it sets only on its path
+		}
+		msg := fmt.Sprintf("unknown command %q for %q", args[0], c.CommandPath())
+		if s := c.SuggestionsFor(args[0]); len(s) > 0 {
+			msg += fmt.Sprintf("; did you mean %q?", s[0])
+		}
+		return usageError{errors.New(msg)}
+	}
+	c.RunE = func(c *cobra.Command, args []string) error { return c.Help() }
 }
 
 // nargs checks the number of positional arguments.

@@ -71,7 +71,6 @@ func TestMountLifecycle(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"mount", "agent2", filepath.Join(t.TempDir(), "missing")}, "does not exist"},
 		{[]string{"mount", "agent2", busy}, "not empty"},
 		{[]string{"mount", "agent2", mnt}, "already"},
 		{[]string{"mount", "nosuch", other}, "neither a branch nor a checkpoint"},

@@ -6,9 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
-	"sync"
-	"time"
+	"slices"
 
 	"github.com/spf13/cobra"
 
@@ -25,8 +23,8 @@ func remoteCmd() *cobra.Command {
 		Use:   "remote",
 		Short: "Manage remotes (object storage buckets that hold pushed branches)",
 		Args:  nargs(0, "a subcommand: add, list, remove"),
-		RunE:  func(c *cobra.Command, args []string) error { return c.Help() },
 	}
+	var addJSON, removeJSON bool
 	add := &cobra.Command{
 		Use:   "add NAME URL",
 		Short: "Add a remote: s3://bucket/prefix?region=R, gs://bucket/prefix, az://account/container/prefix, file:///path",
@@ -37,11 +35,11 @@ func remoteCmd() *cobra.Command {
 				if err != nil {
 					return err
 				}
-				fmt.Printf("added remote %s (%s)\n", r.Name, r.URL)
-				return nil
+				return done(addJSON, r, "added remote %s (%s)", r.Name, r.URL)
 			})
 		},
 	}
+	jsonFlag(add, &addJSON)
 	var asJSON bool
 	list := &cobra.Command{
 		Use:     "list",
@@ -73,9 +71,15 @@ func remoteCmd() *cobra.Command {
 		Short:   "Forget a remote (nothing in the bucket is deleted)",
 		Args:    nargs(1, "NAME"),
 		RunE: func(c *cobra.Command, args []string) error {
-			return run(func(ctx context.Context, s api.Service) error { return s.RemoteRemove(ctx, args[0]) })
+			return run(func(ctx context.Context, s api.Service) error {
+				if err := s.RemoteRemove(ctx, args[0]); err != nil {
+					return err
+				}
+				return done(removeJSON, map[string]string{"removed": args[0]}, "removed remote %s (nothing in its bucket was deleted)", args[0])
+			})
 		},
 	}
+	jsonFlag(remove, &removeJSON)
 	cmd.AddCommand(add, list, remove)
 	return cmd
 }
@@ -201,6 +205,10 @@ func cloneCmd() *cobra.Command {
 			stop := showProgress(ctx, svc)
 			res, err := r.Remotes.Clone(ctx, args[0], branches, remote.PullOptions{Full: full})
 			stop()
+			if err == nil && !slices.ContainsFunc(res.Branches, func(p remote.PullResult) bool { return p.Branch == "main" }) {
+				// init made an empty main; the remote's branches are what the user asked for.
+				err = r.Engine.DeleteBranch(ctx, "main")
+			}
 			cerr := r.Close()
 			if err == nil {
 				err = cerr
@@ -225,51 +233,4 @@ func cloneCmd() *cobra.Command {
 	cmd.Flags().BoolVar(&full, "full", false, "download file contents now, not on first read")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
-}
-
-// showProgress draws a progress line on stderr while a remote operation runs, when stderr
-// is a terminal. It polls the service, so it works the same through the daemon. The
-// returned func stops it and clears the line.
-func showProgress(ctx context.Context, s api.Service) (stop func()) {
-	fi, err := os.Stderr.Stat()
-	if err != nil || fi.Mode()&os.ModeCharDevice == 0 {
-		return func() {}
-	}
-	ctx, cancel := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		tick := time.NewTicker(250 * time.Millisecond)
-		defer tick.Stop()
-		drawn := false
-		for {
-			select {
-			case <-ctx.Done():
-				if drawn {
-					fmt.Fprint(os.Stderr, "\r\033[K")
-				}
-				return
-			case <-tick.C:
-			}
-			ps, err := s.RemoteProgress(ctx)
-			if err != nil || len(ps) == 0 {
-				continue
-			}
-			var parts []string
-			for _, p := range ps {
-				line := fmt.Sprintf("%s %s/%s: %s %d", p.Op, p.Remote, p.Branch, p.Phase, p.Done)
-				if p.Total > 0 {
-					line += fmt.Sprintf("/%d", p.Total)
-				}
-				if p.Bytes > 0 {
-					line += ", " + mib(p.Bytes)
-				}
-				parts = append(parts, line)
-			}
-			fmt.Fprint(os.Stderr, "\r\033[K"+strings.Join(parts, "; "))
-			drawn = true
-		}
-	}()
-	return func() { cancel(); wg.Wait() }
 }

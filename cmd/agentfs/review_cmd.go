@@ -217,14 +217,21 @@ func tagCmd() *cobra.Command {
 		},
 	}
 	list.Flags().BoolVar(&asJSON, "json", false, "print JSON (see docs/cli.md)")
+	var deleteJSON bool
 	del := &cobra.Command{
 		Use:   "delete NAME",
 		Short: "Delete a tag (its checkpoint stays until gc finds nothing else refers to it)",
 		Args:  nargs(1, "NAME"),
 		RunE: func(c *cobra.Command, args []string) error {
-			return run(func(ctx context.Context, s api.Service) error { return s.TagDelete(ctx, args[0]) })
+			return run(func(ctx context.Context, s api.Service) error {
+				if err := s.TagDelete(ctx, args[0]); err != nil {
+					return err
+				}
+				return done(deleteJSON, map[string]string{"deleted": args[0]}, "deleted tag %s", args[0])
+			})
 		},
 	}
+	jsonFlag(del, &deleteJSON)
 	cmd.AddCommand(list, del)
 	return cmd
 }

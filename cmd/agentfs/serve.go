@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log"
 	"net"
 	"net/http"
 	_ "net/http/pprof" // served only when AGENTFS_PPROF is set
@@ -45,6 +44,7 @@ func serveCmd() *cobra.Command {
 	// got the repository first, give way quietly.
 	cmd.Flags().BoolVar(&auto, "auto", false, "")
 	cmd.Flags().MarkHidden("auto")
+	addObservabilityFlags(cmd) // --metrics, --log-format, --log-level (serve_obs.go)
 	return cmd
 }
 
@@ -55,7 +55,10 @@ func mountFlags(cmd *cobra.Command, mo *api.MountOptions, which string) {
 }
 
 func serve(dir string, mounts []string, mo api.MountOptions, allowPaths []string, initIfMissing, auto bool) error {
-	logger := log.New(os.Stderr, "agentfs: ", log.LstdFlags)
+	logger, err := serveObs.logger()
+	if err != nil {
+		return err
+	}
 	sock := repo.SocketPath(dir)
 	if !repo.Exists(dir) {
 		if !initIfMissing {
@@ -119,8 +122,18 @@ func serve(dir string, mounts []string, mo api.MountOptions, allowPaths []string
 	mux := http.NewServeMux()
 	mux.Handle("POST /v1/stop", api.StopHandler(func() { stop <- struct{}{} }))
 	mux.Handle("POST /v1/remote.gc", api.RemoteGCHandler(svc))
-	mux.Handle("/", guard(dir, svc, false, logger.Printf))
+	g := guard(dir, svc, false, logger.Printf)
+	g.Next = api.Handler(api.Instrument(svc)) // counts versions and transfers (internal/metrics)
+	mux.Handle("/", logCalls(g))              // one log line per call (serve_obs.go)
+	stopMetrics, err := serveObs.serveMetrics(r.Store.DB(), func(context.Context) error { _, err := r.Engine.Branches(); return err })
+	if err != nil {
+		gate.Open(nil, err)
+		stopServing()
+		r.Close()
+		return err
+	}
 	shutdown := func() error {
+		defer stopMetrics()
 		stopServing()
 		err := table.UnmountAll()
 		return errors.Join(err, r.Close())
@@ -251,38 +264,47 @@ func ensureDaemon(dir string) (*api.Client, error) {
 
 func mountCmd() *cobra.Command {
 	var mo api.MountOptions
+	var asJSON bool
 	cmd := &cobra.Command{
-		Use:   "mount BRANCH DIR [--read-only] [--owner UID:GID] [--allow-other]",
-		Short: "Mount a branch (read-write) or a checkpoint (read-only) at DIR; starts the daemon if needed",
+		Use:   "mount REF DIR [--read-only] [--owner UID:GID] [--allow-other] [--json]",
+		Short: "Mount a branch (read-write) or a checkpoint (read-only) at DIR (created if missing); starts the daemon if needed",
 		Args:  nargs(2, "BRANCH (or a checkpoint REF) and DIR"),
 		RunE: func(c *cobra.Command, args []string) error {
 			dir, err := absPath(args[1])
 			if err != nil {
 				return err
 			}
+			if err := makeMountPoint(dir); err != nil { // mount_recovery.go
+				return err
+			}
+			started := !daemonAnswers(repoDir())
 			client, err := ensureDaemon(repoDir())
 			if err != nil {
 				return err
 			}
 			info, err := client.Mount(context.Background(), args[0], dir, mo)
 			if err != nil {
+				if started { // a daemon that serves nothing should not outlive the failed mount
+					err = errors.Join(err, stopStartedDaemon(repoDir()))
+				}
 				return err
 			}
 			mode := "read-write"
 			if info.ReadOnly {
 				mode = "read-only"
 			}
-			fmt.Printf("mounted %s at %s (%s)\n", info.Ref, info.Dir, mode)
-			return nil
+			return done(asJSON, info, "mounted %s at %s (%s)", info.Ref, info.Dir, mode)
 		},
 	}
 	cmd.Flags().BoolVar(&mo.ReadOnly, "read-only", false, "mount read-only")
 	mountFlags(cmd, &mo, "the mount")
+	jsonFlag(cmd, &asJSON)
 	return cmd
 }
 
 func unmountCmd() *cobra.Command {
-	return &cobra.Command{
+	var asJSON bool
+	cmd := &cobra.Command{
 		Use:   "unmount DIR",
 		Short: "Flush and unmount an agentfs mount",
 		Args:  nargs(1, "DIR"),
@@ -292,12 +314,32 @@ func unmountCmd() *cobra.Command {
 				return err
 			}
 			client, err := api.Dial(repo.SocketPath(repoDir()))
-			if err != nil {
-				return fmt.Errorf("no agentfs daemon serves %s, so nothing of it is mounted at %s", repoDir(), dir)
+			if err == nil {
+				err = client.Unmount(context.Background(), dir)
 			}
-			return client.Unmount(context.Background(), dir)
+			if err != nil {
+				// A mount whose daemon died (kill -9, OOM) is no use to anyone: detach it.
+				if detached, derr := detachStaleMount(dir); derr != nil || detached {
+					if derr != nil {
+						return derr
+					}
+					if !daemonAnswers(repoDir()) { // else the daemon's table never held it
+						if err := api.ForgetSavedMount(repoDir(), dir); err != nil {
+							return err
+						}
+					}
+					return done(asJSON, map[string]any{"dir": dir, "stale": true}, "detached the stale mount at %s (its daemon had stopped)", dir)
+				}
+				if client == nil {
+					return fmt.Errorf("no agentfs daemon serves %s, so nothing of it is mounted at %s", repoDir(), dir)
+				}
+				return err
+			}
+			return done(asJSON, map[string]any{"dir": dir}, "unmounted %s", dir)
 		},
 	}
+	jsonFlag(cmd, &asJSON)
+	return cmd
 }
 
 func mountsCmd() *cobra.Command {

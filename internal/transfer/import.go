@@ -22,10 +22,13 @@ const chunk = 1 << 20
 
 // Stats counts what an import did.
 type Stats struct {
-	Files, Dirs, Symlinks, Links int
-	Written                      int64 // bytes of content written (unchanged files cost none)
-	Unchanged                    int
-	Removed                      int
+	Files     int   `json:"files"`
+	Dirs      int   `json:"dirs"`
+	Symlinks  int   `json:"symlinks"`
+	Links     int   `json:"links"`
+	Written   int64 `json:"written_bytes"` // bytes of content written (unchanged files cost none)
+	Unchanged int   `json:"unchanged"`
+	Removed   int   `json:"removed"`
 }
 
 type importer struct {
