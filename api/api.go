@@ -77,6 +77,9 @@ type CheckpointInfo struct {
 	Time    time.Time `json:"time"`
 	Parents []string  `json:"parents"`
 	Pruned  bool      `json:"pruned,omitempty"` // its tree was given up by checkpoint prune
+	// Unchanged: a checkpoint was asked for, but the branch was the same as this, its last
+	// checkpoint, so none was made.
+	Unchanged bool `json:"unchanged,omitempty"`
 	// Who made it and why: agent, session, tool_call, caller, via, labels (api/provenance.go).
 	branch.Provenance
 	Files branch.FileCounts `json:"files"`           // paths created, modified, deleted since the first parent

@@ -128,10 +128,11 @@ func (g *Guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if g.Audit == nil {
 		return
 	}
-	if ctx == nil {
-		ctx = r.Context()
+	who := "unauthenticated" // a refused token proves nothing about who sent it
+	if ctx != nil {
+		who = CallerOf(ctx)
 	}
-	e := audit.Entry{Time: g.now().UTC(), Who: CallerOf(ctx), What: call, Branch: auditBranch(call, req), Status: sw.status, Result: "ok"}
+	e := audit.Entry{Time: g.now().UTC(), Who: who, What: call, Branch: auditBranch(call, req), Status: sw.status, Result: "ok"}
 	if sw.status != http.StatusOK {
 		var eb errorBody
 		json.Unmarshal(sw.body.Bytes(), &eb)
@@ -158,6 +159,8 @@ func auditBranch(call string, r Request) string {
 		return r.Branch
 	case r.Merge != nil:
 		return r.Merge.Into
+	case r.Review != nil && r.Review.Revert != nil:
+		return r.Review.Revert.On
 	case strings.HasPrefix(call, "branch."):
 		return r.Name
 	case call == "mount":
@@ -201,7 +204,7 @@ func (g *Guard) allowed(ctx context.Context, t *token.Token, call string, r Requ
 	switch call {
 	case "log":
 		return errors.Join(need("read"), own(r.Branch))
-	case "ls", "cat":
+	case "ls", "cat", "blame":
 		return errors.Join(need("read"), readable(r.Ref), inPrefix(r.Path))
 	case "diff":
 		if t.Path != "" {
@@ -228,6 +231,31 @@ func (g *Guard) allowed(ctx context.Context, t *token.Token, call string, r Requ
 		return errors.Join(need("merge-into"), own(r.Merge.Into), readable(r.Merge.Src))
 	case "push":
 		return errors.Join(need("push"), own(r.Branch))
+	// Review calls (api/review.go).
+	case "diff.files":
+		if r.Review == nil || r.Review.Diff == nil {
+			return errMissing(call)
+		}
+		if t.Path != "" {
+			return fmt.Errorf("token %s covers %s:%s only; diff spans the whole tree", t.ID, t.Branch, t.Path)
+		}
+		return errors.Join(need("read"), readable(r.Review.Diff.A), readable(r.Review.Diff.B))
+	case "history":
+		if r.Review == nil || r.Review.Log == nil {
+			return errMissing(call)
+		}
+		return errors.Join(need("read"), readable(r.Review.Log.Ref))
+	case "resolve":
+		return errors.Join(need("read"), readable(r.Ref))
+	case "revert":
+		if r.Review == nil || r.Review.Revert == nil {
+			return errMissing(call)
+		}
+		return errors.Join(need("rollback"), own(r.Review.Revert.On), readable(r.Review.Revert.Checkpoint))
+	case "merge.status":
+		return errors.Join(need("read"), own(r.Branch))
+	case "merge.continue", "merge.abort":
+		return errors.Join(need("merge-into"), own(r.Branch))
 	}
 	return fmt.Errorf("token %s may not call %s (tokens reach their own branch only)", t.ID, call)
 }

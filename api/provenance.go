@@ -66,12 +66,13 @@ func CallerOf(ctx context.Context) string {
 // established, whatever o says, so that nobody can sign a checkpoint as somebody else.
 func (l *Local) CheckpointWith(ctx context.Context, br string, o branch.CheckpointOptions) (CheckpointInfo, error) {
 	o.Caller = CallerOf(ctx)
-	id, changes, err := l.Engine.CheckpointWith(ctx, br, o)
+	id, changes, made, err := l.Engine.CheckpointIfChanged(ctx, br, o)
 	if err != nil {
 		return CheckpointInfo{}, err
 	}
 	info, err := l.checkpointInfo(ctx, id)
 	info.Paths = pathLists(changes)
+	info.Unchanged = !made
 	return info, err
 }
 

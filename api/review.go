@@ -25,6 +25,41 @@ type Reviewer interface {
 	// Blame names, for each line of the file at path in ref, the checkpoint that last
 	// changed it.
 	Blame(ctx context.Context, ref, path string) (BlameResult, error)
+	// History is Log with a limit and filters.
+	History(ctx context.Context, r LogRequest) ([]CheckpointInfo, error)
+}
+
+// LogRequest asks for the history of a ref, newest first.
+type LogRequest struct {
+	Ref   string    `json:"ref"`
+	Limit int       `json:"limit,omitempty"` // at most this many; 0 = all
+	Since time.Time `json:"since,omitempty"` // only checkpoints at or after this time
+	Agent string    `json:"agent,omitempty"` // only checkpoints taken on this branch
+}
+
+func (l *Local) History(ctx context.Context, r LogRequest) ([]CheckpointInfo, error) {
+	entries, err := l.Engine.History(ctx, r.Ref, branch.HistoryOptions{Limit: r.Limit, Since: r.Since, Agent: r.Agent})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]CheckpointInfo, 0, len(entries))
+	for _, e := range entries {
+		info := commitInfo(e.ID, e.Commit)
+		if info.Pruned, err = l.Engine.IsPruned(e.ID); err != nil {
+			return nil, err
+		}
+		if !info.Pruned {
+			if err := l.logPaths(ctx, &info, e.Commit); err != nil {
+				return nil, err
+			}
+		}
+		out = append(out, info)
+	}
+	return out, nil
+}
+
+func (c *Client) History(ctx context.Context, r LogRequest) ([]CheckpointInfo, error) {
+	return do[[]CheckpointInfo](ctx, c, "history", Request{Review: &ReviewRequest{Log: &r}})
 }
 
 // BlameResult is a file's blame; a binary file is one line.
@@ -44,6 +79,9 @@ type BlameLine struct {
 	Name       string    `json:"name,omitempty"`
 	Message    string    `json:"message,omitempty"`
 	Time       time.Time `json:"time"`
+	Agent      string    `json:"agent,omitempty"` // the checkpoint's provenance, when recorded
+	Session    string    `json:"session,omitempty"`
+	ToolCall   string    `json:"tool_call,omitempty"`
 }
 
 func (l *Local) Blame(ctx context.Context, ref, p string) (BlameResult, error) {
@@ -62,6 +100,7 @@ func (l *Local) Blame(ctx context.Context, ref, p string) (BlameResult, error) {
 		}
 		if c := bl.Commit; c != nil {
 			line.Branch, line.Name, line.Message, line.Time = c.Branch, c.Name, c.Message, c.Time
+			line.Agent, line.Session, line.ToolCall = c.Agent, c.Session, c.ToolCall
 		}
 		out.Lines = append(out.Lines, line)
 	}
@@ -272,6 +311,7 @@ func mergeResult(res *branch.MergeResult) MergeResult {
 type ReviewRequest struct {
 	Diff   *DiffRequest   `json:"diff,omitempty"`
 	Revert *RevertRequest `json:"revert,omitempty"`
+	Log    *LogRequest    `json:"log,omitempty"`
 }
 
 func init() {
@@ -292,6 +332,12 @@ func init() {
 		return struct{}{}, s.TagDelete(ctx, r.Name)
 	}
 	calls["blame"] = func(ctx context.Context, s Service, r Request) (any, error) { return s.Blame(ctx, r.Ref, r.Path) }
+	calls["history"] = func(ctx context.Context, s Service, r Request) (any, error) {
+		if r.Review == nil || r.Review.Log == nil {
+			return nil, errMissing("history")
+		}
+		return s.History(ctx, *r.Review.Log)
+	}
 	calls["resolve"] = func(ctx context.Context, s Service, r Request) (any, error) { return s.Resolve(ctx, r.Ref) }
 	calls["revert"] = func(ctx context.Context, s Service, r Request) (any, error) {
 		if r.Review == nil || r.Review.Revert == nil {

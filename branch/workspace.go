@@ -349,15 +349,6 @@ func (ws *Workspace) replaceContent(root, base store.ID) {
 	ws.cache.Purge()
 }
 
-// checkpointIfChanged checkpoints the workspace if it has changes and returns its base.
-func (ws *Workspace) checkpointIfChanged(ctx context.Context, msg string) (store.ID, error) {
-	changed, err := ws.Changed()
-	if err != nil || !changed {
-		return ws.Base(), err
-	}
-	return ws.checkpoint(ctx, "", msg)
-}
-
 // moveBase commits b (synced) together with dropping the overlay and pointing the branch at
 // commit id.
 func (ws *Workspace) moveBase(b *pebble.Batch, id store.ID) error {

@@ -182,9 +182,10 @@ func parseSince(s string) (time.Time, error) {
 	if d, err := time.ParseDuration(s); err == nil {
 		return time.Now().Add(-d), nil
 	}
-	t, err := time.Parse(time.RFC3339, s)
-	if err != nil {
-		return time.Time{}, fmt.Errorf("--since takes a time (2026-12-01T10:00:00Z) or a duration (1h), got %q", s)
+	for _, layout := range []string{time.RFC3339, time.DateTime, time.DateOnly} { // log --since takes dates too
+		if t, err := time.ParseInLocation(layout, s, time.Local); err == nil {
+			return t, nil
+		}
 	}
-	return t, nil
+	return time.Time{}, fmt.Errorf("--since takes a time (2026-12-01T10:00:00Z), a date (2026-12-01) or a duration (1h), got %q", s)
 }

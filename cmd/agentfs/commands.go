@@ -269,6 +269,9 @@ func checkpointCmd() *cobra.Command {
 				if err != nil {
 					return err
 				}
+				if cp.Unchanged && !asJSON {
+					fmt.Fprintf(os.Stderr, "no change since the last checkpoint of %s; none made (its id follows)\n", args[0])
+				}
 				return done(asJSON, cp, "%s", cp.ID)
 			})
 		},
@@ -296,41 +299,6 @@ func rollbackCmd() *cobra.Command {
 		},
 	}
 	jsonFlag(cmd, &asJSON)
-	return cmd
-}
-
-func logCmd() *cobra.Command {
-	var asJSON bool
-	cmd := &cobra.Command{
-		Use:   "log BRANCH [--json]",
-		Short: "List a branch's checkpoints, newest first",
-		Args:  nargs(1, "BRANCH"),
-		RunE: func(c *cobra.Command, args []string) error {
-			return run(func(ctx context.Context, s api.Service) error {
-				cps, err := s.Log(ctx, args[0])
-				if err != nil {
-					return err
-				}
-				if asJSON {
-					return printJSON(cps)
-				}
-				w := table()
-				for _, cp := range cps {
-					name := cp.Name
-					if name != "" {
-						name = cp.Branch + "@" + name
-					}
-					msg := cp.Message
-					if cp.Pruned {
-						msg += " (pruned)"
-					}
-					fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", short(cp.ID), cp.Time.Local().Format(time.DateTime), name, msg)
-				}
-				return w.Flush()
-			})
-		},
-	}
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON (see docs/cli.md)")
 	return cmd
 }
 

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -101,9 +100,9 @@ func fsckCmd() *cobra.Command {
 func addPruneCmd(root *cobra.Command) {
 	var keepLast int
 	var keepWithin time.Duration
-	var asJSON bool
+	var asJSON, verbose bool
 	prune := &cobra.Command{
-		Use:   "prune BRANCH [--keep-last N] [--keep-within DURATION]",
+		Use:   "prune BRANCH [--keep-last N] [--keep-within DURATION] [-v] [--json]",
 		Short: "Mark older unnamed checkpoints of BRANCH as pruned; the next gc frees their files",
 		Long: "prune keeps the N newest checkpoints of the branch, those taken within DURATION, named\n" +
 			"ones and those other branches start from; the others stay in the log but their files\n" +
@@ -121,17 +120,20 @@ func addPruneCmd(root *cobra.Command) {
 				if asJSON {
 					return printJSON(res)
 				}
-				for _, id := range res.Pruned {
-					fmt.Println(id)
+				if verbose {
+					for _, id := range res.Pruned {
+						fmt.Println(id)
+					}
 				}
-				fmt.Fprintf(os.Stderr, "pruned %d checkpoints; run agentfs gc to free their space\n", len(res.Pruned))
+				fmt.Printf("pruned %d checkpoints of %s; run agentfs gc to free their space\n", len(res.Pruned), args[0])
 				return nil
 			})
 		},
 	}
 	prune.Flags().IntVar(&keepLast, "keep-last", 0, "keep the N newest checkpoints")
 	prune.Flags().DurationVar(&keepWithin, "keep-within", 0, "keep checkpoints newer than DURATION (e.g. 24h)")
-	prune.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	prune.Flags().BoolVar(&asJSON, "json", false, "print JSON (lists the pruned checkpoints)")
+	prune.Flags().BoolVarP(&verbose, "verbose", "v", false, "list the pruned checkpoints before the summary")
 	for _, c := range root.Commands() {
 		if c.Name() == "checkpoint" {
 			c.AddCommand(prune)

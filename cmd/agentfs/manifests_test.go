@@ -102,6 +102,9 @@ func TestKubernetesManifests(t *testing.T) {
 			if o.Provisioner != csidriver.Name {
 				t.Errorf("StorageClass %s: provisioner %q, want %q", o.Name, o.Provisioner, csidriver.Name)
 			}
+			if err := csidriver.CheckParameters(o.Parameters); err != nil {
+				t.Errorf("StorageClass %s: %v", o.Name, err)
+			}
 		case *snapv1.VolumeSnapshotClass:
 			if o.Driver != csidriver.Name {
 				t.Errorf("VolumeSnapshotClass %s: driver %q, want %q", o.Name, o.Driver, csidriver.Name)

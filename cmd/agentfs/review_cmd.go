@@ -29,7 +29,7 @@ func diffCmd() *cobra.Command {
 				refs = args[:at]
 			}
 			if len(refs) != 2 {
-				return usageError{fmt.Errorf("diff takes two REFs, then optionally -- PATH...")}
+				return usageError{fmt.Errorf("diff takes two REFs, optionally followed by -- and paths")}
 			}
 			return nil
 		},
@@ -274,6 +274,64 @@ func blameCmd() *cobra.Command {
 			})
 		},
 	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON (see docs/cli.md)")
+	return cmd
+}
+
+func logCmd() *cobra.Command {
+	var asJSON bool
+	var r api.LogRequest
+	var since, author string
+	cmd := &cobra.Command{
+		Use:   "log REF [-n N] [--since WHEN] [--agent NAME] [--json]",
+		Short: "List the checkpoints of a branch (or any ref), newest first",
+		Long: "log lists the history of REF newest first. -n keeps the N newest, --since those taken\n" +
+			"after WHEN (a duration such as 2h, a date 2006-01-02, or an RFC 3339 time), --agent\n" +
+			"(or --author) those taken on that agent's branch.",
+		Args: nargs(1, "REF"),
+		RunE: func(c *cobra.Command, args []string) error {
+			r.Ref = args[0]
+			if r.Limit < 0 {
+				return usageError{fmt.Errorf("-n takes a positive number")}
+			}
+			if since != "" {
+				t, err := parseSince(since)
+				if err != nil {
+					return usageError{err}
+				}
+				r.Since = t
+			}
+			if author != "" {
+				r.Agent = author
+			}
+			return run(func(ctx context.Context, s api.Service) error {
+				cps, err := s.History(ctx, r)
+				if err != nil {
+					return err
+				}
+				if asJSON {
+					return printJSON(cps)
+				}
+				w := table()
+				for _, cp := range cps {
+					name := cp.Name
+					if name != "" {
+						name = cp.Branch + "@" + name
+					}
+					msg := cp.Message
+					if cp.Pruned {
+						msg += " (pruned)"
+					}
+					fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", short(cp.ID), cp.Time.Local().Format(time.DateTime), name, msg)
+				}
+				return w.Flush()
+			})
+		},
+	}
+	cmd.Flags().IntVarP(&r.Limit, "max-count", "n", 0, "show at most N checkpoints")
+	cmd.Flags().StringVar(&since, "since", "", "only checkpoints after WHEN: a duration (2h), a date or an RFC 3339 time")
+	cmd.Flags().StringVar(&r.Agent, "agent", "", "only checkpoints taken on this agent's branch")
+	cmd.Flags().StringVar(&author, "author", "", "same as --agent")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON (see docs/cli.md)")
 	return cmd
 }

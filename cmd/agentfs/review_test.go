@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func requireTool(t *testing.T, name string) {
@@ -329,5 +330,51 @@ func TestBlameCLI(t *testing.T) {
 	}
 	if text := ok(t, repo, "blame", "b:file.txt"); !strings.Contains(text, ids[1][:12]) {
 		t.Fatalf("blame text:\n%s", text)
+	}
+}
+
+// log -n, --since and --agent; a checkpoint with no change is not made and says so;
+// checkpoint prune prints one summary line and lists only with -v.
+func TestHistoryReadable(t *testing.T) {
+	repo := newRepo(t)
+	src := writeTree(t, map[string]string{"a.txt": "0\n"})
+	ok(t, repo, "import", "main", src)
+	ok(t, repo, "fork", "main", "agent")
+	for i := 1; i <= 5; i++ {
+		os.WriteFile(filepath.Join(src, "a.txt"), []byte(strings.Repeat("x", i)), 0o644)
+		ok(t, repo, "import", "agent", src)
+	}
+	count := func(args ...string) int {
+		var cps []map[string]any
+		if err := json.Unmarshal([]byte(ok(t, repo, append([]string{"log", "--json"}, args...)...)), &cps); err != nil {
+			t.Fatal(err)
+		}
+		return len(cps)
+	}
+	all := count("agent")
+	if got := count("agent", "-n", "2"); got != 2 {
+		t.Errorf("log -n 2: %d entries", got)
+	}
+	if got := count("agent", "--since", "2h"); got != all {
+		t.Errorf("log --since 2h: %d of %d", got, all)
+	}
+	if got := count("agent", "--since", time.Now().Add(time.Hour).Format(time.RFC3339)); got != 0 {
+		t.Errorf("log --since in an hour: %d", got)
+	}
+	if mine, theirs := count("agent", "--agent", "agent"), count("agent", "--author", "main"); mine != 5 || mine+theirs != all {
+		t.Errorf("log --agent agent: %d, --author main: %d, all %d", mine, theirs, all)
+	}
+	head := strings.TrimSpace(ok(t, repo, "checkpoint", "agent"))
+	r := agentfs(t, repo, "checkpoint", "agent")
+	if r.code != 0 || strings.TrimSpace(r.stdout) != head || !strings.Contains(r.stderr, "none made") || count("agent") != all {
+		t.Fatalf("checkpoint without a change: exit %d %q %q, %d entries (was %d)", r.code, r.stdout, r.stderr, count("agent"), all)
+	}
+	out := ok(t, repo, "checkpoint", "prune", "agent", "--keep-last", "2")
+	if strings.Count(out, "\n") != 1 || !strings.HasPrefix(out, "pruned 3 checkpoints of agent") {
+		t.Fatalf("prune printed:\n%s", out)
+	}
+	out = ok(t, repo, "checkpoint", "prune", "agent", "--keep-last", "1", "-v")
+	if lines := strings.Split(strings.TrimSpace(out), "\n"); len(lines) != 2 || len(lines[0]) != 64 {
+		t.Fatalf("prune -v printed:\n%s", out)
 	}
 }

@@ -49,15 +49,13 @@ func TestAgentContainerWithoutPrivileges(t *testing.T) {
 		if _, err := d.Client.CreateBranch(ctx, b, "main"); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := d.Client.Mount(ctx, b, filepath.Join(host, b), api.MountOptions{AllowOther: true}); err != nil {
+		// --owner 1000:1000 --allow-other, as for any container running as uid 1000.
+		o := api.MountOptions{AllowOther: true, Owner: "1000:1000"}
+		if _, err := d.Client.Mount(ctx, b, filepath.Join(host, b), o); err != nil {
 			t.Fatal(err)
 		}
 	}
 	if err := os.WriteFile(filepath.Join(host, "agent2", "secret"), []byte("agent2's\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	// The agent's uid owns its branch's root, as --owner will arrange.
-	if err := os.Chown(filepath.Join(host, "agent1"), 1000, 1000); err != nil {
 		t.Fatal(err)
 	}
 
@@ -100,7 +98,8 @@ cat /proc/self/uid_map
 		t.Fatalf("the agent did not run as host uid 1000: uid_map %q", out)
 	}
 
-	// On the host, the agent's files are owned by uid 1000 and the daemon checkpoints them.
+	// Through the mount the agent's files show as uid 1000's (stored as root's: --owner),
+	// and the daemon checkpoints them.
 	var st syscall.Stat_t
 	if err := syscall.Stat(filepath.Join(host, "agent1", "work.txt"), &st); err != nil {
 		t.Fatal(err)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sort"
 	"strconv"
+	"strings"
 
 	csi "github.com/container-storage-interface/spec/lib/go/csi"
 	"google.golang.org/grpc/codes"
@@ -13,11 +14,36 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/agentfs/agentfs/branch"
+	"github.com/agentfs/agentfs/fs"
 )
 
-// ParamFrom is the StorageClass parameter naming the ref every new volume of the class is
-// forked from (e.g. main@known-good); without it a volume starts empty.
-const ParamFrom = "from"
+// StorageClass parameters.
+const (
+	// ParamFrom names the ref every new volume of the class is forked from (e.g.
+	// main@known-good); without it a volume starts empty.
+	ParamFrom = "from"
+	// ParamOwner "UID:GID" mounts the class's volumes for that user (agentfs mount
+	// --owner): what the repository stores as root's appears as UID:GID's, and what UID:GID
+	// creates is stored as root's. For pods whose containers run as UID.
+	ParamOwner = "owner"
+)
+
+// CheckParameters refuses StorageClass parameters the driver does not know (a typo would otherwise be
+// ignored). The external provisioner's own parameters (csi.storage.k8s.io/...) pass.
+func CheckParameters(params map[string]string) error {
+	for k, v := range params {
+		switch {
+		case k == ParamFrom || strings.HasPrefix(k, "csi.storage.k8s.io/"):
+		case k == ParamOwner:
+			if _, err := fs.ParseIDMap(v); err != nil {
+				return status.Error(codes.InvalidArgument, err.Error())
+			}
+		default:
+			return status.Errorf(codes.InvalidArgument, "unknown StorageClass parameter %q: the agentfs driver takes %s and %s", k, ParamFrom, ParamOwner)
+		}
+	}
+	return nil
+}
 
 func (d *Driver) ControllerGetCapabilities(context.Context, *csi.ControllerGetCapabilitiesRequest) (*csi.ControllerGetCapabilitiesResponse, error) {
 	var caps []*csi.ControllerServiceCapability
@@ -71,6 +97,9 @@ func (d *Driver) CreateVolume(ctx context.Context, req *csi.CreateVolumeRequest)
 	if err := checkCapabilities(req.GetVolumeCapabilities()); err != nil {
 		return nil, err
 	}
+	if err := CheckParameters(req.GetParameters()); err != nil {
+		return nil, err
+	}
 	id := branchName("", req.GetName())
 	if isSnapshot(id) {
 		id = branchName("csi-vol-", req.GetName())
@@ -99,7 +128,7 @@ func (d *Driver) CreateVolume(ctx context.Context, req *csi.CreateVolumeRequest)
 	return &csi.CreateVolumeResponse{Volume: &csi.Volume{
 		VolumeId:           id,
 		CapacityBytes:      0, // unknown: agentfs volumes share the repository's space
-		VolumeContext:      req.GetParameters(),
+		VolumeContext:      volumeContext(req.GetParameters()),
 		ContentSource:      src,
 		AccessibleTopology: d.topology(),
 	}}, nil
@@ -309,4 +338,12 @@ func (d *Driver) GetSnapshot(ctx context.Context, req *csi.GetSnapshotRequest) (
 		return nil, grpcError(err)
 	}
 	return &csi.GetSnapshotResponse{Snapshot: s}, nil
+}
+
+// volumeContext keeps what NodePublishVolume needs from the parameters.
+func volumeContext(params map[string]string) map[string]string {
+	if o := params[ParamOwner]; o != "" {
+		return map[string]string{ParamOwner: o}
+	}
+	return nil
 }

@@ -71,7 +71,7 @@ func (d *Driver) NodePublishVolume(ctx context.Context, req *csi.NodePublishVolu
 	}
 	readOnly := req.GetReadonly() || isSnapshot(id) ||
 		req.GetVolumeCapability().GetAccessMode().GetMode() == csi.VolumeCapability_AccessMode_SINGLE_NODE_READER_ONLY
-	if err := os.MkdirAll(target, 0o750); err != nil {
+	if err := api.MakeMountPoint(target); err != nil {
 		return nil, status.Errorf(codes.Internal, "create the target path: %v", err)
 	}
 	m, err := d.mountAt(ctx, target)
@@ -84,7 +84,10 @@ func (d *Driver) NodePublishVolume(ctx context.Context, req *csi.NodePublishVolu
 		}
 		return nil, status.Errorf(codes.AlreadyExists, "%s already holds %s (read-only %v)", target, m.Ref, m.ReadOnly)
 	}
-	if _, err := d.Daemon.Mount(ctx, id, target, api.MountOptions{ReadOnly: readOnly, AllowOther: true}); err != nil {
+	// AllowOther: the pod's containers run as any uid; the target lies under the kubelet's
+	// directory, which only root can traverse, so the mount is reached only through the pod.
+	o := api.MountOptions{ReadOnly: readOnly, AllowOther: true, Owner: req.GetVolumeContext()[ParamOwner]}
+	if _, err := d.Daemon.Mount(ctx, id, target, o); err != nil {
 		if _, lerr := d.Daemon.Log(ctx, id); lerr != nil {
 			return nil, grpcError(lerr) // no such volume: NotFound
 		}
@@ -110,6 +113,8 @@ func (d *Driver) NodeUnpublishVolume(ctx context.Context, req *csi.NodeUnpublish
 		if err := d.Daemon.Unmount(ctx, target); err != nil {
 			return nil, status.Errorf(codes.Internal, "unmount %s: %v", target, err)
 		}
+	} else if api.ClearStaleMount(target) {
+		d.logf("detached %s: its daemon had stopped", target)
 	}
 	if err := os.Remove(target); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, status.Errorf(codes.Internal, "remove the target path: %v", err)

@@ -5,13 +5,16 @@ import (
 	"log"
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 	"time"
 
 	csi "github.com/container-storage-interface/spec/lib/go/csi"
 	"github.com/kubernetes-csi/csi-test/v5/pkg/sanity"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
 
 	"github.com/agentfs/agentfs/internal/daemontest"
 )
@@ -147,5 +150,32 @@ func TestSnapshotRestoreScenario(t *testing.T) {
 	}
 	if err := os.WriteFile(filepath.Join(t3, "x"), nil, 0o644); err == nil {
 		t.Fatal("a write to a published snapshot succeeded; want read-only")
+	}
+}
+
+// TestOwnerParameter: a StorageClass's owner parameter reaches the mount (files stored as
+// root's show as the pod user's), and an unknown parameter is refused.
+func TestOwnerParameter(t *testing.T) {
+	endpoint, _ := startDriver(t)
+	ctl, node := csi.NewControllerClient(dial(t, endpoint)), csi.NewNodeClient(dial(t, endpoint))
+	ctx := context.Background()
+	if _, err := ctl.CreateVolume(ctx, &csi.CreateVolumeRequest{Name: "typo", VolumeCapabilities: []*csi.VolumeCapability{rwMount},
+		Parameters: map[string]string{"ownr": "1000:1000"}}); status.Code(err) != codes.InvalidArgument {
+		t.Fatalf("unknown parameter: %v, want InvalidArgument", err)
+	}
+	v, err := ctl.CreateVolume(ctx, &csi.CreateVolumeRequest{Name: "owned", VolumeCapabilities: []*csi.VolumeCapability{rwMount},
+		Parameters: map[string]string{ParamOwner: "1000:1000", "csi.storage.k8s.io/pvc/name": "claim"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	target := filepath.Join(t.TempDir(), "mnt")
+	if _, err := node.NodePublishVolume(ctx, &csi.NodePublishVolumeRequest{VolumeId: v.Volume.VolumeId, TargetPath: target,
+		VolumeCapability: rwMount, VolumeContext: v.Volume.VolumeContext}); err != nil {
+		t.Fatal(err)
+	}
+	defer node.NodeUnpublishVolume(ctx, &csi.NodeUnpublishVolumeRequest{VolumeId: v.Volume.VolumeId, TargetPath: target})
+	var st syscall.Stat_t
+	if err := syscall.Stat(target, &st); err != nil || st.Uid != 1000 || st.Gid != 1000 {
+		t.Fatalf("volume root owned by %d:%d (%v), want 1000:1000", st.Uid, st.Gid, err)
 	}
 }

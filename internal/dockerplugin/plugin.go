@@ -19,6 +19,7 @@ import (
 
 	"github.com/agentfs/agentfs/api"
 	"github.com/agentfs/agentfs/branch"
+	"github.com/agentfs/agentfs/fs"
 )
 
 // Plugin serves the volume plugin protocol.
@@ -102,20 +103,78 @@ func (p *Plugin) create(ctx context.Context, r request) (response, error) {
 	if _, err := p.mountpoint(r.Name); err != nil {
 		return response{}, err
 	}
-	for k := range r.Opts {
-		if k != "from" {
-			return response{}, fmt.Errorf("unknown option %q: the agentfs volume driver takes -o from=REF", k)
+	for k, v := range r.Opts {
+		switch k {
+		case "from":
+		case "owner":
+			if _, err := fs.ParseIDMap(v); err != nil {
+				return response{}, err
+			}
+		default:
+			return response{}, fmt.Errorf("unknown option %q: the agentfs volume driver takes -o from=REF and -o owner=UID:GID", k)
 		}
 	}
 	_, err := p.Daemon.CreateBranch(ctx, r.Name, r.Opts["from"])
 	if errors.Is(err, branch.ErrExists) {
 		err = nil
 	}
+	if err != nil {
+		return response{}, err
+	}
+	if o := r.Opts["owner"]; o != "" {
+		err = p.setOwner(r.Name, o)
+	}
 	return response{}, err
 }
 
+// ownersFile keeps each volume's -o owner=UID:GID for its mounts, also across restarts of
+// the plugin (Docker gives the options to Create only).
+const ownersFile = ".agentfs-owners.json"
+
+func (p *Plugin) owners() (map[string]string, error) {
+	m := map[string]string{}
+	b, err := os.ReadFile(filepath.Join(p.MountRoot, ownersFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return m, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return m, json.Unmarshal(b, &m)
+}
+
+// setOwner records (or, with "", forgets) a volume's owner.
+func (p *Plugin) setOwner(name, owner string) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	m, err := p.owners()
+	if err != nil {
+		return err
+	}
+	if owner == "" {
+		if _, ok := m[name]; !ok {
+			return nil
+		}
+		delete(m, name)
+	} else {
+		m[name] = owner
+	}
+	b, _ := json.Marshal(m)
+	if err := os.MkdirAll(p.MountRoot, 0o755); err != nil {
+		return err
+	}
+	tmp := filepath.Join(p.MountRoot, ownersFile+".tmp")
+	if err := os.WriteFile(tmp, b, 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, filepath.Join(p.MountRoot, ownersFile))
+}
+
 func (p *Plugin) remove(ctx context.Context, r request) (response, error) {
-	return response{}, p.Daemon.DeleteBranch(ctx, r.Name)
+	if err := p.Daemon.DeleteBranch(ctx, r.Name); err != nil {
+		return response{}, err
+	}
+	return response{}, p.setOwner(r.Name, "")
 }
 
 // mountedAt returns the daemon's mount at dir, or nil.
@@ -145,10 +204,15 @@ func (p *Plugin) mount(ctx context.Context, r request) (response, error) {
 		return response{}, err
 	}
 	if m == nil {
-		if err := os.MkdirAll(dir, 0o755); err != nil {
+		if err := api.MakeMountPoint(dir); err != nil {
 			return response{}, err
 		}
-		if _, err := p.Daemon.Mount(ctx, r.Name, dir, api.MountOptions{AllowOther: true}); err != nil {
+		owners, err := p.owners()
+		if err != nil {
+			return response{}, err
+		}
+		// AllowOther: containers run as any uid.
+		if _, err := p.Daemon.Mount(ctx, r.Name, dir, api.MountOptions{AllowOther: true, Owner: owners[r.Name]}); err != nil {
 			return response{}, err
 		}
 	}
@@ -176,10 +240,12 @@ func (p *Plugin) unmount(ctx context.Context, r request) (response, error) {
 	}
 	delete(p.users, r.Name)
 	m, err := p.mountedAt(ctx, dir)
-	if err != nil || m == nil {
+	if err != nil {
 		return response{}, err
 	}
-	if err := p.Daemon.Unmount(ctx, dir); err != nil {
+	if m == nil {
+		api.ClearStaleMount(dir) // mounted by a daemon that has died since
+	} else if err := p.Daemon.Unmount(ctx, dir); err != nil {
 		return response{}, err
 	}
 	os.Remove(dir)

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 
 	"github.com/agentfs/agentfs/internal/daemontest"
@@ -16,7 +17,10 @@ import (
 // serve runs the plugin on a Unix socket, as Docker finds it, and returns a function that
 // posts one protocol call to it.
 func serve(t *testing.T, d *daemontest.Daemon) (post func(call string, body any) map[string]any, root string) {
-	root = filepath.Join(t.TempDir(), "volumes")
+	return serveAt(t, d, filepath.Join(t.TempDir(), "volumes"))
+}
+
+func serveAt(t *testing.T, d *daemontest.Daemon, root string) (post func(call string, body any) map[string]any, _ string) {
 	sock := filepath.Join(t.TempDir(), "agentfs.sock")
 	ln, err := net.Listen("unix", sock)
 	if err != nil {
@@ -130,6 +134,18 @@ func TestCreateFromMainThenMount(t *testing.T) {
 	}
 	if e, _ := post("VolumeDriver.Create", map[string]any{"Name": "bad", "Opts": map[string]string{"size": "1G"}})["Err"].(string); e == "" {
 		t.Fatal("Create with an unknown option succeeded")
+	}
+	// -o owner=UID:GID: the volume is mounted for that user, also after the plugin restarts.
+	noErr(t, "Create owned", post("VolumeDriver.Create", map[string]any{"Name": "v2", "Opts": map[string]string{"from": "main", "owner": "1000:1000"}}))
+	post2, _ := serveAt(t, d, root) // a restarted plugin, same mount root
+	mp2, _ := noErr(t, "Mount owned", post2("VolumeDriver.Mount", map[string]any{"Name": "v2", "ID": "c3"}))["Mountpoint"].(string)
+	var st syscall.Stat_t
+	if err := syscall.Stat(filepath.Join(mp2, "README"), &st); err != nil || st.Uid != 1000 || st.Gid != 1000 {
+		t.Fatalf("README in a volume created with owner=1000:1000 is owned by %d:%d (%v)", st.Uid, st.Gid, err)
+	}
+	noErr(t, "Unmount owned", post2("VolumeDriver.Unmount", map[string]any{"Name": "v2", "ID": "c3"}))
+	if e, _ := post("VolumeDriver.Create", map[string]any{"Name": "v3", "Opts": map[string]string{"owner": "root"}})["Err"].(string); e == "" {
+		t.Fatal("Create with owner=root succeeded; want UID:GID")
 	}
 	if e, _ := post("VolumeDriver.Create", map[string]any{"Name": "../etc"})["Err"].(string); e == "" {
 		t.Fatal("Create of ../etc succeeded")
