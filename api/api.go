@@ -100,6 +100,9 @@ type Entry struct {
 type ImportResult struct {
 	Checkpoint CheckpointInfo `json:"checkpoint"`
 	Stats      transfer.Stats `json:"stats"`
+	// Saved is the checkpoint that kept the branch's uncommitted changes before the import
+	// replaced its tree (nil if it had none).
+	Saved *CheckpointInfo `json:"saved,omitempty"`
 }
 
 // MountInfo describes a mount served by the daemon.

@@ -126,6 +126,9 @@ func importCmd() *cobra.Command {
 			}
 			return run(func(ctx context.Context, s api.Service) error {
 				res, err := s.Import(ctx, args[0], dir)
+				if res.Saved != nil {
+					fmt.Fprintf(os.Stderr, "saved the uncommitted changes of %s in checkpoint %s before the import\n", args[0], res.Saved.ID)
+				}
 				if err != nil {
 					return err
 				}
