@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -37,7 +38,11 @@ func connect() (svc api.Service, close func() error, err error) {
 	}
 	if l, ok := svc.(*api.Local); ok {
 		// Calls go through the same guard as the daemon's (audit log): agents_cmd.go.
-		c := api.InProcess(guard(dir, l, false, nil), "")
+		// remote gc has its own route, as in serve.go.
+		mux := http.NewServeMux()
+		mux.Handle("POST /v1/remote.gc", api.RemoteGCHandler(l))
+		mux.Handle("/", guard(dir, l, false, nil))
+		c := api.InProcess(mux, "")
 		return c, func() error { c.Close(); return closeDirect() }, nil
 	}
 	return svc, closeDirect, nil
