@@ -38,7 +38,7 @@ type Service interface {
 	Import(ctx context.Context, branch, dir string) (ImportResult, error)
 	// Export takes at most one ExportOptions (none: the safe defaults).
 	Export(ctx context.Context, ref, dir string, o ...ExportOptions) error
-	Mount(ctx context.Context, ref, dir string, readOnly bool) (MountInfo, error)
+	Mount(ctx context.Context, ref, dir string, o MountOptions) (MountInfo, error)
 	Unmount(ctx context.Context, dir string) error
 	Mounts(ctx context.Context) ([]MountInfo, error)
 	// Remotes (api/remote.go): object storage push/pull.
@@ -101,7 +101,7 @@ type ImportResult struct {
 
 // MountInfo describes a mount served by the daemon.
 type MountInfo struct {
-	Ref      string `json:"ref"` // branch name, or checkpoint id for read-only mounts
-	Dir      string `json:"dir"`
-	ReadOnly bool   `json:"read_only"`
+	Ref string `json:"ref"` // branch name, or checkpoint id for read-only mounts
+	Dir string `json:"dir"`
+	MountOptions
 }

@@ -147,8 +147,8 @@ func (c *Client) Export(ctx context.Context, ref, dir string, o ...ExportOptions
 	return err
 }
 
-func (c *Client) Mount(ctx context.Context, ref, dir string, readOnly bool) (MountInfo, error) {
-	return do[MountInfo](ctx, c, "mount", Request{Ref: ref, Dir: dir, ReadOnly: readOnly})
+func (c *Client) Mount(ctx context.Context, ref, dir string, o MountOptions) (MountInfo, error) {
+	return do[MountInfo](ctx, c, "mount", Request{Ref: ref, Dir: dir, ReadOnly: o.ReadOnly, Owner: o.Owner, AllowOther: o.AllowOther})
 }
 
 func (c *Client) Unmount(ctx context.Context, dir string) error {

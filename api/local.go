@@ -23,6 +23,8 @@ type Local struct {
 	Mounter *MountTable // nil when no daemon runs: mounting then needs one
 	// Remotes runs push and pull (api/remote.go); nil: remote calls fail.
 	Remotes *remote.Manager
+
+	allowed []string // host directories import and export may use (AllowPaths); none: any
 }
 
 var _ Service = (*Local)(nil)
@@ -125,7 +127,7 @@ func (l *Local) Log(ctx context.Context, br string) ([]CheckpointInfo, error) {
 func (l *Local) walk(ctx context.Context, ref, p string) (*branch.Workspace, *branch.Inode, error) {
 	for _, part := range strings.Split(p, "/") {
 		if part == ".." {
-			return nil, nil, fmt.Errorf("path %q: '..' is not allowed in a path inside a ref", p)
+			return nil, nil, invalidf("path %q: '..' is not allowed in a path inside a ref", p)
 		}
 	}
 	ws, _, err := l.Engine.Open(ctx, ref)
@@ -196,7 +198,7 @@ func (l *Local) Cat(ctx context.Context, ref, p string, w io.Writer) error {
 		return err
 	}
 	if n.IsDir() {
-		return fmt.Errorf("%s:%s is a directory; list it with agentfs ls", ref, p)
+		return invalidf("%s:%s is a directory; list it with agentfs ls", ref, p)
 	}
 	if n.IsSymlink() {
 		_, err := w.Write(n.Data)
@@ -223,6 +225,13 @@ func (l *Local) Import(ctx context.Context, br, dir string) (ImportResult, error
 	if err := branch.ValidateName("branch", br); err != nil {
 		return ImportResult{}, err
 	}
+	dir, err := l.hostPath("import", dir)
+	if err != nil {
+		return ImportResult{}, err
+	}
+	if err := checkImportDir(dir); err != nil {
+		return ImportResult{}, err
+	}
 	if _, err := l.Engine.GetBranch(br); errors.Is(err, branch.ErrNotFound) {
 		if _, err := l.Engine.CreateBranch(ctx, br, ""); err != nil {
 			return ImportResult{}, err
@@ -243,6 +252,13 @@ func (l *Local) Import(ctx context.Context, br, dir string) (ImportResult, error
 }
 
 func (l *Local) Export(ctx context.Context, ref, dir string, o ...ExportOptions) error {
+	dir, err := l.hostPath("export", dir)
+	if err != nil {
+		return err
+	}
+	if err := checkExportDir(dir); err != nil {
+		return err
+	}
 	ws, _, err := l.Engine.Open(ctx, ref)
 	if err != nil {
 		return err
@@ -266,11 +282,11 @@ type ExportOptions struct {
 // ErrNoDaemon means the operation needs a running daemon.
 var ErrNoDaemon = errors.New("no agentfs daemon is serving this repository")
 
-func (l *Local) Mount(ctx context.Context, ref, dir string, readOnly bool) (MountInfo, error) {
+func (l *Local) Mount(ctx context.Context, ref, dir string, o MountOptions) (MountInfo, error) {
 	if l.Mounter == nil {
 		return MountInfo{}, fmt.Errorf("%w; start one with: agentfs serve", ErrNoDaemon)
 	}
-	return l.Mounter.Mount(ctx, l.Engine, ref, dir, readOnly)
+	return l.Mounter.Mount(ctx, l.Engine, ref, dir, o)
 }
 
 func (l *Local) Unmount(ctx context.Context, dir string) error {

@@ -15,6 +15,30 @@ import (
 	"github.com/agentfs/agentfs/fs"
 )
 
+// MountOptions are how a mount is made. They are one struct so that everything that keeps or
+// restores mounts (the API call, serve --mount, the daemon's mount table) carries all of them.
+type MountOptions struct {
+	ReadOnly bool `json:"read_only"`
+	// Owner "UID:GID" maps identities for the mount: files stored as root's appear owned by
+	// UID:GID, and what UID:GID creates is stored as root's (fs.IDMap). Empty: no mapping.
+	Owner string `json:"owner,omitempty"`
+	// AllowOther lets other users than the daemon's reach the mount (FUSE allow_other).
+	// Mounts are private without it; a container running as another uid needs it.
+	AllowOther bool `json:"allow_other,omitempty"`
+}
+
+// check validates the options, returning the parsed owner map (nil for none).
+func (o MountOptions) check() (*fs.IDMap, error) {
+	if o.Owner == "" {
+		return nil, nil
+	}
+	m, err := fs.ParseIDMap(o.Owner)
+	if err != nil {
+		return nil, invalidError{err.Error()}
+	}
+	return m, nil
+}
+
 // MountTable holds the mounts a daemon serves.
 type MountTable struct {
 	RepoDir string
@@ -62,11 +86,15 @@ func prepareMountPoint(dir string) error {
 }
 
 // Mount mounts ref at dir: a branch read-write (unless readOnly), a checkpoint read-only.
-func (t *MountTable) Mount(ctx context.Context, e *branch.Engine, ref, dir string, readOnly bool) (MountInfo, error) {
-	abs, err := filepath.Abs(dir)
+func (t *MountTable) Mount(ctx context.Context, e *branch.Engine, ref, dir string, o MountOptions) (MountInfo, error) {
+	owner, err := o.check()
 	if err != nil {
 		return MountInfo{}, err
 	}
+	if !filepath.IsAbs(dir) {
+		return MountInfo{}, invalidf("mount point %q is relative; give an absolute path", dir)
+	}
+	abs := filepath.Clean(dir)
 	if real, err := filepath.EvalSymlinks(abs); err == nil {
 		abs = real
 	}
@@ -98,7 +126,8 @@ func (t *MountTable) Mount(ctx context.Context, e *branch.Engine, ref, dir strin
 			unpin()
 		}
 	}()
-	info := MountInfo{Ref: ref, Dir: abs, ReadOnly: readOnly || r.Branch == ""}
+	info := MountInfo{Ref: ref, Dir: abs, MountOptions: o}
+	info.ReadOnly = o.ReadOnly || r.Branch == ""
 	if r.Branch == "" {
 		info.Ref = r.Commit.String()
 	} else if !info.ReadOnly {
@@ -111,8 +140,12 @@ func (t *MountTable) Mount(ctx context.Context, e *branch.Engine, ref, dir strin
 	if err := prepareMountPoint(abs); err != nil {
 		return MountInfo{}, err
 	}
+	if err := fs.CheckMountPoint(abs); err != nil {
+		return MountInfo{}, invalidError{err.Error()}
+	}
 	name := "agentfs:" + info.Ref
-	m, err := fs.Mount(ws, abs, fs.Options{ReadOnly: info.ReadOnly, FsName: name, StatfsPath: t.RepoDir, Logger: t.Logger})
+	m, err := fs.Mount(ws, abs, fs.Options{ReadOnly: info.ReadOnly, FsName: name, StatfsPath: t.RepoDir, Logger: t.Logger,
+		Owner: owner, AllowOther: o.AllowOther})
 	if err != nil {
 		return MountInfo{}, err
 	}
@@ -127,10 +160,10 @@ func (t *MountTable) Mount(ctx context.Context, e *branch.Engine, ref, dir strin
 
 // Unmount flushes and unmounts the agentfs mount at dir.
 func (t *MountTable) Unmount(dir string) error {
-	abs, err := filepath.Abs(dir)
-	if err != nil {
-		return err
+	if !filepath.IsAbs(dir) {
+		return invalidf("mount point %q is relative; give an absolute path", dir)
 	}
+	abs := filepath.Clean(dir)
 	if real, err := filepath.EvalSymlinks(abs); err == nil {
 		abs = real
 	}
@@ -138,7 +171,7 @@ func (t *MountTable) Unmount(dir string) error {
 	m, ok := t.mounts[abs]
 	t.mu.Unlock()
 	if !ok {
-		return fmt.Errorf("%s is not an agentfs mount of this repository (see: agentfs mounts)", abs)
+		return fmt.Errorf("%s is not an agentfs mount of this repository (see: agentfs mounts): %w", abs, branch.ErrNotFound)
 	}
 	if err := m.m.Unmount(); err != nil {
 		return fmt.Errorf("unmount %s: %w", abs, err)

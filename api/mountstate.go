@@ -94,7 +94,7 @@ func (t *MountTable) Restore(ctx context.Context, e *branch.Engine) (restored in
 	}
 	var errs []error
 	for _, m := range list {
-		if _, err := t.Mount(ctx, e, m.Ref, m.Dir, m.ReadOnly); err != nil {
+		if _, err := t.Mount(ctx, e, m.Ref, m.Dir, m.MountOptions); err != nil {
 			errs = append(errs, fmt.Errorf("could not restore the mount of %s at %s: %w", m.Ref, m.Dir, err))
 			continue
 		}

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/agentfs/agentfs/backends"
 	"github.com/agentfs/agentfs/branch"
 	"github.com/agentfs/agentfs/internal/jsonout"
 )
@@ -16,18 +17,20 @@ import (
 // Request carries the arguments of every call; each call reads the fields it documents in
 // docs/api.md and ignores the rest.
 type Request struct {
-	Name     string `json:"name,omitempty"`
-	From     string `json:"from,omitempty"`
-	Branch   string `json:"branch,omitempty"`
-	Ref      string `json:"ref,omitempty"`
-	Ref2     string `json:"ref2,omitempty"`
-	Path     string `json:"path,omitempty"`
-	Dir      string `json:"dir,omitempty"`
-	Message  string `json:"message,omitempty"`
-	ReadOnly bool   `json:"read_only,omitempty"`
-	URL      string `json:"url,omitempty"`      // remote.add
-	Full     bool   `json:"full,omitempty"`     // pull: fetch file contents too
-	NoMerge  bool   `json:"no_merge,omitempty"` // pull: fail instead of merging
+	Name       string `json:"name,omitempty"`
+	From       string `json:"from,omitempty"`
+	Branch     string `json:"branch,omitempty"`
+	Ref        string `json:"ref,omitempty"`
+	Ref2       string `json:"ref2,omitempty"`
+	Path       string `json:"path,omitempty"`
+	Dir        string `json:"dir,omitempty"`
+	Message    string `json:"message,omitempty"`
+	ReadOnly   bool   `json:"read_only,omitempty"`
+	Owner      string `json:"owner,omitempty"`       // mount: UID:GID
+	AllowOther bool   `json:"allow_other,omitempty"` // mount
+	URL        string `json:"url,omitempty"`         // remote.add
+	Full       bool   `json:"full,omitempty"`        // pull: fetch file contents too
+	NoMerge    bool   `json:"no_merge,omitempty"`    // pull: fail instead of merging
 
 	Merge  *MergeRequest  `json:"merge,omitempty"`
 	Review *ReviewRequest `json:"review,omitempty"` // api/review.go
@@ -69,6 +72,7 @@ var codes = []struct {
 	{"busy", branch.ErrBusy, http.StatusConflict},
 	{"ambiguous", branch.ErrAmbiguous, http.StatusBadRequest},
 	{"read_only", branch.ErrReadOnly, http.StatusForbidden},
+	{"invalid", backends.ErrBadURL, http.StatusBadRequest},
 }
 
 type call func(ctx context.Context, s Service, r Request) (any, error)
@@ -101,7 +105,7 @@ var calls = map[string]call{
 		return struct{}{}, s.Export(ctx, r.Ref, r.Dir, ExportOptions{Devices: r.Devices, SetID: r.SetID})
 	},
 	"mount": func(ctx context.Context, s Service, r Request) (any, error) {
-		return s.Mount(ctx, r.Ref, r.Dir, r.ReadOnly)
+		return s.Mount(ctx, r.Ref, r.Dir, MountOptions{ReadOnly: r.ReadOnly, Owner: r.Owner, AllowOther: r.AllowOther})
 	},
 	"unmount": func(ctx context.Context, s Service, r Request) (any, error) {
 		return struct{}{}, s.Unmount(ctx, r.Dir)
@@ -156,7 +160,8 @@ func Handler(s Service) http.Handler {
 	return mux
 }
 
-// serveCat checks the path before streaming, so that a bad path gets a proper error reply.
+// serveCat streams a file. The status is sent with the first byte, so that an error found
+// before any content (a bad path, a directory) gets a proper error reply.
 func serveCat(w http.ResponseWriter, ctx context.Context, s Service, r Request) {
 	if _, err := s.List(ctx, r.Ref, r.Path); err != nil {
 		writeError(w, err)

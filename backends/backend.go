@@ -115,6 +115,14 @@ func schemes() []string {
 	return s
 }
 
+// ErrBadURL matches the errors Open returns for a URL it cannot use (a caller's mistake).
+var ErrBadURL = errors.New("bad remote URL")
+
+type urlError struct{ error }
+
+func (e urlError) Is(target error) bool { return target == ErrBadURL }
+func (e urlError) Unwrap() error        { return e.error }
+
 // Open parses rawURL and returns the provider's backend wrapped in a concurrency limiter and
 // bounded retries. Besides the provider's own parameters, it accepts:
 //
@@ -130,26 +138,26 @@ func schemes() []string {
 func Open(ctx context.Context, rawURL string) (Backend, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil {
-		return nil, fmt.Errorf("bad storage URL %q: %w", rawURL, err)
+		return nil, urlError{fmt.Errorf("bad storage URL %q: %w", rawURL, err)}
 	}
 	if u.Scheme == "" {
-		return nil, fmt.Errorf("storage URL %q has no scheme; use one of %s", rawURL, strings.Join(schemes(), ", "))
+		return nil, urlError{fmt.Errorf("storage URL %q has no scheme; use one of %s", rawURL, strings.Join(schemes(), ", "))}
 	}
 	registryMu.RLock()
 	open := registry[u.Scheme]
 	registryMu.RUnlock()
 	if open == nil {
-		return nil, fmt.Errorf("unknown storage URL scheme %q in %q; use one of %s (docs/cli.md, remote add)",
-			u.Scheme+"://", rawURL, strings.Join(schemes(), ", "))
+		return nil, urlError{fmt.Errorf("unknown storage URL scheme %q in %q; use one of %s (docs/cli.md, remote add)",
+			u.Scheme+"://", rawURL, strings.Join(schemes(), ", "))}
 	}
 	q := u.Query()
 	conns, err := intParam(q, "connections")
 	if err != nil {
-		return nil, err
+		return nil, urlError{err}
 	}
 	attempts, err := intParam(q, "retries")
 	if err != nil {
-		return nil, err
+		return nil, urlError{err}
 	}
 	q.Del("connections")
 	q.Del("retries")

@@ -90,7 +90,7 @@ func (d *Daemon) Mount(ctx context.Context, ref, dir string) error {
 	d.mu.Lock()
 	d.dirs = append(d.dirs, dir)
 	d.mu.Unlock()
-	_, err := d.Client.Mount(ctx, ref, dir, false)
+	_, err := d.Client.Mount(ctx, ref, dir, api.MountOptions{})
 	return err
 }
 

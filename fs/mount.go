@@ -39,6 +39,13 @@ type Options struct {
 	StatfsPath string // statfs reports the free space of this path (the repository dir)
 	Debug      bool   // log every FUSE request
 	Logger     *log.Logger
+	// Owner, when set, maps identities for this mount: files the repository stores as
+	// owned by root appear owned by Owner, and what Owner creates is stored as root (see
+	// IDMap). Work done through the mount then checkpoints with no ownership change.
+	Owner *IDMap
+	// AllowOther lets users other than the one who mounted reach the mount (allow_other).
+	// Without it the kernel refuses every other uid, root's included when not the mounter.
+	AllowOther bool
 }
 
 // Cache timeouts. Everything that changes a writable workspace goes through its mount, except
@@ -69,7 +76,7 @@ func Mount(ws *branch.Workspace, dir string, o Options) (*Mounted, error) {
 	if err != nil {
 		return nil, fmt.Errorf("mount point %q: %w", dir, err)
 	}
-	if err := checkMountPoint(abs); err != nil {
+	if err := CheckMountPoint(abs); err != nil {
 		return nil, err
 	}
 	logger := o.Logger
@@ -77,7 +84,10 @@ func Mount(ws *branch.Workspace, dir string, o Options) (*Mounted, error) {
 		logger = log.Default()
 	}
 	ro := o.ReadOnly || ws.ReadOnly()
-	f := &fsys{ws: ws, ro: ro, log: logger, statfsPath: o.StatfsPath, open: map[*node]int{}, holds: map[uint64]int{}}
+	if o.AllowOther && !allowOtherPermitted() {
+		return nil, fmt.Errorf("--allow-other needs user_allow_other in /etc/fuse.conf when not mounting as root")
+	}
+	f := &fsys{ws: ws, ro: ro, log: logger, statfsPath: o.StatfsPath, ids: o.Owner, open: map[*node]int{}, holds: map[uint64]int{}}
 	root := &node{fs: f}
 	f.root = root
 
@@ -98,7 +108,7 @@ func Mount(ws *branch.Workspace, dir string, o Options) (*Mounted, error) {
 		MaxWrite: maxWrite,
 		// The kernel checks permissions against our attributes; no ACCESS round trips.
 		Options:              []string{"default_permissions"},
-		AllowOther:           allowOther(),
+		AllowOther:           o.AllowOther,
 		DirectMount:          os.Geteuid() == 0, // falls back to fusermount3
 		EnableSymlinkCaching: true,              // symlinks are immutable; reset invalidates
 		Debug:                o.Debug,
@@ -117,6 +127,9 @@ func Mount(ws *branch.Workspace, dir string, o Options) (*Mounted, error) {
 		NegativeTimeout: &negTimeout,
 		RootStableAttr:  &gofs.StableAttr{Ino: branch.RootIno, Mode: syscall.S_IFDIR},
 		Logger:          logger,
+		// Report mode 0000 as 0000: without this go-fuse shows 0644/0755, and the kernel,
+		// which enforces what we report (default_permissions), lets everyone read.
+		NullPermissions: true,
 	}
 	mark := markStderr()
 	server, err := mountTimed(abs, gofs.NewNodeFS(root, opts), &opts.MountOptions) // fs/metrics.go
@@ -128,9 +141,9 @@ func Mount(ws *branch.Workspace, dir string, o Options) (*Mounted, error) {
 	return m, nil
 }
 
-// checkMountPoint fails with a clear error unless dir is an empty directory that is not
+// CheckMountPoint fails with a clear error unless dir is an empty directory that is not
 // already a mount point.
-func checkMountPoint(dir string) error {
+func CheckMountPoint(dir string) error {
 	st, err := os.Stat(dir)
 	if err != nil {
 		if errors.Is(err, syscall.ENOTCONN) {
@@ -163,9 +176,9 @@ func checkMountPoint(dir string) error {
 	return nil
 }
 
-// allowOther reports whether to mount with allow_other: always as root, and for other users
-// only where /etc/fuse.conf permits it (fusermount3 refuses the mount otherwise).
-func allowOther() bool {
+// allowOtherPermitted reports whether allow_other may be asked for: always as root, and for
+// other users only where /etc/fuse.conf permits it (fusermount3 refuses the mount otherwise).
+func allowOtherPermitted() bool {
 	if os.Geteuid() == 0 {
 		return true
 	}

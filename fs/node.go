@@ -24,6 +24,7 @@ type fsys struct {
 	ro         bool
 	log        *log.Logger
 	statfsPath string
+	ids        *IDMap // nil: identities as stored
 	root       *node
 	closed     atomic.Bool // set after Unmount: the reset hook does nothing
 
@@ -122,12 +123,12 @@ func (f *fsys) writable() syscall.Errno {
 	return 0
 }
 
-// fillAttr copies an inode's attributes into a FUSE attribute.
-func fillAttr(in *branch.Inode, out *fuse.Attr) {
+// fillAttr copies an inode's attributes into a FUSE attribute, with the mount's identities.
+func (f *fsys) fillAttr(in *branch.Inode, out *fuse.Attr) {
 	out.Ino = in.Ino
 	out.Mode = in.Mode
 	out.Nlink = in.Nlink
-	out.Uid, out.Gid = in.Uid, in.Gid
+	out.Uid, out.Gid = f.ids.shownUID(in.Uid), f.ids.shownGID(in.Gid)
 	out.Rdev = in.Rdev
 	out.Size = in.Size
 	out.Blocks = (in.Size + 511) / 512
@@ -147,7 +148,7 @@ func splitNs(ns int64) (uint64, uint32) {
 
 // child returns the go-fuse inode for a workspace inode found under n, filling out.
 func (n *node) child(ctx context.Context, in *branch.Inode, out *fuse.EntryOut) *gofs.Inode {
-	fillAttr(in, &out.Attr)
+	n.fs.fillAttr(in, &out.Attr)
 	child := n.NewInode(ctx, &node{fs: n.fs}, gofs.StableAttr{Mode: in.Mode & syscall.S_IFMT, Ino: in.Ino})
 	if cn, ok := child.Operations().(*node); ok && cn.held.CompareAndSwap(false, true) {
 		n.fs.hold(in.Ino) // a new node, or one revived after OnForget
@@ -155,10 +156,10 @@ func (n *node) child(ctx context.Context, in *branch.Inode, out *fuse.EntryOut) 
 	return child
 }
 
-// caller returns the uid and gid of the process making the request.
-func caller(ctx context.Context) (uint32, uint32) {
+// caller returns the uid and gid of the process making the request, as stored.
+func (f *fsys) caller(ctx context.Context) (uint32, uint32) {
 	if c, ok := fuse.FromContext(ctx); ok {
-		return c.Uid, c.Gid
+		return f.ids.storedUID(c.Uid), f.ids.storedGID(c.Gid)
 	}
 	return 0, 0
 }

@@ -17,7 +17,7 @@ func (n *node) Getattr(ctx context.Context, f gofs.FileHandle, out *fuse.AttrOut
 	if err != nil {
 		return n.fs.errno("getattr", err)
 	}
-	fillAttr(in, &out.Attr)
+	n.fs.fillAttr(in, &out.Attr)
 	return 0
 }
 
@@ -34,9 +34,11 @@ func (n *node) Setattr(ctx context.Context, f gofs.FileHandle, in *fuse.SetAttrI
 		a.Mode = &m
 	}
 	if u, ok := in.GetUID(); ok {
+		u = n.fs.ids.storedUID(u)
 		a.Uid = &u
 	}
 	if g, ok := in.GetGID(); ok {
+		g = n.fs.ids.storedGID(g)
 		a.Gid = &g
 	}
 	if s, ok := in.GetSize(); ok {
@@ -54,7 +56,7 @@ func (n *node) Setattr(ctx context.Context, f gofs.FileHandle, in *fuse.SetAttrI
 	if err != nil {
 		return n.fs.errno("setattr", err)
 	}
-	fillAttr(res, &out.Attr)
+	n.fs.fillAttr(res, &out.Attr)
 	return 0
 }
 
@@ -87,7 +89,17 @@ func (n *node) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
 	return 0
 }
 
+// POSIX ACLs are not supported: their xattrs are refused with EOPNOTSUPP, as ext4 mounted
+// with -o noacl does. Tools then fall back to the mode: GNU sed -i and cp -p copy the mode
+// with fchmod instead of storing an ACL that nothing would apply.
+func isACL(attr string) bool {
+	return attr == "system.posix_acl_access" || attr == "system.posix_acl_default"
+}
+
 func (n *node) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, syscall.Errno) {
+	if isACL(attr) {
+		return 0, syscall.EOPNOTSUPP
+	}
 	v, err := n.fs.ws.GetXattr(wctx(ctx), n.ino(), attr)
 	if err != nil {
 		return 0, n.fs.errno("getxattr", err)
@@ -99,6 +111,9 @@ func (n *node) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, 
 }
 
 func (n *node) Setxattr(ctx context.Context, attr string, data []byte, flags uint32) syscall.Errno {
+	if isACL(attr) {
+		return syscall.EOPNOTSUPP
+	}
 	if e := n.fs.writable(); e != 0 {
 		return e
 	}
@@ -106,6 +121,9 @@ func (n *node) Setxattr(ctx context.Context, attr string, data []byte, flags uin
 }
 
 func (n *node) Removexattr(ctx context.Context, attr string) syscall.Errno {
+	if isACL(attr) {
+		return syscall.EOPNOTSUPP
+	}
 	if e := n.fs.writable(); e != 0 {
 		return e
 	}
@@ -119,6 +137,9 @@ func (n *node) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errn
 	}
 	var b strings.Builder
 	for _, name := range names {
+		if isACL(name) {
+			continue // stored by an older version; not applied, so not shown
+		}
 		b.WriteString(name)
 		b.WriteByte(0)
 	}

@@ -24,7 +24,7 @@ func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*go
 }
 
 func (n *node) newAttr(ctx context.Context, mode, rdev uint32) branch.Attr {
-	uid, gid := caller(ctx)
+	uid, gid := n.fs.caller(ctx)
 	return branch.Attr{Mode: mode, Uid: uid, Gid: gid, Rdev: rdev}
 }
 
@@ -69,7 +69,7 @@ func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint3
 			}
 			if flags&syscall.O_TRUNC != 0 {
 				if a, err := n.fs.ws.GetAttr(wctx(ctx), existing.Ino); err == nil {
-					fillAttr(a, &out.Attr)
+					n.fs.fillAttr(a, &out.Attr)
 				}
 			}
 			return child, fh, fuseFlags, 0

@@ -126,7 +126,7 @@ func runIn(ctx context.Context, s api.Service, r runSpec) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	if _, err := s.Mount(ctx, br, mnt, false); err != nil {
+	if _, err := s.Mount(ctx, br, mnt, api.MountOptions{}); err != nil {
 		return 0, err
 	}
 	mounted := true

@@ -22,19 +22,22 @@ import (
 )
 
 func serveCmd() *cobra.Command {
-	var mounts []string
+	var mounts, allowPaths []string
 	var initIfMissing, auto bool
+	var mo api.MountOptions
 	cmd := &cobra.Command{
-		Use:   "serve [--mount REF:DIR]...",
+		Use:   "serve [--mount REF:DIR]... [--owner UID:GID] [--allow-other] [--allow-path DIR]...",
 		Short: "Run the daemon: own the repository, serve mounts and the control API",
 		Long: "serve owns the repository until it gets SIGTERM or SIGINT, when it flushes, unmounts\n" +
 			"everything and exits. While it runs, every agentfs command goes through its socket.",
 		Args: nargs(0, "no arguments"),
 		RunE: func(c *cobra.Command, args []string) error {
-			return serve(repoDir(), mounts, initIfMissing, auto)
+			return serve(repoDir(), mounts, mo, allowPaths, initIfMissing, auto)
 		},
 	}
 	cmd.Flags().StringArrayVar(&mounts, "mount", nil, "mount REF at DIR once started (repeatable), e.g. main:./mnt")
+	mountFlags(cmd, &mo, "the --mount mounts")
+	cmd.Flags().StringArrayVar(&allowPaths, "allow-path", nil, "confine import and export through the API to this host directory (repeatable)")
 	cmd.Flags().BoolVar(&initIfMissing, "init", false, "create the repository if it does not exist")
 	cmd.Flags().StringVar(&listenFlag, "listen", "", "also serve the control API and MCP on this TCP address (e.g. 127.0.0.1:7070); every call needs a token (agentfs token create)")
 	// --auto: started by a command that needed a daemon (agentfs mount); if another daemon
@@ -45,7 +48,13 @@ func serveCmd() *cobra.Command {
 	return cmd
 }
 
-func serve(dir string, mounts []string, initIfMissing, auto bool) error {
+// mountFlags adds the mount options' flags (--owner, --allow-other) to cmd.
+func mountFlags(cmd *cobra.Command, mo *api.MountOptions, which string) {
+	cmd.Flags().StringVar(&mo.Owner, "owner", "", "show files stored as root's as owned by UID:GID, and store what UID:GID creates as root's ("+which+")")
+	cmd.Flags().BoolVar(&mo.AllowOther, "allow-other", false, "let other users than the daemon's reach "+which+" (needed when a container runs as another uid)")
+}
+
+func serve(dir string, mounts []string, mo api.MountOptions, allowPaths []string, initIfMissing, auto bool) error {
 	logger, err := serveObs.logger()
 	if err != nil {
 		return err
@@ -103,6 +112,12 @@ func serve(dir string, mounts []string, initIfMissing, auto bool) error {
 	}
 	table := &api.MountTable{RepoDir: dir, Logger: logger, Persist: true}
 	svc := &api.Local{Engine: r.Engine, Mounter: table, Remotes: r.Remotes}
+	if err := svc.AllowPaths(allowPaths); err != nil {
+		gate.Open(nil, err)
+		stopServing()
+		r.Close()
+		return usageError{err}
+	}
 	stop := make(chan struct{}, 1)
 	mux := http.NewServeMux()
 	mux.Handle("POST /v1/stop", api.StopHandler(func() { stop <- struct{}{} }))
@@ -145,7 +160,7 @@ func serve(dir string, mounts []string, initIfMissing, auto bool) error {
 		if restoredAt(table, ref, mdir) {
 			continue
 		}
-		info, err := svc.Mount(ctx, ref, mdir, false)
+		info, err := svc.Mount(ctx, ref, mdir, mo)
 		if err != nil {
 			gate.Open(nil, errors.New("the daemon is stopping"))
 			shutdown()
@@ -248,9 +263,10 @@ func ensureDaemon(dir string) (*api.Client, error) {
 }
 
 func mountCmd() *cobra.Command {
-	var readOnly, asJSON bool
+	var mo api.MountOptions
+	var asJSON bool
 	cmd := &cobra.Command{
-		Use:   "mount REF DIR [--read-only]",
+		Use:   "mount REF DIR [--read-only] [--owner UID:GID] [--allow-other] [--json]",
 		Short: "Mount a branch (read-write) or a checkpoint (read-only) at DIR (created if missing); starts the daemon if needed",
 		Args:  nargs(2, "BRANCH (or a checkpoint REF) and DIR"),
 		RunE: func(c *cobra.Command, args []string) error {
@@ -266,7 +282,7 @@ func mountCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			info, err := client.Mount(context.Background(), args[0], dir, readOnly)
+			info, err := client.Mount(context.Background(), args[0], dir, mo)
 			if err != nil {
 				if started { // a daemon that serves nothing should not outlive the failed mount
 					err = errors.Join(err, stopStartedDaemon(repoDir()))
@@ -280,7 +296,8 @@ func mountCmd() *cobra.Command {
 			return done(asJSON, info, "mounted %s at %s (%s)", info.Ref, info.Dir, mode)
 		},
 	}
-	cmd.Flags().BoolVar(&readOnly, "read-only", false, "mount read-only")
+	cmd.Flags().BoolVar(&mo.ReadOnly, "read-only", false, "mount read-only")
+	mountFlags(cmd, &mo, "the mount")
 	jsonFlag(cmd, &asJSON)
 	return cmd
 }

@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/agentfs/agentfs/api"
 	"github.com/agentfs/agentfs/internal/daemontest"
 )
 
@@ -48,7 +49,7 @@ func TestAgentContainerWithoutPrivileges(t *testing.T) {
 		if _, err := d.Client.CreateBranch(ctx, b, "main"); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := d.Client.Mount(ctx, b, filepath.Join(host, b), false); err != nil {
+		if _, err := d.Client.Mount(ctx, b, filepath.Join(host, b), api.MountOptions{AllowOther: true}); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -84,7 +84,7 @@ func (d *Driver) NodePublishVolume(ctx context.Context, req *csi.NodePublishVolu
 		}
 		return nil, status.Errorf(codes.AlreadyExists, "%s already holds %s (read-only %v)", target, m.Ref, m.ReadOnly)
 	}
-	if _, err := d.Daemon.Mount(ctx, id, target, readOnly); err != nil {
+	if _, err := d.Daemon.Mount(ctx, id, target, api.MountOptions{ReadOnly: readOnly, AllowOther: true}); err != nil {
 		if _, lerr := d.Daemon.Log(ctx, id); lerr != nil {
 			return nil, grpcError(lerr) // no such volume: NotFound
 		}

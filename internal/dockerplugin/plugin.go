@@ -148,7 +148,7 @@ func (p *Plugin) mount(ctx context.Context, r request) (response, error) {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return response{}, err
 		}
-		if _, err := p.Daemon.Mount(ctx, r.Name, dir, false); err != nil {
+		if _, err := p.Daemon.Mount(ctx, r.Name, dir, api.MountOptions{AllowOther: true}); err != nil {
 			return response{}, err
 		}
 	}
