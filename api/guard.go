@@ -128,10 +128,11 @@ func (g *Guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if g.Audit == nil {
 		return
 	}
-	if ctx == nil {
-		ctx = r.Context()
+	who := "unauthenticated" // a refused token proves nothing about who sent it
+	if ctx != nil {
+		who = CallerOf(ctx)
 	}
-	e := audit.Entry{Time: g.now().UTC(), Who: CallerOf(ctx), What: call, Branch: auditBranch(call, req), Status: sw.status, Result: "ok"}
+	e := audit.Entry{Time: g.now().UTC(), Who: who, What: call, Branch: auditBranch(call, req), Status: sw.status, Result: "ok"}
 	if sw.status != http.StatusOK {
 		var eb errorBody
 		json.Unmarshal(sw.body.Bytes(), &eb)
@@ -201,8 +202,10 @@ func (g *Guard) allowed(ctx context.Context, t *token.Token, call string, r Requ
 	switch call {
 	case "log":
 		return errors.Join(need("read"), own(r.Branch))
-	case "ls", "cat":
+	case "ls", "cat", "blame":
 		return errors.Join(need("read"), readable(r.Ref), inPrefix(r.Path))
+	case "merge.status":
+		return errors.Join(need("read"), own(r.Branch))
 	case "diff":
 		if t.Path != "" {
 			return fmt.Errorf("token %s covers %s:%s only; diff spans the whole tree", t.ID, t.Branch, t.Path)

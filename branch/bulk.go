@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/cockroachdb/pebble/v2"
-
 	"github.com/agentfs/agentfs/branch/tree"
 	"github.com/agentfs/agentfs/store"
 )
@@ -30,7 +28,7 @@ func (e *Engine) BulkBranch(ctx context.Context, name string, files, perDir int,
 	rb := e.db.NewBatch()
 	first, err := e.counter(rb, keyNextIno, uint64(dirs+files))
 	if err == nil {
-		err = rb.Commit(pebble.Sync)
+		err = e.st.CommitDurable(rb)
 	}
 	rb.Close()
 	e.inoMu.Unlock()
@@ -95,7 +93,7 @@ func (e *Engine) BulkBranch(ctx context.Context, name string, files, perDir int,
 	if err := b.Set(refKey(name), encodeBranch(&Branch{Name: name, ID: id, Base: cid, Created: e.now().UTC()}), nil); err != nil {
 		return store.ID{}, err
 	}
-	if err := b.Commit(pebble.Sync); err != nil {
+	if err := e.st.CommitDurable(b); err != nil {
 		return store.ID{}, err
 	}
 	return cid, nil

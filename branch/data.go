@@ -1,15 +1,33 @@
 package branch
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"syscall"
+
+	"github.com/cockroachdb/pebble/v2"
 
 	"github.com/agentfs/agentfs/store"
 )
 
 // MaxFileSize bounds file sizes (block indexes must fit the key space comfortably).
 const MaxFileSize = 1 << 50
+
+// The working layer (docs/architecture.md, "The write path"). A branch's uncommitted file
+// content lives in its overlay as mutable 4 KiB pages under 'p' keys, overwritten in place:
+// a 4 KiB write is one 4 KiB Pebble value, and rewriting it makes no garbage. A page hides
+// the same bytes of the file's 64 KiB block (a 'b' key, content-addressed); a missing page
+// shows the block. Pages never enter a tree: a fold (checkpoint, fork, diff, merge, push)
+// applies them to their blocks, hashes and stores the result (fold.go).
+//
+// Invariant: no byte past a file's size is stored non-zero (truncate zeroes what it cuts),
+// so growing a file needs no clearing.
+const (
+	PageSize      = 4 << 10
+	pagesPerBlock = BlockSize / PageSize
+)
 
 func (ws *Workspace) inode(ctx context.Context, ino uint64) (*Inode, error) {
 	v, ok, err := ws.get(ctx, inodeKey(ino))
@@ -35,6 +53,29 @@ func (ws *Workspace) storedBlock(ctx context.Context, ino, index uint64, buf []b
 	return data, nil
 }
 
+// pageSpan reads the working pages of ino in [first, last] into fn, in order. The value is
+// the page's stored bytes (shorter than PageSize: zeros follow); it is valid during the call.
+func (ws *Workspace) pageSpan(ino, first, last uint64, fn func(index uint64, v []byte)) error {
+	if ws.readOnly {
+		return nil
+	}
+	it, err := ws.e.db.NewIter(&pebble.IterOptions{
+		LowerBound: ws.overlayKey(pageKey(ino, first)),
+		UpperBound: ws.overlayKey(pageKey(ino, last+1)),
+	})
+	if err != nil {
+		return err
+	}
+	for it.First(); it.Valid(); it.Next() {
+		v := it.Value()
+		if len(v) == 0 || v[0] != 1 {
+			continue
+		}
+		fn(keyPage(it.Key()[len(ws.prefix):]), v[1:])
+	}
+	return errors.Join(it.Error(), it.Close())
+}
+
 // Read reads up to len(dest) bytes at off and returns how many it read (short only at the end
 // of the file).
 func (ws *Workspace) Read(ctx context.Context, ino uint64, off int64, dest []byte) (int, error) {
@@ -57,31 +98,95 @@ func (ws *Workspace) Read(ctx context.Context, ino uint64, off int64, dest []byt
 	if n.Inline {
 		return copy(dest, n.Data[off:]), nil
 	}
-	done := 0
-	var buf []byte
-	for done < len(dest) {
-		pos := uint64(off) + uint64(done)
-		index, within := pos/BlockSize, int(pos%BlockSize)
-		want := min(len(dest)-done, BlockSize-within)
-		block, ok := ws.dirty[ino][index]
-		if !ok {
-			if block, err = ws.storedBlock(ctx, ino, index, buf[:0]); err != nil {
-				return done, err
-			}
-			buf = block
-		}
-		got := 0
-		if within < len(block) {
-			got = copy(dest[done:done+want], block[within:])
-		}
-		clear(dest[done+got : done+want]) // hole or past the stored end of the block
-		done += want
+	if len(dest) == 0 {
+		return 0, nil
 	}
-	return done, nil
+	start, end := uint64(off), uint64(off)+uint64(len(dest))
+	// First the blocks (holes read as zeros), then the pages over them.
+	var buf []byte
+	for index := start / BlockSize; index*BlockSize < end; index++ {
+		block, err := ws.storedBlock(ctx, ino, index, buf[:0])
+		if err != nil {
+			return 0, err
+		}
+		buf = block
+		copyRange(dest, start, index*BlockSize, block, BlockSize)
+	}
+	err = ws.pageSpan(ino, start/PageSize, (end-1)/PageSize, func(p uint64, v []byte) {
+		copyRange(dest, start, p*PageSize, v, PageSize)
+	})
+	return len(dest), err
 }
 
-// Write writes data at off; it buffers partial blocks and writes whole ones to the store.
+// copyRange copies src, which holds the file's bytes from srcOff (zeros after its end, up to
+// its unit: a page or a block), into dest, which holds the file's bytes from destOff.
+func copyRange(dest []byte, destOff, srcOff uint64, src []byte, unit uint64) {
+	lo, hi := max(destOff, srcOff), min(destOff+uint64(len(dest)), srcOff+unit)
+	if lo >= hi {
+		return
+	}
+	d := dest[lo-destOff : hi-destOff]
+	got := 0
+	if lo-srcOff < uint64(len(src)) {
+		got = copy(d, src[lo-srcOff:])
+	}
+	clear(d[got:])
+}
+
+// pageOf returns the current content of page index of n as a PageSize buffer.
+func (t *txn) pageOf(ctx context.Context, n *Inode, index uint64) ([]byte, error) {
+	p := make([]byte, PageSize)
+	if index*PageSize >= n.Size {
+		return p, nil // nothing stored past the end
+	}
+	if v, ok := t.pages[pageID{n.Ino, index}]; ok {
+		copy(p, v)
+		return p, nil
+	}
+	found := false
+	if err := t.ws.pageSpan(n.Ino, index, index, func(_ uint64, v []byte) { copy(p, v); found = true }); err != nil || found {
+		return p, err
+	}
+	block, err := t.ws.storedBlock(ctx, n.Ino, index/pagesPerBlock, nil)
+	if err != nil {
+		return nil, err
+	}
+	if within := (index % pagesPerBlock) * PageSize; within < uint64(len(block)) {
+		copy(p, block[within:])
+	}
+	return p, nil
+}
+
+// setPage stages page index of ino (trailing zeros are not stored).
+func (t *txn) setPage(ino, index uint64, p []byte) error {
+	p = bytes.TrimRight(p, "\x00")
+	t.pages[pageID{ino, index}] = p
+	v := make([]byte, 1+len(p))
+	v[0] = 1
+	copy(v[1:], p)
+	return t.b.Set(t.ws.overlayKey(pageKey(ino, index)), v, nil)
+}
+
+// dropPages deletes the pages of ino from index on.
+func (t *txn) dropPages(ino, from uint64) error {
+	for id := range t.pages {
+		if id.ino == ino && id.index >= from {
+			delete(t.pages, id)
+		}
+	}
+	return t.b.DeleteRange(t.ws.overlayKey(pageKey(ino, from)), t.ws.overlayKey(prefixEnd(pagePrefix(ino))), nil)
+}
+
+// Write writes data at off. The pages it touches go into the overlay in the operation's
+// batch, which reaches the write-ahead log before Write returns.
 func (ws *Workspace) Write(ctx context.Context, ino uint64, off int64, data []byte) (int, error) {
+	return ws.WriteSince(ctx, nil, ino, off, data)
+}
+
+// WriteSince is Write through a descriptor opened in workspace generation *since (nil: no
+// descriptor). After a rollback (a new generation) it fails with ESTALE, so that a
+// descriptor of the discarded state never changes the restored tree.
+func (ws *Workspace) WriteSince(ctx context.Context, since *uint64, ino uint64, off int64, data []byte) (int, error) {
 	defer ws.e.op()()
 	if off < 0 {
 		return 0, syscall.EINVAL
@@ -95,6 +200,9 @@ func (ws *Workspace) Write(ctx context.Context, ino uint64, off int64, data []by
 	}
 	ws.mu.Lock()
 	defer ws.mu.Unlock()
+	if since != nil && *since != ws.gen {
+		return 0, fmt.Errorf("%w: the branch was rolled back after this file was opened; open it again", syscall.ESTALE)
+	}
 	t, err := ws.begin()
 	if err != nil {
 		return 0, err
@@ -123,177 +231,64 @@ func (ws *Workspace) Write(ctx context.Context, ino uint64, off int64, data []by
 		}
 		return len(data), t.commit(false)
 	}
-	if err := ws.uninline(n); err != nil {
+	if err := t.uninline(n); err != nil {
 		return 0, err
 	}
 	for done := 0; done < len(data); {
 		pos := uint64(off) + uint64(done)
-		index, within := pos/BlockSize, int(pos%BlockSize)
-		block, err := ws.dirtyBlock(ctx, ino, index, n.Size)
-		if err != nil {
+		index, within := pos/PageSize, int(pos%PageSize)
+		take := min(len(data)-done, PageSize-within)
+		var p []byte
+		if take == PageSize {
+			p = data[done : done+take]
+		} else {
+			if p, err = t.pageOf(ctx, n, index); err != nil {
+				return 0, err
+			}
+			copy(p[within:], data[done:done+take])
+		}
+		if err := t.setPage(ino, index, p); err != nil {
 			return 0, err
 		}
-		done += copy(block[within:], data[done:])
+		done += take
 	}
 	n.Size = max(n.Size, end)
-	// Blocks this write filled to their end are written out now: sequential writers then
-	// hold at most one partial block in memory.
-	if end%BlockSize == 0 || end/BlockSize > uint64(off)/BlockSize {
-		for index := range ws.dirty[ino] {
-			if (index+1)*BlockSize <= end && (index+1)*BlockSize > uint64(off) {
-				if err := ws.writeBlock(ctx, t, n, index); err != nil {
-					return 0, err
-				}
-			}
-		}
-	}
-	if ws.dirtyBytes > dirtyLimit {
-		if err := ws.flushFileLocked(ctx, t, n); err != nil {
-			return 0, err
-		}
-	}
 	if err := t.putInode(n); err != nil {
 		return 0, err
 	}
 	return len(data), t.commit(false)
 }
 
-// uninline moves inline content into a dirty block.
-func (ws *Workspace) uninline(n *Inode) error {
+// uninline moves inline content into the first page.
+func (t *txn) uninline(n *Inode) error {
 	if !n.Inline {
 		return nil
 	}
 	if len(n.Data) > 0 {
-		b := make([]byte, BlockSize)
-		copy(b, n.Data)
-		ws.setDirty(n.Ino, 0, b)
+		if err := t.setPage(n.Ino, 0, n.Data); err != nil {
+			return err
+		}
 	}
 	n.Inline, n.Data = false, nil
 	return nil
 }
 
-func (ws *Workspace) setDirty(ino, index uint64, b []byte) {
-	m := ws.dirty[ino]
-	if m == nil {
-		m = map[uint64][]byte{}
-		ws.dirty[ino] = m
-	}
-	if _, ok := m[index]; !ok {
-		ws.dirtyBytes += BlockSize
-	}
-	m[index] = b
-}
-
-// dirtyBlock returns the writable buffer of a block, loading the stored block on first use.
-// size is the file's size before the write: a block wholly past it holds nothing stored
-// (truncate deletes blocks past the end), so appending writers skip the lookup.
-func (ws *Workspace) dirtyBlock(ctx context.Context, ino, index, size uint64) ([]byte, error) {
-	if b, ok := ws.dirty[ino][index]; ok {
-		return b, nil
-	}
-	b := make([]byte, BlockSize)
-	if index*BlockSize < size {
-		stored, err := ws.storedBlock(ctx, ino, index, nil)
-		if err != nil {
-			return nil, err
-		}
-		copy(b, stored)
-	}
-	ws.setDirty(ino, index, b)
-	return b, nil
-}
-
-// writeBlock stores one dirty block (trimmed to the file size; all zeros become a hole).
-func (ws *Workspace) writeBlock(ctx context.Context, t *txn, n *Inode, index uint64) error {
-	b := ws.dirty[n.Ino][index]
-	delete(ws.dirty[n.Ino], index)
-	if len(ws.dirty[n.Ino]) == 0 {
-		delete(ws.dirty, n.Ino)
-	}
-	ws.dirtyBytes -= BlockSize
-	start := index * BlockSize
-	if start >= n.Size {
-		return t.del(blockKey(n.Ino, index))
-	}
-	b = b[:min(uint64(BlockSize), n.Size-start)]
-	if isZero(b) {
-		return t.del(blockKey(n.Ino, index))
-	}
-	id, err := ws.e.st.PutBatch(ctx, t.b, b)
-	if err != nil {
-		return err
-	}
-	return t.set(blockKey(n.Ino, index), id[:])
-}
-
-func isZero(b []byte) bool {
-	for _, c := range b {
-		if c != 0 {
-			return false
-		}
-	}
-	return true
-}
-
-func (ws *Workspace) flushFileLocked(ctx context.Context, t *txn, n *Inode) error {
-	for _, index := range sortedKeys(ws.dirty[n.Ino]) {
-		if err := ws.writeBlock(ctx, t, n, index); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// flushAllLocked writes every dirty block of the workspace to the store.
-func (ws *Workspace) flushAllLocked(ctx context.Context, sync bool) error {
-	if len(ws.dirty) == 0 {
-		if sync {
-			return ws.e.st.Sync()
-		}
-		return nil
-	}
-	t, err := ws.begin()
-	if err != nil {
-		return err
-	}
-	defer t.abort()
-	for _, ino := range sortedKeys(ws.dirty) {
-		n, err := t.inode(ctx, ino)
-		if err != nil {
-			delete(ws.dirty, ino)
-			continue
-		}
-		if err := ws.flushFileLocked(ctx, t, n); err != nil {
-			return err
-		}
-	}
-	ws.dirtyBytes = 0
-	return t.commit(sync)
-}
-
-// FlushAll writes all buffered data of the workspace into the repository and syncs it.
+// FlushAll makes everything written to the workspace durable.
 func (ws *Workspace) FlushAll(ctx context.Context) error {
-	defer ws.e.op()()
 	if ws.readOnly {
 		return nil
 	}
-	ws.mu.Lock()
-	defer ws.mu.Unlock()
-	return ws.flushAllLocked(ctx, true)
+	return ws.e.st.Sync()
 }
 
-// Fsync makes the file's data and all metadata written before it durable.
+// Fsync makes the file durable, with everything written before it: every operation is in
+// the write-ahead log already, so this is one synced log write, shared with concurrent
+// callers.
 func (ws *Workspace) Fsync(ctx context.Context, ino uint64) error {
-	defer ws.e.op()()
 	if ws.readOnly {
 		return nil
 	}
-	ws.mu.Lock()
-	defer ws.mu.Unlock()
-	if len(ws.dirty[ino]) == 0 {
-		return ws.e.st.Sync()
-	}
-	return ws.writeFileLocked(ctx, ino, true)
+	return ws.e.st.Sync()
 }
 
 // truncateLocked sets the size of regular file n (the caller stores n).
@@ -311,22 +306,16 @@ func (ws *Workspace) truncateLocked(ctx context.Context, t *txn, n *Inode, size 
 			n.Size = size
 			return nil
 		}
-		if err := ws.uninline(n); err != nil {
+		if err := t.uninline(n); err != nil {
 			return err
 		}
 	}
 	if size < n.Size {
 		keep := (size + BlockSize - 1) / BlockSize // blocks [0, keep) stay
-		for index := range ws.dirty[n.Ino] {
-			if index >= keep {
-				delete(ws.dirty[n.Ino], index)
-				ws.dirtyBytes -= BlockSize
-			}
-		}
 		var drop [][]byte
 		from := blockKey(n.Ino, keep)
 		if err := ws.scan(ctx, from, prefixEnd(blockPrefix(n.Ino)), func(k, v []byte) error {
-			drop = append(drop, append([]byte(nil), k...))
+			drop = append(drop, bytes.Clone(k))
 			return nil
 		}); err != nil {
 			return err
@@ -336,18 +325,45 @@ func (ws *Workspace) truncateLocked(ctx context.Context, t *txn, n *Inode, size 
 				return err
 			}
 		}
-		if within := size % BlockSize; within != 0 {
-			b, err := ws.dirtyBlock(ctx, n.Ino, size/BlockSize, n.Size)
+		// The page holding the new end keeps its head; the rest of its block, if a stored
+		// block shows there, is hidden by zero pages.
+		var tail []byte
+		if size%PageSize != 0 {
+			p, err := t.pageOf(ctx, n, size/PageSize)
 			if err != nil {
 				return err
 			}
-			clear(b[within:])
+			clear(p[size%PageSize:])
+			tail = p
+		}
+		firstCut := (size + PageSize - 1) / PageSize
+		if err := t.dropPages(n.Ino, size/PageSize); err != nil {
+			return err
+		}
+		if tail != nil {
+			if err := t.setPage(n.Ino, size/PageSize, tail); err != nil {
+				return err
+			}
+		}
+		if size%BlockSize != 0 {
+			_, stored, err := t.get(ctx, blockKey(n.Ino, size/BlockSize))
+			if err != nil {
+				return err
+			}
+			if stored {
+				for p := firstCut; p%pagesPerBlock != 0; p++ {
+					if err := t.setPage(n.Ino, p, nil); err != nil {
+						return err
+					}
+				}
+			}
 		}
 	}
 	n.Size = size
 	if size == 0 {
-		delete(ws.dirty, n.Ino)
 		n.Inline, n.Data = true, nil
 	}
 	return nil
 }
+
+type pageID struct{ ino, index uint64 }

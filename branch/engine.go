@@ -314,7 +314,7 @@ func (e *Engine) CreateBranch(ctx context.Context, name, from string) (*Branch, 
 	if err := b.Set(refKey(name), encodeBranch(br), nil); err != nil {
 		return nil, err
 	}
-	if err := b.Commit(pebble.Sync); err != nil {
+	if err := e.st.CommitDurable(b); err != nil {
 		return nil, err
 	}
 	return br, nil
@@ -360,7 +360,7 @@ func (e *Engine) DeleteBranch(ctx context.Context, name string) error {
 	if err := b.Delete(pendingKey(name), nil); err != nil { // a merge into it was pending
 		return err
 	}
-	if err := b.Commit(pebble.Sync); err != nil {
+	if err := e.st.CommitDurable(b); err != nil {
 		return err
 	}
 	delete(e.ws, name)

@@ -705,5 +705,5 @@ func (e *Engine) PruneCheckpoints(ctx context.Context, branch string, keepLast i
 		}
 		out = append(out, le.ID)
 	}
-	return out, b.Commit(pebble.Sync)
+	return out, e.st.CommitDurable(b)
 }

@@ -15,12 +15,17 @@ import (
 //	'x' ino name             -> xattr value
 //	'b' ino block-index      -> block ID of that 64 KiB block (absent = hole)
 //
+// Overlays also hold working pages, which never enter a tree (data.go):
+//
+//	'p' ino page-index       -> the page's bytes, trailing zeros dropped
+//
 // Integers are big-endian so that keys sort by number.
 const (
 	kindInode  = 'i'
 	kindDirent = 'd'
 	kindXattr  = 'x'
 	kindBlock  = 'b'
+	kindPage   = 'p'
 )
 
 // RootIno is the inode number of every tree's root directory.
@@ -60,6 +65,17 @@ func blockKey(ino, index uint64) []byte {
 }
 
 func blockPrefix(ino uint64) []byte { return blockKey(ino, 0)[:9] }
+
+func pageKey(ino, index uint64) []byte {
+	k := blockKey(ino, index)
+	k[0] = kindPage
+	return k
+}
+
+func pagePrefix(ino uint64) []byte { return pageKey(ino, 0)[:9] }
+
+// keyPage returns the page index of a page key.
+func keyPage(k []byte) uint64 { return binary.BigEndian.Uint64(k[9:17]) }
 
 // keyIno returns the inode a key belongs to (for a dirent, the parent directory).
 func keyIno(k []byte) uint64 {

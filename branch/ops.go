@@ -543,6 +543,8 @@ type SetAttr struct {
 	Uid, Gid     *uint32
 	Size         *uint64
 	Atime, Mtime *int64
+	// Since, if set, is the generation of the descriptor a truncate came through (WriteSince).
+	Since *uint64
 }
 
 // SetAttr applies a, updating ctime.
@@ -561,6 +563,9 @@ func (ws *Workspace) SetAttr(ctx context.Context, ino uint64, a SetAttr) (*Inode
 	}
 	now := ws.e.now().UnixNano()
 	if a.Size != nil {
+		if a.Since != nil && *a.Since != ws.gen {
+			return nil, fmt.Errorf("%w: the branch was rolled back after this file was opened; open it again", syscall.ESTALE)
+		}
 		if n.IsDir() {
 			return nil, syscall.EISDIR
 		}
@@ -751,51 +756,16 @@ func (ws *Workspace) Release(ctx context.Context, ino uint64) error {
 	if err != nil {
 		return err
 	}
-	switch {
-	case n.Nlink == 0:
-		err = ws.removeInode(ctx, t, ino)
-	case len(ws.dirty[ino]) == 0:
-		return nil // nothing to write
-	default:
-		err = ws.flushFileLocked(ctx, t, n)
+	if n.Nlink != 0 {
+		return nil // nothing is buffered: every write is in the overlay already
 	}
-	if err != nil {
+	if err := ws.removeInode(ctx, t, ino); err != nil {
 		return err
 	}
 	return t.commit(false)
 }
 
-// FlushFile writes a file's buffered data to the store (not synced), as a close does; it
-// costs nothing when there is none.
-func (ws *Workspace) FlushFile(ctx context.Context, ino uint64) error {
-	if ws.readOnly {
-		return nil
-	}
-	ws.mu.RLock()
-	none := len(ws.dirty[ino]) == 0
-	ws.mu.RUnlock()
-	if none {
-		return nil
-	}
-	defer ws.e.op()()
-	ws.mu.Lock()
-	defer ws.mu.Unlock()
-	return ws.writeFileLocked(ctx, ino, false)
-}
-
-// writeFileLocked writes the file's buffered blocks in one batch, synced if asked.
-func (ws *Workspace) writeFileLocked(ctx context.Context, ino uint64, sync bool) error {
-	t, err := ws.begin()
-	if err != nil {
-		return err
-	}
-	defer t.abort()
-	n, err := t.inode(ctx, ino)
-	if err != nil {
-		return err
-	}
-	if err := ws.flushFileLocked(ctx, t, n); err != nil {
-		return err
-	}
-	return t.commit(sync)
-}
+// FlushFile is what a close asks of the workspace: nothing, since every write reached the
+// write-ahead log before it returned. (Errors of failed writes are reported by the FUSE
+// layer's per-file error sequence.)
+func (ws *Workspace) FlushFile(ctx context.Context, ino uint64) error { return nil }

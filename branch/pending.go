@@ -248,9 +248,6 @@ func (e *Engine) MergeStatus(ctx context.Context, branch string) (*PendingMerge,
 // narrowOpen keeps in p.Open the paths that still hold markers, and in p.Copies the copies
 // that still exist. Callers hold ws.mu.
 func (e *Engine) narrowOpen(ctx context.Context, ws *Workspace, p *PendingMerge) error {
-	if err := ws.flushAllLocked(ctx, false); err != nil {
-		return err
-	}
 	var open, copies []string
 	for _, q := range p.Open {
 		n, err := lookupPath(ctx, ws, q)
@@ -405,7 +402,6 @@ func (e *Engine) MergeAbort(ctx context.Context, branch string) error {
 			return nil, err
 		}
 		ws.replaceContent(c.Root, p.Head)
-		ws.dirty, ws.dirtyBytes = map[uint64]map[uint64][]byte{}, 0
 		return append([]func(){}, ws.hooks...), nil
 	}()
 	done()

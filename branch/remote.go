@@ -60,7 +60,7 @@ func (e *Engine) AdoptCommits(ctx context.Context, ids []store.ID) error {
 			return err
 		}
 	}
-	return b.Commit(pebble.Sync)
+	return e.st.CommitDurable(b)
 }
 
 // CreateBranchAt creates branch name pointing at commit (which must be in the store or
@@ -91,7 +91,7 @@ func (e *Engine) FastForward(ctx context.Context, name string, from, to store.ID
 	hooks, err := func() ([]func(), error) {
 		ws.mu.Lock()
 		defer ws.mu.Unlock()
-		if ws.base != from || len(ws.dirty) > 0 {
+		if ws.base != from {
 			return nil, fmt.Errorf("branch %q: %w (it moved or has changes)", name, ErrNotFastForward)
 		}
 		it, err := e.db.NewIter(&pebble.IterOptions{LowerBound: ws.prefix, UpperBound: prefixEnd(ws.prefix)})
@@ -174,7 +174,7 @@ func (e *Engine) UseOwnInodeRegion() error {
 	}
 	region := uint64(binary.BigEndian.Uint32(r[:])|1) & (1<<32 - 1)
 	next := region << inodeRegionBits
-	if err := e.db.Set(keyNextIno, binary.BigEndian.AppendUint64(nil, next), pebble.Sync); err != nil {
+	if err := e.st.Durable(func() error { return e.db.Set(keyNextIno, binary.BigEndian.AppendUint64(nil, next), pebble.Sync) }); err != nil {
 		return err
 	}
 	e.inoCur, e.inoEnd = 0, 0

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sort"
 	"sync"
 	"syscall"
 
@@ -30,19 +29,15 @@ type Workspace struct {
 	// readOnly is set for a view of a commit, which has no overlay; it never changes.
 	readOnly bool
 
-	mu         sync.RWMutex
-	cache      *lru.Cache[string, cached]   // visible values by tree key; see get
-	root       store.ID                     // tree root of the base commit
-	base       store.ID                     // base commit
-	dirty      map[uint64]map[uint64][]byte // ino -> block index -> BlockSize buffer
-	dirtyBytes int
-	openMu     sync.Mutex     // guards open; taken inside mu, never the other way round
-	open       map[uint64]int // references per inode (see Open), for unlinked-but-open files
-	hooks      []func()
+	mu     sync.RWMutex
+	cache  *lru.Cache[string, cached] // visible values by tree key; see get
+	root   store.ID                   // tree root of the base commit
+	base   store.ID                   // base commit
+	gen    uint64                     // generation: rollbacks so far (see WriteSince)
+	openMu sync.Mutex                 // guards open; taken inside mu, never the other way round
+	open   map[uint64]int             // references per inode (see Open), for unlinked-but-open files
+	hooks  []func()
 }
-
-// dirtyLimit bounds the file data a workspace buffers before writing blocks out.
-const dirtyLimit = 64 << 20
 
 // cacheEntries bounds the workspace's cache of visible keys. A FUSE operation reads a few
 // keys (inodes, dirents, the security.capability xattr the kernel asks for before every
@@ -64,13 +59,12 @@ func newCache() *lru.Cache[string, cached] {
 func newWorkspace(e *Engine, br *Branch, root store.ID) *Workspace {
 	return &Workspace{
 		e: e, name: br.Name, id: br.ID, prefix: overlayPrefix(br.ID),
-		root: root, base: br.Base, cache: newCache(),
-		dirty: map[uint64]map[uint64][]byte{}, open: map[uint64]int{},
+		root: root, base: br.Base, cache: newCache(), open: map[uint64]int{},
 	}
 }
 
 func newView(e *Engine, root store.ID) *Workspace {
-	return &Workspace{e: e, root: root, readOnly: true, cache: newCache(), dirty: map[uint64]map[uint64][]byte{}, open: map[uint64]int{}}
+	return &Workspace{e: e, root: root, readOnly: true, cache: newCache(), open: map[uint64]int{}}
 }
 
 // Branch returns the branch name, or "" for a read-only view.
@@ -191,13 +185,14 @@ type txn struct {
 	ws     *Workspace
 	b      *pebble.Batch
 	staged map[string][]byte // nil value = deleted
+	pages  map[pageID][]byte // working pages written (see data.go); not cached
 }
 
 func (ws *Workspace) begin() (*txn, error) {
 	if ws.readOnly {
 		return nil, fmt.Errorf("%w: checkpoints cannot be changed; fork a branch from it", syscall.EROFS)
 	}
-	return &txn{ws: ws, b: ws.e.db.NewBatch(), staged: map[string][]byte{}}, nil
+	return &txn{ws: ws, b: ws.e.db.NewBatch(), staged: map[string][]byte{}, pages: map[pageID][]byte{}}, nil
 }
 
 func (t *txn) get(ctx context.Context, k []byte) ([]byte, bool, error) {
@@ -217,13 +212,15 @@ func (t *txn) del(k []byte) error {
 	return t.b.Set(t.ws.overlayKey(k), []byte{0}, nil)
 }
 
+// commit writes the batch to the write-ahead log before it returns (it then survives the
+// death of the daemon); sync also makes it durable against a power cut.
 func (t *txn) commit(sync bool) error {
 	defer t.abort()
-	opt := pebble.NoSync
+	commit := t.ws.e.st.CommitWritten
 	if sync {
-		opt = pebble.Sync
+		commit = t.ws.e.st.CommitDurable
 	}
-	if err := t.b.Commit(opt); err != nil {
+	if err := commit(t.b); err != nil {
 		// What this operation read may be cached, what it wrote is not: nothing to undo.
 		return err
 	}
@@ -263,7 +260,7 @@ func inodeFrom(ino uint64, v []byte, ok bool, err error) (*Inode, error) {
 	return n, nil
 }
 
-// mutations returns the overlay as sorted tree mutations.
+// mutations returns the overlay as sorted tree mutations, except working pages (fold.go).
 func (ws *Workspace) mutations() ([]tree.Mutation, error) {
 	it, err := ws.e.db.NewIter(&pebble.IterOptions{LowerBound: ws.prefix, UpperBound: prefixEnd(ws.prefix)})
 	if err != nil {
@@ -272,6 +269,9 @@ func (ws *Workspace) mutations() ([]tree.Mutation, error) {
 	defer it.Close()
 	var muts []tree.Mutation
 	for it.First(); it.Valid(); it.Next() {
+		if it.Key()[len(ws.prefix)] == kindPage {
+			continue
+		}
 		k := bytes.Clone(it.Key()[len(ws.prefix):])
 		v := it.Value()
 		if len(v) > 0 && v[0] == 1 {
@@ -281,19 +281,6 @@ func (ws *Workspace) mutations() ([]tree.Mutation, error) {
 		}
 	}
 	return muts, it.Error()
-}
-
-// fold writes the working state as a tree and returns its root. Callers hold ws.mu.
-func (ws *Workspace) fold(ctx context.Context) (store.ID, int, error) {
-	if err := ws.flushAllLocked(ctx, false); err != nil {
-		return store.ID{}, 0, err
-	}
-	muts, err := ws.mutations()
-	if err != nil {
-		return store.ID{}, 0, err
-	}
-	root, err := ws.e.tree.Apply(ctx, ws.root, muts)
-	return root, len(muts), err
 }
 
 func (ws *Workspace) checkpoint(ctx context.Context, name, msg string) (store.ID, error) {
@@ -307,7 +294,7 @@ func (ws *Workspace) checkpoint(ctx context.Context, name, msg string) (store.ID
 func (ws *Workspace) checkpointWith(ctx context.Context, o CheckpointOptions) (store.ID, []Change, error) {
 	ws.mu.Lock()
 	defer ws.mu.Unlock()
-	root, _, err := ws.fold(ctx)
+	root, _, blocks, err := ws.foldBlocks(ctx)
 	if err != nil {
 		return store.ID{}, nil, err
 	}
@@ -332,6 +319,9 @@ func (ws *Workspace) checkpointWith(ctx context.Context, o CheckpointOptions) (s
 		return store.ID{}, nil, err
 	}
 	ws.root, ws.base = root, id
+	for _, m := range blocks {
+		ws.cache.Add(string(m.Key), cached{m.Value, !m.Delete})
+	}
 	return id, changes, nil
 }
 
@@ -394,7 +384,7 @@ func (ws *Workspace) moveBase(b *pebble.Batch, id store.ID) error {
 	if err := b.Set(refKey(ws.name), encodeBranch(br), nil); err != nil {
 		return err
 	}
-	if err := b.Commit(pebble.Sync); err != nil {
+	if err := ws.e.st.CommitDurable(b); err != nil {
 		return err
 	}
 	ws.id, ws.prefix = newID, overlayPrefix(newID)
@@ -449,8 +439,15 @@ func (ws *Workspace) reset(ctx context.Context, target store.ID) ([]func(), erro
 		return nil, err
 	}
 	ws.replaceContent(c.Root, target)
-	ws.dirty, ws.dirtyBytes = map[uint64]map[uint64][]byte{}, 0
+	ws.gen++
 	return append([]func(){}, ws.hooks...), nil
+}
+
+// Generation returns how many rollbacks the workspace has seen; a descriptor remembers it.
+func (ws *Workspace) Generation() uint64 {
+	ws.mu.RLock()
+	defer ws.mu.RUnlock()
+	return ws.gen
 }
 
 // Base returns the commit the working state starts from.
@@ -467,9 +464,6 @@ func (ws *Workspace) Changed() (bool, error) {
 	}
 	ws.mu.RLock()
 	defer ws.mu.RUnlock()
-	if len(ws.dirty) > 0 {
-		return true, nil
-	}
 	it, err := ws.e.db.NewIter(&pebble.IterOptions{LowerBound: ws.prefix, UpperBound: prefixEnd(ws.prefix)})
 	if err != nil {
 		return false, err
@@ -512,9 +506,8 @@ func (ws *Workspace) purgeOrphans(ctx context.Context) error {
 
 // removeInode deletes an inode with all its blocks and xattrs.
 func (ws *Workspace) removeInode(ctx context.Context, t *txn, ino uint64) error {
-	if d, ok := ws.dirty[ino]; ok {
-		ws.dirtyBytes -= len(d) * BlockSize
-		delete(ws.dirty, ino)
+	if err := t.dropPages(ino, 0); err != nil {
+		return err
 	}
 	var keys [][]byte
 	for _, p := range [][]byte{blockPrefix(ino), xattrPrefix(ino)} {
@@ -532,16 +525,6 @@ func (ws *Workspace) removeInode(ctx context.Context, t *txn, ino uint64) error 
 		}
 	}
 	return nil
-}
-
-// sortedKeys returns a map's keys in order.
-func sortedKeys[V any](m map[uint64]V) []uint64 {
-	out := make([]uint64, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
-	return out
 }
 
 // NotifyChanged runs the reset hooks after a change made to the workspace outside a mount

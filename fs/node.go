@@ -27,6 +27,7 @@ type fsys struct {
 	ids        *IDMap // nil: identities as stored
 	root       *node
 	closed     atomic.Bool // set after Unmount: the reset hook does nothing
+	errs       errSeq      // write errors per inode, reported at fsync and close
 
 	mu    sync.Mutex
 	open  map[*node]int  // nodes with open file handles, so a reset reaches unlinked files too

@@ -43,6 +43,7 @@ func (n *node) Setattr(ctx context.Context, f gofs.FileHandle, in *fuse.SetAttrI
 	}
 	if s, ok := in.GetSize(); ok {
 		a.Size = &s
+		a.Since = handleGen(f) // ftruncate through a descriptor from before a rollback fails
 	}
 	if t, ok := in.GetATime(); ok {
 		ns := t.UnixNano()
@@ -54,7 +55,11 @@ func (n *node) Setattr(ctx context.Context, f gofs.FileHandle, in *fuse.SetAttrI
 	}
 	res, err := n.fs.ws.SetAttr(wctx(ctx), n.ino(), a)
 	if err != nil {
-		return n.fs.errno("setattr", err)
+		e := n.fs.errno("setattr", err)
+		if a.Size != nil {
+			n.fs.errs.set(n.ino(), e)
+		}
+		return e
 	}
 	n.fs.fillAttr(res, &out.Attr)
 	return 0

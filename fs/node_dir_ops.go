@@ -80,7 +80,7 @@ func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint3
 	}
 	child := n.child(ctx, in, out)
 	n.fs.opened(child.Operations().(*node))
-	return child, &handle{}, openFlags, 0
+	return child, n.fs.newHandle(in.Ino), openFlags(flags), 0
 }
 
 func (n *node) Symlink(ctx context.Context, target, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {

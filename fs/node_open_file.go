@@ -2,21 +2,56 @@ package fs
 
 import (
 	"context"
-	"errors"
+	"sync"
 	"syscall"
 
 	gofs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
 )
 
-// openFlags are the FOPEN flags of every open file. The page cache may survive close and
+// openFlags are the FOPEN flags of an open file. The page cache may survive close and
 // reopen (KEEP_CACHE): content changes only through this mount, and a reset invalidates it
-// explicitly. Nothing is buffered per handle, so close needs no FLUSH round trip.
-const openFlags = fuse.FOPEN_KEEP_CACHE | fuse.FOPEN_NOFLUSH
+// explicitly. A read-only descriptor has nothing to report at close, so it needs no FLUSH
+// round trip; a writable one gets FLUSH, which reports its file's write errors (errSeq).
+func openFlags(flags uint32) uint32 {
+	if flags&syscall.O_ACCMODE == syscall.O_RDONLY {
+		return fuse.FOPEN_KEEP_CACHE | fuse.FOPEN_NOFLUSH
+	}
+	return fuse.FOPEN_KEEP_CACHE
+}
 
-// handle is an open file. It carries no state: reads and writes go to the inode. Its only
-// role is that the kernel sends RELEASE for it, which ends the workspace's Open.
-type handle struct{}
+// handle is an open file. Reads and writes go to the inode; the handle remembers which
+// errors of its file it has reported (errSeq) and the workspace generation it was opened
+// in: after a rollback its writes fail with ESTALE instead of reaching the restored tree.
+type handle struct {
+	gen uint64 // workspace generation at open
+
+	mu       sync.Mutex
+	errsSeen uint64 // errSeq sequence reported up to
+}
+
+func (f *fsys) newHandle(ino uint64) *handle {
+	return &handle{gen: f.ws.Generation(), errsSeen: f.errs.sample(ino)}
+}
+
+// reported returns the file's write error this handle has not reported yet.
+func (f *fsys) reported(ino uint64, fh gofs.FileHandle) syscall.Errno {
+	h, ok := fh.(*handle)
+	if !ok {
+		return 0
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return f.errs.check(ino, &h.errsSeen)
+}
+
+// handleGen returns the generation a handle was opened in (nil without a handle).
+func handleGen(fh gofs.FileHandle) *uint64 {
+	if h, ok := fh.(*handle); ok {
+		return &h.gen
+	}
+	return nil
+}
 
 // opened records that cn has one more open handle.
 func (f *fsys) opened(cn *node) {
@@ -26,15 +61,16 @@ func (f *fsys) opened(cn *node) {
 	f.hold(cn.ino())
 }
 
-// released records that cn has one handle less, and writes the file's buffered data out as
-// its handle closes (the inode itself stays held while the kernel knows it).
+// released records that cn has one handle less (the inode itself stays held while the
+// kernel knows it). The last handle forgets the file's write errors.
 func (f *fsys) released(ctx context.Context, cn *node) error {
 	f.mu.Lock()
 	if f.open[cn]--; f.open[cn] <= 0 {
 		delete(f.open, cn)
+		f.errs.forget(cn.ino())
 	}
 	f.mu.Unlock()
-	return errors.Join(f.ws.FlushFile(ctx, cn.ino()), f.unhold(ctx, cn.ino()))
+	return f.unhold(ctx, cn.ino())
 }
 
 // Open registers the handle with the workspace, so that an unlinked file keeps its content
@@ -58,14 +94,18 @@ func (n *node) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32,
 		}
 	}
 	n.fs.opened(n)
-	return &handle{}, openFlags, 0
+	return n.fs.newHandle(n.ino()), openFlags(flags), 0
 }
 
 func (n *node) Release(ctx context.Context, f gofs.FileHandle) syscall.Errno {
 	return n.fs.errno("release", n.fs.released(wctx(ctx), n))
 }
 
-func (n *node) Flush(ctx context.Context, f gofs.FileHandle) syscall.Errno { return 0 }
+// Flush runs at every close(2) of a writable descriptor: it reports a write error of the
+// file that this descriptor has not reported yet, as close on a local filesystem does.
+func (n *node) Flush(ctx context.Context, f gofs.FileHandle) syscall.Errno {
+	return n.fs.reported(n.ino(), f)
+}
 
 func (n *node) Read(ctx context.Context, f gofs.FileHandle, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
 	got, err := n.fs.ws.Read(wctx(ctx), n.ino(), off, dest)
@@ -79,16 +119,25 @@ func (n *node) Write(ctx context.Context, f gofs.FileHandle, data []byte, off in
 	if e := n.fs.writable(); e != 0 {
 		return 0, e
 	}
-	got, err := n.fs.ws.Write(wctx(ctx), n.ino(), off, data)
+	got, err := n.fs.ws.WriteSince(wctx(ctx), handleGen(f), n.ino(), off, data)
 	if err != nil {
-		return 0, n.fs.errno("write", err)
+		e := n.fs.errno("write", err)
+		n.fs.errs.set(n.ino(), e)
+		return 0, e
 	}
 	return uint32(got), 0
 }
 
-// Fsync makes the file durable; the workspace syncs the metadata written before it too.
+// Fsync makes the file durable (and everything written before it, on every branch of the
+// repository: one synced write-ahead log), then reports the file's write error this
+// descriptor has not reported yet.
 func (n *node) Fsync(ctx context.Context, f gofs.FileHandle, flags uint32) syscall.Errno {
-	return n.fs.errno("fsync", n.fs.ws.Fsync(wctx(ctx), n.ino()))
+	if e := n.fs.errno("fsync", n.fs.ws.Fsync(wctx(ctx), n.ino())); e != 0 {
+		n.fs.errs.set(n.ino(), e)
+		n.fs.reported(n.ino(), f) // this call reports it
+		return e
+	}
+	return n.fs.reported(n.ino(), f)
 }
 
 // Fallocate modes (linux/falloc.h).
@@ -104,7 +153,7 @@ func (n *node) Allocate(ctx context.Context, f gofs.FileHandle, off uint64, size
 	case 0:
 		// An empty write at the end extends the size atomically, without shrinking a file
 		// that a concurrent write made longer.
-		_, err := n.fs.ws.Write(wctx(ctx), n.ino(), int64(off+size), nil)
+		_, err := n.fs.ws.WriteSince(wctx(ctx), handleGen(f), n.ino(), int64(off+size), nil)
 		return n.fs.errno("fallocate", err)
 	case fallocKeepSize:
 		return 0

@@ -176,12 +176,25 @@ func TestRollbackWhileMounted(t *testing.T) {
 	if _, err := gone.Read(buf); err == nil {
 		t.Errorf("read of a file that the rollback removed succeeded")
 	}
-	// The mount keeps working, and the open handle writes into the rolled-back file.
-	if _, err := open.WriteAt([]byte("SMALL"), 0); err != nil {
+	// A descriptor from before the rollback cannot change the restored tree (ESTALE); the
+	// mount keeps working through a new one.
+	if _, err := open.WriteAt([]byte("SMALL"), 0); !errors.Is(err, syscall.ESTALE) {
+		t.Fatalf("write through a descriptor opened before the rollback: %v, want ESTALE", err)
+	}
+	if err := open.Truncate(0); !errors.Is(err, syscall.ESTALE) {
+		t.Fatalf("ftruncate through a descriptor opened before the rollback: %v, want ESTALE", err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, "small.txt")); string(b) != "small one" {
+		t.Errorf("the restored file changed through an old descriptor: %q", b)
+	}
+	fresh, err := os.OpenFile(filepath.Join(dir, "small.txt"), os.O_WRONLY, 0)
+	must(t, err)
+	if _, err := fresh.WriteAt([]byte("SMALL"), 0); err != nil {
 		t.Fatal(err)
 	}
+	must(t, fresh.Close())
 	if b, _ := os.ReadFile(filepath.Join(dir, "small.txt")); string(b) != "SMALL one" {
-		t.Errorf("after write through old handle: %q", b)
+		t.Errorf("after write through a new descriptor: %q", b)
 	}
 	// A second rollback to the same point is clean again.
 	must(t, r.e.Rollback(ctx, "main", "main@cp1"))

@@ -1,6 +1,7 @@
 package remote
 
 import (
+	"bytes"
 	"container/list"
 	"context"
 	"encoding/binary"
@@ -12,6 +13,7 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 
 	"github.com/agentfs/agentfs/backends"
+	"github.com/agentfs/agentfs/branch"
 	"github.com/agentfs/agentfs/internal/metrics"
 	"github.com/agentfs/agentfs/store"
 )
@@ -89,8 +91,42 @@ func (m *Manager) fetchObjects(ctx context.Context, remote string, b backends.Ba
 
 // fetch is the store's Fetcher: it reads a block missing locally from the remote whose index
 // lists it, with the next blocks of the same pack (read-ahead). The store verifies the block
-// it returns; read-ahead blocks are verified here before they are stored.
+// it returns; read-ahead blocks are verified here before they are stored. A pack that is gone
+// (another host's remote gc rewrote or deleted it) makes the cached index of that remote
+// refresh once, and the read is tried again where the remote now keeps the block.
 func (m *Manager) fetch(ctx context.Context, id store.ID) ([]byte, error) {
+	out, err := m.fetchOnce(ctx, id)
+	var gone *packGone
+	if errors.As(err, &gone) {
+		if rerr := m.refreshAfterGone(ctx, gone.remote); rerr != nil {
+			return nil, fmt.Errorf("%w (refreshing the index: %v)", err, rerr)
+		}
+		out, err = m.fetchOnce(ctx, id)
+	}
+	return out, err
+}
+
+// packGone: the pack the cached index named is not in the bucket any more.
+type packGone struct {
+	remote string
+	err    error
+}
+
+func (e *packGone) Error() string { return e.err.Error() }
+func (e *packGone) Unwrap() error { return e.err }
+
+// refreshAfterGone brings the cached index of remote up to date after a 404.
+func (m *Manager) refreshAfterGone(ctx context.Context, remote string) error {
+	b, err := m.backend(ctx, remote)
+	if err != nil {
+		return err
+	}
+	m.refreshMu.Lock()
+	defer m.refreshMu.Unlock()
+	return m.refresh(ctx, remote, b, nil)
+}
+
+func (m *Manager) fetchOnce(ctx context.Context, id store.ID) ([]byte, error) {
 	l, ok, err := m.locate("", id)
 	if err != nil {
 		return nil, err
@@ -111,7 +147,11 @@ func (m *Manager) fetch(ctx context.Context, id store.ID) ([]byte, error) {
 	last := run[len(run)-1].loc
 	data, err := readAll(ctx, b, packKey(l.pack), int64(l.off), int64(last.off+uint64(last.length)-l.off))
 	if err != nil {
-		return nil, fmt.Errorf("remote %s: read pack %s: %w", l.remote, l.pack, err)
+		err = fmt.Errorf("remote %s: read pack %s: %w", l.remote, l.pack, err)
+		if errors.Is(err, backends.ErrNotExist) {
+			return nil, &packGone{l.remote, err}
+		}
+		return nil, err
 	}
 	metrics.FetchedBytes.Add(float64(len(data)))
 	var out []byte
@@ -133,7 +173,7 @@ func (m *Manager) fetch(ctx context.Context, id store.ID) ([]byte, error) {
 		m.stats.Fetched.Add(1)
 		m.stats.FetchedBytes.Add(int64(len(content)))
 		if o.loc.kind == KindData {
-			m.cache.add(o.id, int64(len(content)))
+			m.cacheAdd(o.id, int64(len(content)))
 		}
 	}
 	m.evict(ctx)
@@ -173,17 +213,26 @@ func (m *Manager) readAhead(ctx context.Context, run []located, n int) ([]locate
 }
 
 // fetchCache remembers the blocks fetched lazily, oldest first, to keep their total under
-// Options.CacheLimit.
+// Options.CacheLimit. The order is kept in Pebble too, so that the limit holds across
+// restarts:
+//
+//	'X' 0 'f' seq     -> block id + size (seq: 8 bytes, increasing)
+//	'X' 0 'g' id      -> seq (where the block sits in that order)
+//
+// (Remote names are never empty, so 'X' 0 is no remote's prefix.)
 type fetchCache struct {
-	mu    sync.Mutex
-	order *list.List // of cached
-	where map[store.ID]*list.Element
-	bytes int64
+	mu     sync.Mutex
+	loaded bool
+	order  *list.List // of cached
+	where  map[store.ID]*list.Element
+	bytes  int64
+	seq    uint64
 }
 
 type cached struct {
 	id   store.ID
 	size int64
+	seq  uint64
 }
 
 func (c *fetchCache) init() {
@@ -191,21 +240,78 @@ func (c *fetchCache) init() {
 	c.where = map[store.ID]*list.Element{}
 }
 
-func (c *fetchCache) add(id store.ID, size int64) {
+func cacheOrderKey(seq uint64) []byte {
+	return binary.BigEndian.AppendUint64([]byte{branch.PrefixRemote, 0, 'f'}, seq)
+}
+
+func cacheSeqKey(id store.ID) []byte {
+	return append([]byte{branch.PrefixRemote, 0, 'g'}, id[:]...)
+}
+
+// loadCache reads the fetch order from Pebble (once; callers hold c.mu).
+func (m *Manager) loadCache() error {
+	c := &m.cache
+	if c.loaded {
+		return nil
+	}
+	lo := []byte{branch.PrefixRemote, 0, 'f'}
+	it, err := m.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: prefixEnd(lo)})
+	if err != nil {
+		return err
+	}
+	defer it.Close()
+	for it.First(); it.Valid(); it.Next() {
+		k, v := it.Key(), it.Value()
+		if len(k) != len(lo)+8 || len(v) < 33 {
+			continue
+		}
+		size, n := binary.Uvarint(v[32:])
+		if n <= 0 {
+			continue
+		}
+		ce := cached{id: store.ID(v[:32]), size: int64(size), seq: binary.BigEndian.Uint64(k[len(lo):])}
+		if e, ok := c.where[ce.id]; ok {
+			c.bytes -= e.Value.(cached).size
+			c.order.Remove(e)
+		}
+		c.where[ce.id] = c.order.PushBack(ce)
+		c.bytes += ce.size
+		c.seq = max(c.seq, ce.seq)
+	}
+	c.loaded = true
+	return it.Error()
+}
+
+// cacheAdd records a fetched block as the newest in the fetch order.
+func (m *Manager) cacheAdd(id store.ID, size int64) {
+	c := &m.cache
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if e, ok := c.where[id]; ok {
-		c.order.MoveToBack(e)
-		return
+	if err := m.loadCache(); err != nil {
+		m.o.Logger.Printf("remote: reading the fetch cache order: %v", err)
 	}
-	c.where[id] = c.order.PushBack(cached{id, size})
+	b := m.db.NewBatch()
+	defer b.Close()
+	if e, ok := c.where[id]; ok {
+		old := c.order.Remove(e).(cached)
+		c.bytes -= old.size
+		b.Delete(cacheOrderKey(old.seq), nil)
+	}
+	c.seq++
+	ce := cached{id, size, c.seq}
+	c.where[id] = c.order.PushBack(ce)
 	c.bytes += size
+	b.Set(cacheOrderKey(ce.seq), binary.AppendUvarint(bytes.Clone(id[:]), uint64(size)), nil)
+	b.Set(cacheSeqKey(id), binary.BigEndian.AppendUint64(nil, ce.seq), nil)
+	if err := b.Commit(pebble.NoSync); err != nil {
+		m.o.Logger.Printf("remote: recording a fetched block: %v", err)
+	}
 }
 
 // evict deletes the oldest fetched blocks while the cache is over its limit. Only blocks that
-// a remote's index lists are deleted, so every evicted block can be fetched again. A block
-// stored again meanwhile (e.g. a local write of the same content) is spared by the store's
-// GC window.
+// a remote lists now are deleted (the indexes of the remotes concerned are refreshed first),
+// so every evicted block can be fetched again. A block stored again meanwhile (e.g. a local
+// write of the same content) is spared by the store's GC window.
 func (m *Manager) evict(ctx context.Context) {
 	limit := m.o.CacheLimit
 	if limit < 0 {
@@ -213,23 +319,46 @@ func (m *Manager) evict(ctx context.Context) {
 	}
 	c := &m.cache
 	c.mu.Lock()
-	if c.bytes <= limit {
+	if err := m.loadCache(); err != nil || c.bytes <= limit {
 		c.mu.Unlock()
 		return
 	}
-	var ids []store.ID
+	var olds []cached
 	for c.bytes > limit-limit/8 && c.order.Len() > 0 {
 		e := c.order.Front()
 		ce := c.order.Remove(e).(cached)
 		delete(c.where, ce.id)
 		c.bytes -= ce.size
-		ids = append(ids, ce.id)
+		olds = append(olds, ce)
 	}
+	b := m.db.NewBatch()
+	for _, ce := range olds {
+		b.Delete(cacheOrderKey(ce.seq), nil)
+		b.Delete(cacheSeqKey(ce.id), nil)
+	}
+	if err := b.Commit(pebble.NoSync); err != nil {
+		m.o.Logger.Printf("remote: evicting cached blocks: %v", err)
+	}
+	b.Close()
 	c.mu.Unlock()
-	safe := ids[:0]
-	for _, id := range ids {
-		if _, ok, err := m.locate("", id); err == nil && ok {
-			safe = append(safe, id)
+
+	// What the remotes list now, not what this host last saw.
+	remotes := map[string]bool{}
+	for _, ce := range olds {
+		if l, ok, err := m.locate("", ce.id); err == nil && ok {
+			remotes[l.remote] = true
+		}
+	}
+	for r := range remotes {
+		if err := m.refreshAfterGone(ctx, r); err != nil {
+			m.o.Logger.Printf("remote %s: not evicting: refreshing its index: %v", r, err)
+			return
+		}
+	}
+	var safe []store.ID
+	for _, ce := range olds {
+		if _, ok, err := m.locate("", ce.id); err == nil && ok {
+			safe = append(safe, ce.id)
 		}
 	}
 	w, err := m.st.BeginGC()

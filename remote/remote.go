@@ -84,7 +84,8 @@ type Manager struct {
 	progNext int
 	progress map[int]*tracker
 
-	cache fetchCache
+	cache     fetchCache
+	refreshMu sync.Mutex // one refresh after a 404 at a time
 
 	stats Stats
 }

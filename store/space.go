@@ -46,7 +46,9 @@ func (g *spaceGuard) check() error {
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if time.Since(g.checked) > spaceCheckEvery {
+	// Near the reserve every check reads the free space again: a burst of large writes can
+	// use more than the margin between two readings.
+	if time.Since(g.checked) > spaceCheckEvery || g.free < 2*g.reserve {
 		var st syscall.Statfs_t
 		if err := syscall.Statfs(g.dir, &st); err != nil {
 			return nil // cannot tell; let the write try

@@ -36,7 +36,10 @@ type Options struct {
 	FS        vfs.FS      // nil = vfs.Default
 	Logger    *log.Logger // nil = log.Default(); corrupt blocks are logged here
 	CacheSize int64       // Pebble block cache bytes; 0 = 64 MiB
-	ReadOnly  bool
+	// MemTableSize overrides Pebble's memtable size (tests use a small one so that logs
+	// rotate often); 0 = the default.
+	MemTableSize uint64
+	ReadOnly     bool
 }
 
 // Fetcher supplies a block that is missing locally (lazy fetch from a remote).
@@ -60,6 +63,7 @@ type Store struct {
 
 	space *spaceGuard // nil for stores not on the local filesystem (tests' MemFS)
 	dir   string
+	wal   *walFS // nil for read-only stores; see walfs.go
 }
 
 // procLocks catches a second Open of the same directory within this process. Pebble's own
@@ -110,10 +114,26 @@ func Open(dir string, o Options) (*Store, error) {
 	s.lock = lock
 	cache := pebble.NewCache(o.CacheSize)
 	defer cache.Unref() // the DB holds its own reference
-	po := pebbleOptions(fs, cache, lock, o.ReadOnly)
+	pfs := fs
+	if !o.ReadOnly {
+		repaired, err := repairWAL(fs, dir)
+		if err != nil {
+			s.release()
+			return nil, fmt.Errorf("store: open %s: %w", dir, err)
+		}
+		if repaired {
+			o.Logger.Printf("store: %s: cut the write-ahead log after its last synced record (writes not fsynced before a power cut)", dir)
+		}
+		s.wal = newWALFS(fs)
+		pfs = s.wal
+	}
+	po := pebbleOptions(pfs, cache, lock, o.ReadOnly)
 	if fs == vfs.Default {
 		po.MemTableSize = memtableSize(dir)
 		s.space = newSpaceGuard(dir, po.MemTableSize)
+	}
+	if o.MemTableSize != 0 {
+		po.MemTableSize = o.MemTableSize
 	}
 	po.Logger = pebbleLogger{o.Logger}
 	s.db, err = pebble.Open(dir, po)
@@ -330,7 +350,7 @@ func (s *Store) fetch(ctx context.Context, id ID, buf []byte) ([]byte, error) {
 
 // Sync makes every write made before it durable.
 func (s *Store) Sync() error {
-	if err := s.db.LogData(nil, pebble.Sync); err != nil {
+	if err := s.Durable(func() error { return s.db.LogData(nil, pebble.Sync) }); err != nil {
 		return fmt.Errorf("store: sync: %w", err)
 	}
 	return nil
@@ -367,5 +387,5 @@ func LocalOnly(ctx context.Context) context.Context {
 func (s *Store) Discard(id ID) error {
 	s.gcMu.Lock()
 	defer s.gcMu.Unlock()
-	return s.db.Delete(blockKey(id), pebble.Sync)
+	return s.Durable(func() error { return s.db.Delete(blockKey(id), pebble.Sync) })
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -17,6 +18,10 @@ import (
 var agentfsBin string
 
 func TestMain(m *testing.M) {
+	if dir := os.Getenv("AGENTFS_LEDGER_DIR"); dir != "" { // a writer of TestCrashLedger
+		seed, _ := strconv.ParseUint(os.Getenv("AGENTFS_LEDGER_SEED"), 10, 64)
+		runLedgerWriter(dir, os.Getenv("AGENTFS_LEDGER"), seed)
+	}
 	dir, err := os.MkdirTemp("", "agentfs-bin")
 	if err != nil {
 		panic(err)

@@ -14,6 +14,18 @@ import (
 	"github.com/agentfs/agentfs/internal/mcpserver"
 )
 
+func serveMCP(ctx context.Context, s api.Service, br, agent string, auto bool) error {
+	if _, err := s.Log(ctx, br); err != nil {
+		return err
+	}
+	srv := mcpserver.New(mcpserver.Options{Service: s, Branch: br, Agent: agent, AutoCheckpoint: auto, Version: Version})
+	err := srv.Run(ctx, &mcp.StdioTransport{})
+	if ctx.Err() != nil || isEOF(err) {
+		return nil
+	}
+	return err
+}
+
 var errMissingBranch = errors.New("give the branch to serve: --branch BRANCH")
 
 // isEOF: the client closed standard input, which ends a stdio session normally.
@@ -37,17 +49,15 @@ func mcpCmd() *cobra.Command {
 			}
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 			defer stop()
-			return run(func(_ context.Context, s api.Service) error {
-				if _, err := s.Log(ctx, br); err != nil {
-					return err
-				}
-				srv := mcpserver.New(mcpserver.Options{Service: s, Branch: br, Agent: agent, AutoCheckpoint: auto, Version: Version})
-				err := srv.Run(ctx, &mcp.StdioTransport{})
-				if ctx.Err() != nil || isEOF(err) {
-					return nil
-				}
+			s, closeFn, err := connectMounting() // other commands reach the repository meanwhile
+			if err != nil {
 				return err
-			})
+			}
+			err = serveMCP(ctx, s, br, agent, auto)
+			if cerr := closeFn(); err == nil {
+				err = cerr
+			}
+			return err
 		},
 	}
 	cmd.Flags().StringVar(&br, "branch", "", "branch to serve (required)")

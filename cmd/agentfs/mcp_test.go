@@ -63,6 +63,10 @@ func TestMCPStdio(t *testing.T) {
 		t.Fatalf("tools/list: %v", names)
 	}
 	callTool(t, cs, "write_file", map[string]any{"path": "/hello.txt", "content": "hi from mcp\n"})
+	// The session holds the repository and serves its socket meanwhile: other commands work.
+	if got := ok(t, repo, "cat", "b:hello.txt"); got != "hi from mcp\n" {
+		t.Fatalf("cat during the session: %q", got)
+	}
 	callTool(t, cs, "checkpoint_create", map[string]any{"message": "after write", "tool_call": "call-7"})
 	cs.Close()
 

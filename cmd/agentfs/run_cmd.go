@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -74,9 +76,11 @@ func runCmd() *cobra.Command {
 	return cmd
 }
 
-// connectMounting is connect for commands that mount: the daemon if one runs, else the
-// repository opened here with a mount table of its own (the mount lives as long as this
-// process).
+// connectMounting is connect for commands that hold the repository for a while (run, mcp):
+// the daemon if one runs, else the repository opened here, with a mount table of its own
+// (the mounts live as long as this process) and the control socket served from here
+// meanwhile, so that other agentfs commands (the command run runs, say) reach the
+// repository through it instead of finding it locked.
 func connectMounting() (api.Service, func() error, error) {
 	dir := repoDir()
 	if c, err := api.Dial(repo.SocketPath(dir)); err == nil {
@@ -87,8 +91,24 @@ func connectMounting() (api.Service, func() error, error) {
 		return nil, nil, err
 	}
 	l := &api.Local{Engine: r.Engine, Remotes: r.Remotes, Mounter: &api.MountTable{RepoDir: dir}}
-	c := api.InProcess(guard(dir, l, false, nil), "")
+	g := guard(dir, l, false, nil)
+	c := api.InProcess(g, "")
+	// We hold the repository, so no daemon can be listening: a socket file is stale.
+	sock := repo.SocketPath(dir)
+	os.Remove(sock)
+	var srv *http.Server
+	if ln, err := net.Listen("unix", sock); err == nil {
+		os.Chmod(sock, 0o600)
+		srv = &http.Server{Handler: g, ConnContext: api.UnixConnContext}
+		go srv.Serve(ln)
+	}
 	return c, func() error {
+		if srv != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			srv.Shutdown(ctx)
+			cancel()
+			os.Remove(sock)
+		}
 		err := l.Mounter.UnmountAll()
 		c.Close()
 		return errors.Join(err, r.Close())

@@ -56,6 +56,15 @@ func TestRun(t *testing.T) {
 	if got := ok(t, repo, "cat", "job1:branch.txt"); got != "job1\n" {
 		t.Fatalf("AGENTFS_BRANCH: %q", got)
 	}
+	// The command can use agentfs itself: run serves the repository's socket meanwhile.
+	inner := agentfsBin + " --repo " + repo + " checkpoint job1 -m inner"
+	if r := agentfs(t, repo, "run", "--branch", "job1", "--", "sh", "-c", "echo x > x.txt && "+inner); r.code != 0 {
+		t.Fatalf("agentfs inside run: %d %s", r.code, r.stderr)
+	}
+	json.Unmarshal([]byte(ok(t, repo, "log", "job1", "--json")), &log)
+	if log[1]["message"] != "inner" {
+		t.Fatalf("inner checkpoint: %v", log[1])
+	}
 	if r := agentfs(t, repo, "run", "--branch", "job1", "--", "/no/such/command"); r.code != 127 {
 		t.Fatalf("missing command: exit %d %s", r.code, r.stderr)
 	}

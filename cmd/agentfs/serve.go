@@ -160,7 +160,9 @@ func serve(dir string, mounts []string, mo api.MountOptions, allowPaths []string
 		if restoredAt(table, ref, mdir) {
 			continue
 		}
-		info, err := svc.Mount(ctx, ref, mdir, mo)
+		mc := api.InProcess(g, "") // through the guard, so that the audit log has it
+		info, err := mc.Mount(ctx, ref, mdir, mo)
+		mc.Close()
 		if err != nil {
 			gate.Open(nil, errors.New("the daemon is stopping"))
 			shutdown()

@@ -26,6 +26,20 @@ func freeAddr(t *testing.T) string {
 	return ln.Addr().String()
 }
 
+// waitTCP waits for the daemon's TCP listener: the daemon answers on its socket first and
+// opens the repository and the listener after.
+func waitTCP(t *testing.T, addr string) {
+	t.Helper()
+	for i := 0; i < 300; i++ {
+		if c, err := net.Dial("tcp", addr); err == nil {
+			c.Close()
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("nothing listens on %s", addr)
+}
+
 // post calls the TCP control API and returns the status and body.
 func post(t *testing.T, addr, tok, call string, body map[string]any) (int, string) {
 	t.Helper()
@@ -72,6 +86,7 @@ func TestTokensOverTCP(t *testing.T) {
 	tok, id := createToken(t, repo, "a", "--rights", "read,write,checkpoint")
 	addr := freeAddr(t)
 	startDaemon(t, repo, "--listen", addr)
+	waitTCP(t, addr)
 
 	if code, body := post(t, addr, tok, "checkpoint", map[string]any{"branch": "a", "message": "by token"}); code != 200 || !strings.Contains(body, `"caller":"token:`+id+`"`) {
 		t.Fatalf("checkpoint a with its token: %d %s", code, body)
@@ -202,6 +217,7 @@ func TestMCPOverHTTPWithToken(t *testing.T) {
 	tok, id := createToken(t, repo, "a", "--rights", "read,write,checkpoint")
 	addr := freeAddr(t)
 	startDaemon(t, repo, "--listen", addr)
+	waitTCP(t, addr)
 	ctx := context.Background()
 	connect := func(tok string) (*mcp.ClientSession, error) {
 		tr := &mcp.StreamableClientTransport{Endpoint: "http://" + addr + "/mcp", HTTPClient: &http.Client{Transport: bearer{tok, http.DefaultTransport}}}
@@ -242,11 +258,14 @@ func TestAuditLog(t *testing.T) {
 	repo := newRepo(t)
 	ok(t, repo, "checkpoint", "main", "--agent", "x", "--tool-call", "tc-42")
 	ok(t, repo, "fork", "main", "a")
-	startDaemon(t, repo)
-	mnt := filepath.Join(t.TempDir(), "mnt")
+	// One mount made at the daemon's start (serve --mount), one by the CLI.
+	mnt, mnt2 := filepath.Join(t.TempDir(), "mnt"), filepath.Join(t.TempDir(), "mnt2")
 	os.Mkdir(mnt, 0o755)
-	ok(t, repo, "mount", "a", mnt)
-	ok(t, repo, "unmount", mnt)
+	os.Mkdir(mnt2, 0o755)
+	startDaemon(t, repo, "--mount", "a:"+mnt)
+	t.Cleanup(func() { agentfs(t, repo, "unmount", mnt) })
+	ok(t, repo, "mount", "main", mnt2)
+	ok(t, repo, "unmount", mnt2)
 	var es []struct {
 		Who, What, Branch, Result string
 		Prev                      string
@@ -262,7 +281,7 @@ func TestAuditLog(t *testing.T) {
 		}
 		seen[e.What+" "+e.Branch] = true
 	}
-	for _, want := range []string{"checkpoint main", "branch.create a", "mount a", "unmount "} {
+	for _, want := range []string{"checkpoint main", "branch.create a", "mount a", "mount main", "unmount "} {
 		if !seen[want] {
 			t.Errorf("audit lacks %q: %v", want, seen)
 		}

@@ -1,0 +1,186 @@
+package branch
+
+import (
+	"bytes"
+	"context"
+	"runtime"
+	"sort"
+	"sync"
+	"syscall"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/agentfs/agentfs/branch/tree"
+	"github.com/agentfs/agentfs/store"
+)
+
+// fold writes the working state as a tree and returns its root and how many keys changed.
+// Working pages become content-addressed blocks here, and only here: each 64 KiB block with
+// pages is read, patched, hashed, compressed and stored by one worker per core. A block that
+// comes out all zeros is a hole. The overlay is not changed (a checkpoint drops it after).
+// Callers hold ws.mu.
+func (ws *Workspace) fold(ctx context.Context) (store.ID, int, error) {
+	root, n, _, err := ws.foldBlocks(ctx)
+	return root, n, err
+}
+
+// foldBlocks is fold that also returns the block entries it made of working pages: a caller
+// that drops the overlay (checkpoint) puts them in the key cache, which still holds the
+// blocks the pages covered.
+func (ws *Workspace) foldBlocks(ctx context.Context) (store.ID, int, []tree.Mutation, error) {
+	muts, err := ws.mutations()
+	if err != nil {
+		return store.ID{}, 0, nil, err
+	}
+	blocks, err := ws.foldPages(ctx)
+	if err != nil {
+		return store.ID{}, 0, nil, err
+	}
+	if len(blocks) > 0 {
+		// A block's fold result replaces any overlay entry of the same key.
+		byKey := make(map[string]int, len(muts))
+		for i, m := range muts {
+			byKey[string(m.Key)] = i
+		}
+		for _, m := range blocks {
+			if i, ok := byKey[string(m.Key)]; ok {
+				muts[i] = m
+			} else {
+				muts = append(muts, m)
+			}
+		}
+		sort.Slice(muts, func(i, j int) bool { return bytes.Compare(muts[i].Key, muts[j].Key) < 0 })
+	}
+	root, err := ws.e.tree.Apply(ctx, ws.root, muts)
+	return root, len(muts), blocks, err
+}
+
+// foldJob is one block with working pages.
+type foldJob struct {
+	ino, index uint64
+	pages      map[uint64][]byte // page index within the block -> stored bytes
+}
+
+// foldPages turns every block with working pages into a block mutation. Pages are read in
+// key order and handed out block by block, so memory stays at a few blocks per worker.
+func (ws *Workspace) foldPages(ctx context.Context) ([]tree.Mutation, error) {
+	lo := ws.overlayKey([]byte{kindPage})
+	it, err := ws.e.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: prefixEnd(lo)})
+	if err != nil {
+		return nil, err
+	}
+	defer it.Close()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		mu    sync.Mutex
+		out   []tree.Mutation
+		first error
+		wg    sync.WaitGroup
+	)
+	fail := func(err error) {
+		mu.Lock()
+		if first == nil {
+			first = err
+			cancel()
+		}
+		mu.Unlock()
+	}
+	jobs := make(chan *foldJob, 2*runtime.GOMAXPROCS(0))
+	for range runtime.GOMAXPROCS(0) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range jobs {
+				if ctx.Err() != nil {
+					continue
+				}
+				m, ok, err := ws.foldBlock(ctx, j)
+				if err != nil {
+					fail(err)
+					continue
+				}
+				if ok {
+					mu.Lock()
+					out = append(out, m)
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	var cur *foldJob
+	for it.First(); it.Valid() && ctx.Err() == nil; it.Next() {
+		k := it.Key()[len(ws.prefix):]
+		v := it.Value()
+		if len(v) == 0 || v[0] != 1 {
+			continue
+		}
+		ino, page := keyIno(k), keyPage(k)
+		if cur == nil || cur.ino != ino || cur.index != page/pagesPerBlock {
+			if cur != nil {
+				jobs <- cur
+			}
+			cur = &foldJob{ino: ino, index: page / pagesPerBlock, pages: map[uint64][]byte{}}
+		}
+		cur.pages[page%pagesPerBlock] = bytes.Clone(v[1:])
+	}
+	if cur != nil && ctx.Err() == nil {
+		jobs <- cur
+	}
+	close(jobs)
+	wg.Wait()
+	if err := it.Error(); err != nil {
+		return nil, err
+	}
+	return out, first
+}
+
+// foldBlock applies a job's pages to its block and stores the result.
+func (ws *Workspace) foldBlock(ctx context.Context, j *foldJob) (tree.Mutation, bool, error) {
+	key := blockKey(j.ino, j.index)
+	n, err := ws.inode(ctx, j.ino)
+	if err == syscall.ENOENT {
+		return tree.Mutation{}, false, nil // removed; its pages go with the overlay
+	}
+	if err != nil {
+		return tree.Mutation{}, false, err
+	}
+	start := j.index * BlockSize
+	if n.Inline || start >= n.Size {
+		return tree.Mutation{Key: key, Delete: true}, true, nil
+	}
+	block := make([]byte, BlockSize)
+	stored, err := ws.storedBlock(ctx, j.ino, j.index, nil)
+	if err != nil {
+		return tree.Mutation{}, false, err
+	}
+	copy(block, stored)
+	for p, v := range j.pages {
+		page := block[p*PageSize : (p+1)*PageSize]
+		clear(page[copy(page, v):])
+	}
+	block = block[:min(uint64(BlockSize), n.Size-start)]
+	if isZero(block) {
+		return tree.Mutation{Key: key, Delete: true}, true, nil
+	}
+	id, err := ws.e.st.Put(ctx, block)
+	if err != nil {
+		return tree.Mutation{}, false, err
+	}
+	return tree.Mutation{Key: key, Value: id[:]}, true, nil
+}
+
+func isZero(b []byte) bool {
+	for len(b) >= 8 {
+		if b[0]|b[1]|b[2]|b[3]|b[4]|b[5]|b[6]|b[7] != 0 {
+			return false
+		}
+		b = b[8:]
+	}
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
+}
