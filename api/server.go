@@ -38,6 +38,9 @@ type Request struct {
 	KeepWithin string `json:"keep_within,omitempty"` // checkpoint.prune, a Go duration
 	FsckRemote bool   `json:"remote,omitempty"`      // fsck
 	Repair     bool   `json:"repair,omitempty"`      // fsck
+
+	QuotaBytes  *int64 `json:"quota_bytes,omitempty"`  // branch.quota: omitted = unchanged, 0 = none
+	QuotaInodes *int64 `json:"quota_inodes,omitempty"` // branch.quota
 }
 
 func errMissing(call string) error {
@@ -114,6 +117,9 @@ var calls = map[string]call{
 		return s.Fsck(ctx, FsckOptions{Remote: r.FsckRemote, Repair: r.Repair})
 	},
 	"checkpoint.prune": pruneCall,
+	"branch.quota": func(ctx context.Context, s Service, r Request) (any, error) {
+		return s.SetQuota(ctx, r.Name, QuotaRequest{Bytes: r.QuotaBytes, Inodes: r.QuotaInodes})
+	},
 }
 
 // Handler serves s over HTTP: POST /v1/CALL with a JSON Request body; the reply is the

@@ -80,8 +80,8 @@ func (ws *Workspace) Read(ctx context.Context, ino uint64, off int64, dest []byt
 	return done, nil
 }
 
-// Write writes data at off; it buffers partial blocks and writes whole ones to the store.
-func (ws *Workspace) Write(ctx context.Context, ino uint64, off int64, data []byte) (int, error) {
+// write writes data at off; it buffers partial blocks and writes whole ones to the store.
+func (ws *Workspace) write(ctx context.Context, ino uint64, off int64, data []byte) (int, error) {
 	defer ws.e.op()()
 	if off < 0 {
 		return 0, syscall.EINVAL
