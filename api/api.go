@@ -24,13 +24,20 @@ type Service interface {
 	CreateBranch(ctx context.Context, name, from string) (BranchInfo, error)
 	DeleteBranch(ctx context.Context, name string) error
 	Checkpoint(ctx context.Context, branch, name, message string) (CheckpointInfo, error)
+	// File calls (api/files.go): change a branch's files without a mount.
+	WriteFile(ctx context.Context, br, path string, data []byte) error
+	MakeDir(ctx context.Context, br, path string) error
+	Move(ctx context.Context, br, src, dst string) error
+	// CheckpointWith is Checkpoint with provenance (api/provenance.go).
+	CheckpointWith(ctx context.Context, br string, o branch.CheckpointOptions) (CheckpointInfo, error)
 	Rollback(ctx context.Context, branch, ref string) error
 	Diff(ctx context.Context, a, b string) ([]branch.Change, error)
 	Log(ctx context.Context, branch string) ([]CheckpointInfo, error)
 	List(ctx context.Context, ref, path string) ([]Entry, error)
 	Cat(ctx context.Context, ref, path string, w io.Writer) error
 	Import(ctx context.Context, branch, dir string) (ImportResult, error)
-	Export(ctx context.Context, ref, dir string) error
+	// Export takes at most one ExportOptions (none: the safe defaults).
+	Export(ctx context.Context, ref, dir string, o ...ExportOptions) error
 	Mount(ctx context.Context, ref, dir string, o MountOptions) (MountInfo, error)
 	Unmount(ctx context.Context, dir string) error
 	Mounts(ctx context.Context) ([]MountInfo, error)
@@ -47,6 +54,7 @@ type Service interface {
 	PruneCheckpoints(ctx context.Context, branch string, keepLast int, keepWithin time.Duration) (PruneResult, error)
 	// SetQuota changes a branch's limits (api/quota.go); an omitted limit stays as it is.
 	SetQuota(ctx context.Context, branch string, q QuotaRequest) (BranchInfo, error)
+	Reviewer // api/review.go
 }
 
 // BranchInfo describes a branch.
@@ -75,6 +83,10 @@ type CheckpointInfo struct {
 	Time    time.Time `json:"time"`
 	Parents []string  `json:"parents"`
 	Pruned  bool      `json:"pruned,omitempty"` // its tree was given up by checkpoint prune
+	// Who made it and why: agent, session, tool_call, caller, via, labels (api/provenance.go).
+	branch.Provenance
+	Files branch.FileCounts `json:"files"`           // paths created, modified, deleted since the first parent
+	Paths *PathLists        `json:"paths,omitempty"` // the paths themselves (checkpoint and log --json)
 }
 
 // Entry is one file in a listing.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -15,8 +16,11 @@ import (
 
 // Client calls a daemon over its Unix socket.
 type Client struct {
-	http *http.Client
-	sock string
+	http    *http.Client
+	sock    string // where the daemon is, for messages
+	base    string // URL prefix; "" means http://agentfs (the Unix socket)
+	token   string // bearer token sent with every call, if any
+	closeFn func()
 }
 
 var _ Service = (*Client)(nil)
@@ -36,13 +40,25 @@ func Dial(sock string) (*Client, error) {
 }
 
 func (c *Client) post(ctx context.Context, call string, r Request) (*http.Response, error) {
+	return c.postJSON(ctx, call, r)
+}
+
+// postJSON sends any JSON body (calls with their own request type, e.g. remote.gc).
+func (c *Client) postJSON(ctx context.Context, call string, r any) (*http.Response, error) {
 	body, err := json.Marshal(r)
 	if err != nil {
 		return nil, err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://agentfs/v1/"+call, bytes.NewReader(body))
+	base := c.base
+	if base == "" {
+		base = "http://agentfs"
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/v1/"+call, bytes.NewReader(body))
 	if err != nil {
 		return nil, err
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
@@ -83,7 +99,7 @@ func (c *Client) DeleteBranch(ctx context.Context, name string) error {
 }
 
 func (c *Client) Checkpoint(ctx context.Context, br, name, message string) (CheckpointInfo, error) {
-	return do[CheckpointInfo](ctx, c, "checkpoint", Request{Branch: br, Name: name, Message: message})
+	return c.CheckpointWith(ctx, br, branch.CheckpointOptions{Name: name, Message: message})
 }
 
 func (c *Client) Rollback(ctx context.Context, br, ref string) error {
@@ -109,16 +125,25 @@ func (c *Client) Cat(ctx context.Context, ref, path string, w io.Writer) error {
 		return err
 	}
 	defer resp.Body.Close()
-	_, err = io.Copy(w, resp.Body)
-	return err
+	if _, err := io.Copy(w, resp.Body); err != nil {
+		return err
+	}
+	if msg := resp.Trailer.Get(catErrorTrailer); msg != "" {
+		return errors.New(msg)
+	}
+	return nil
 }
 
 func (c *Client) Import(ctx context.Context, br, dir string) (ImportResult, error) {
 	return do[ImportResult](ctx, c, "import", Request{Branch: br, Dir: dir})
 }
 
-func (c *Client) Export(ctx context.Context, ref, dir string) error {
-	_, err := do[struct{}](ctx, c, "export", Request{Ref: ref, Dir: dir})
+func (c *Client) Export(ctx context.Context, ref, dir string, o ...ExportOptions) error {
+	r := Request{Ref: ref, Dir: dir}
+	if len(o) > 0 {
+		r.Devices, r.SetID = o[0].Devices, o[0].SetID
+	}
+	_, err := do[struct{}](ctx, c, "export", r)
 	return err
 }
 

@@ -7,6 +7,7 @@ import (
 
 	"github.com/agentfs/agentfs/branch"
 	"github.com/agentfs/agentfs/gc"
+	"github.com/agentfs/agentfs/remote"
 )
 
 // GCOptions configure a collection. Progress is only called when the repository is open
@@ -19,8 +20,12 @@ type GCOptions struct {
 // FsckOptions configure a check.
 type FsckOptions struct {
 	Progress func(gc.Progress) `json:"-"`
-	Remote   bool              // also verify the remotes' copies of what they hold
-	Repair   bool              // replace broken local blocks with good copies from a remote
+	// Remote also checks every remote: each object reachable from its refs and from this
+	// repository's unfinished pushes must be listed in the bucket.
+	Remote bool
+	// VerifyData (with Remote) reads each of those objects back and checks its hash.
+	VerifyData bool
+	Repair     bool // replace broken local blocks with good copies from a remote
 }
 
 // PruneResult lists the checkpoints a prune marked.
@@ -36,10 +41,11 @@ func (l *Local) GC(ctx context.Context, o GCOptions) (gc.Stats, error) {
 }
 
 func (l *Local) Fsck(ctx context.Context, o FsckOptions) (*gc.Report, error) {
-	co := gc.CheckOptions{Progress: o.Progress, VerifyRemote: o.Remote, Repair: o.Repair}
+	co := gc.CheckOptions{Progress: o.Progress, Repair: o.Repair}
+	var remotes []remote.Remote
 	if l.Remotes != nil {
-		remotes, err := l.Remotes.List(ctx)
-		if err != nil {
+		var err error
+		if remotes, err = l.Remotes.List(ctx); err != nil {
 			return nil, err
 		}
 		if len(remotes) > 0 {
@@ -49,7 +55,22 @@ func (l *Local) Fsck(ctx context.Context, o FsckOptions) (*gc.Report, error) {
 	if co.Remote == nil && (o.Remote || o.Repair) {
 		return nil, fmt.Errorf("%w: fsck --remote and --repair need a remote; add one with: agentfs remote add NAME URL", branch.ErrInvalidName)
 	}
-	return gc.Check(ctx, l.Engine, co)
+	rep, err := gc.Check(ctx, l.Engine, co)
+	if err != nil || !o.Remote {
+		return rep, err
+	}
+	for _, r := range remotes {
+		res, err := l.Remotes.Check(ctx, r.Name, o.VerifyData)
+		if err != nil {
+			return nil, err
+		}
+		rep.Roots += res.Refs + res.Pending
+		rep.Objects += res.Objects
+		for _, p := range res.Problems {
+			rep.Problems = append(rep.Problems, gc.Problem{Ref: p.Ref, Path: p.Path, Object: p.Object, ID: p.ID, Error: p.Error})
+		}
+	}
+	return rep, nil
 }
 
 func (l *Local) PruneCheckpoints(ctx context.Context, br string, keepLast int, keepWithin time.Duration) (PruneResult, error) {
@@ -66,7 +87,7 @@ func (c *Client) GC(ctx context.Context, o GCOptions) (gc.Stats, error) {
 }
 
 func (c *Client) Fsck(ctx context.Context, o FsckOptions) (*gc.Report, error) {
-	return do[*gc.Report](ctx, c, "fsck", Request{FsckRemote: o.Remote, Repair: o.Repair})
+	return do[*gc.Report](ctx, c, "fsck", Request{FsckRemote: o.Remote, VerifyData: o.VerifyData, Repair: o.Repair})
 }
 
 func (c *Client) PruneCheckpoints(ctx context.Context, br string, keepLast int, keepWithin time.Duration) (PruneResult, error) {

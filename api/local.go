@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -81,7 +82,8 @@ func (l *Local) checkpointInfo(ctx context.Context, id store.ID) (CheckpointInfo
 }
 
 func commitInfo(id store.ID, c *branch.Commit) CheckpointInfo {
-	info := CheckpointInfo{ID: id.String(), Branch: c.Branch, Name: c.Name, Message: c.Message, Time: c.Time, Parents: []string{}}
+	info := CheckpointInfo{ID: id.String(), Branch: c.Branch, Name: c.Name, Message: c.Message, Time: c.Time, Parents: []string{},
+		Provenance: c.Provenance, Files: c.Files}
 	for _, p := range c.Parents {
 		info.Parents = append(info.Parents, p.String())
 	}
@@ -89,11 +91,7 @@ func commitInfo(id store.ID, c *branch.Commit) CheckpointInfo {
 }
 
 func (l *Local) Checkpoint(ctx context.Context, br, name, message string) (CheckpointInfo, error) {
-	id, err := l.Engine.Checkpoint(ctx, br, name, message)
-	if err != nil {
-		return CheckpointInfo{}, err
-	}
-	return l.checkpointInfo(ctx, id)
+	return l.CheckpointWith(ctx, br, branch.CheckpointOptions{Name: name, Message: message})
 }
 
 func (l *Local) Rollback(ctx context.Context, br, ref string) error {
@@ -114,6 +112,11 @@ func (l *Local) Log(ctx context.Context, br string) ([]CheckpointInfo, error) {
 		info := commitInfo(e.ID, e.Commit)
 		if info.Pruned, err = l.Engine.IsPruned(e.ID); err != nil {
 			return nil, err
+		}
+		if !info.Pruned {
+			if err := l.logPaths(ctx, &info, e.Commit); err != nil {
+				return nil, err
+			}
 		}
 		out = append(out, info)
 	}
@@ -248,7 +251,7 @@ func (l *Local) Import(ctx context.Context, br, dir string) (ImportResult, error
 	return ImportResult{Checkpoint: cp, Stats: stats}, err
 }
 
-func (l *Local) Export(ctx context.Context, ref, dir string) error {
+func (l *Local) Export(ctx context.Context, ref, dir string, o ...ExportOptions) error {
 	dir, err := l.hostPath("export", dir)
 	if err != nil {
 		return err
@@ -260,7 +263,20 @@ func (l *Local) Export(ctx context.Context, ref, dir string) error {
 	if err != nil {
 		return err
 	}
-	return transfer.Export(ctx, ws, dir)
+	var eo ExportOptions
+	if len(o) > 0 {
+		eo = o[0]
+	}
+	// Warnings go to this process's stderr: the user's terminal for a CLI that opened the
+	// repository, the daemon's log otherwise.
+	warn := func(msg string) { fmt.Fprintln(os.Stderr, "agentfs: "+msg) }
+	return transfer.ExportWith(ctx, ws, dir, transfer.ExportOptions{Devices: eo.Devices, SetID: eo.SetID, Warn: warn})
+}
+
+// ExportOptions: what an export may restore beyond plain files (see transfer.ExportOptions).
+type ExportOptions struct {
+	Devices bool `json:"devices,omitempty"` // create device nodes
+	SetID   bool `json:"setid,omitempty"`   // restore setuid/setgid bits and file capabilities
 }
 
 // ErrNoDaemon means the operation needs a running daemon.

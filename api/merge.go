@@ -10,9 +10,11 @@ import (
 type MergeRequest struct {
 	Src      string `json:"src"`
 	Into     string `json:"into"`
-	Strategy string `json:"strategy,omitempty"` // fail (default), ours or theirs
+	Strategy string `json:"strategy,omitempty"` // fail (default), ours, theirs or markers
 	Message  string `json:"message,omitempty"`
 	DryRun   bool   `json:"dry_run,omitempty"`
+	// Take resolves the conflicts of these paths with one side: path -> "ours" or "theirs".
+	Take map[string]string `json:"take,omitempty"`
 }
 
 // MergeResult is what a merge did or, for a dry run or a conflict, would do.
@@ -22,27 +24,16 @@ type MergeResult struct {
 	UpToDate   bool              `json:"up_to_date"`
 	Conflicts  []branch.Conflict `json:"conflicts"`
 	Changes    []branch.Change   `json:"changes"`
+	// Pending: conflicts were written into the target (strategy markers); finish with
+	// merge.continue or merge.abort.
+	Pending bool `json:"pending,omitempty"`
+	// SourceCheckpoint is the checkpoint the source branch's uncommitted changes became.
+	SourceCheckpoint string `json:"source_checkpoint,omitempty"`
 }
 
 func (l *Local) Merge(ctx context.Context, r MergeRequest) (MergeResult, error) {
-	res, err := l.Engine.Merge(ctx, r.Src, r.Into, branch.MergeOptions{Strategy: r.Strategy, Message: r.Message, DryRun: r.DryRun})
-	if res == nil {
-		return MergeResult{}, err
-	}
-	out := MergeResult{UpToDate: res.UpToDate, Conflicts: res.Conflicts, Changes: res.Changes}
-	if out.Conflicts == nil {
-		out.Conflicts = []branch.Conflict{}
-	}
-	if out.Changes == nil {
-		out.Changes = []branch.Change{}
-	}
-	if !res.Commit.IsZero() {
-		out.Checkpoint = res.Commit.String()
-	}
-	if !res.Base.IsZero() {
-		out.Base = res.Base.String()
-	}
-	return out, err
+	res, err := l.Engine.Merge(ctx, r.Src, r.Into, branch.MergeOptions{Strategy: r.Strategy, Message: r.Message, DryRun: r.DryRun, Take: r.Take})
+	return mergeResult(res), err
 }
 
 // Merge calls the daemon. A conflict comes back as the result (with its conflicts) and an

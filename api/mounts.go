@@ -43,9 +43,12 @@ func (o MountOptions) check() (*fs.IDMap, error) {
 type MountTable struct {
 	RepoDir string
 	Logger  *log.Logger
+	// Persist keeps the table in REPO/mounts.json for the next start (mountstate.go).
+	Persist bool
 
-	mu     sync.Mutex
-	mounts map[string]*mounted // by directory
+	mu      sync.Mutex
+	mounts  map[string]*mounted // by directory
+	closing bool                // UnmountAll: the saved table stays for the next start
 }
 
 type mounted struct {
@@ -150,6 +153,7 @@ func (t *MountTable) Mount(ctx context.Context, e *branch.Engine, ref, dir strin
 		e.SetBusy(r.Branch, "mounted at "+abs)
 	}
 	t.mounts[abs] = &mounted{info: info, branch: r.Branch, m: m, e: e, unpin: unpin}
+	t.saveLocked()
 	ok = true
 	return info, nil
 }
@@ -174,6 +178,7 @@ func (t *MountTable) Unmount(dir string) error {
 	}
 	t.mu.Lock()
 	delete(t.mounts, abs)
+	t.saveLocked()
 	t.mu.Unlock()
 	m.unpin()
 	if m.branch != "" && !t.anyMountOf(m.branch) {
@@ -207,6 +212,9 @@ func (t *MountTable) List() []MountInfo {
 
 // UnmountAll unmounts everything, for shutdown.
 func (t *MountTable) UnmountAll() error {
+	t.mu.Lock()
+	t.closing = true
+	t.mu.Unlock()
 	var errs []error
 	for _, m := range t.List() {
 		errs = append(errs, t.Unmount(m.Dir))

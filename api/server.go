@@ -31,13 +31,21 @@ type Request struct {
 	Full       bool   `json:"full,omitempty"`        // pull: fetch file contents too
 	NoMerge    bool   `json:"no_merge,omitempty"`    // pull: fail instead of merging
 
-	Merge *MergeRequest `json:"merge,omitempty"`
+	Merge  *MergeRequest  `json:"merge,omitempty"`
+	Review *ReviewRequest `json:"review,omitempty"` // api/review.go
+
+	Provenance *branch.Provenance `json:"provenance,omitempty"` // checkpoint (the caller is set by the server)
+	Path2      string             `json:"path2,omitempty"`      // file.move: the destination
+	Data       []byte             `json:"data,omitempty"`       // file.write: the content (base64 in JSON)
 
 	DryRun     bool   `json:"dry_run,omitempty"`     // gc
 	KeepLast   int    `json:"keep_last,omitempty"`   // checkpoint.prune
 	KeepWithin string `json:"keep_within,omitempty"` // checkpoint.prune, a Go duration
 	FsckRemote bool   `json:"remote,omitempty"`      // fsck
 	Repair     bool   `json:"repair,omitempty"`      // fsck
+	VerifyData bool   `json:"verify_data,omitempty"` // fsck --remote
+	Devices    bool   `json:"devices,omitempty"`     // export
+	SetID      bool   `json:"setid,omitempty"`       // export
 
 	QuotaBytes  *int64 `json:"quota_bytes,omitempty"`  // branch.quota: omitted = unchanged, 0 = none
 	QuotaInodes *int64 `json:"quota_inodes,omitempty"` // branch.quota
@@ -80,7 +88,11 @@ var calls = map[string]call{
 		return struct{}{}, s.DeleteBranch(ctx, r.Name)
 	},
 	"checkpoint": func(ctx context.Context, s Service, r Request) (any, error) {
-		return s.Checkpoint(ctx, r.Branch, r.Name, r.Message)
+		o := branch.CheckpointOptions{Name: r.Name, Message: r.Message}
+		if r.Provenance != nil {
+			o.Provenance = *r.Provenance
+		}
+		return s.CheckpointWith(ctx, r.Branch, o)
 	},
 	"rollback": func(ctx context.Context, s Service, r Request) (any, error) {
 		return struct{}{}, s.Rollback(ctx, r.Branch, r.Ref)
@@ -92,7 +104,7 @@ var calls = map[string]call{
 		return s.Import(ctx, r.Branch, r.Dir)
 	},
 	"export": func(ctx context.Context, s Service, r Request) (any, error) {
-		return struct{}{}, s.Export(ctx, r.Ref, r.Dir)
+		return struct{}{}, s.Export(ctx, r.Ref, r.Dir, ExportOptions{Devices: r.Devices, SetID: r.SetID})
 	},
 	"mount": func(ctx context.Context, s Service, r Request) (any, error) {
 		return s.Mount(ctx, r.Ref, r.Dir, MountOptions{ReadOnly: r.ReadOnly, Owner: r.Owner, AllowOther: r.AllowOther})
@@ -114,7 +126,7 @@ var calls = map[string]call{
 		return s.GC(ctx, GCOptions{DryRun: r.DryRun})
 	},
 	"fsck": func(ctx context.Context, s Service, r Request) (any, error) {
-		return s.Fsck(ctx, FsckOptions{Remote: r.FsckRemote, Repair: r.Repair})
+		return s.Fsck(ctx, FsckOptions{Remote: r.FsckRemote, VerifyData: r.VerifyData, Repair: r.Repair})
 	},
 	"checkpoint.prune": pruneCall,
 	"branch.quota": func(ctx context.Context, s Service, r Request) (any, error) {
@@ -156,35 +168,37 @@ func Handler(s Service) http.Handler {
 // serveCat streams a file. The status is sent with the first byte, so that an error found
 // before any content (a bad path, a directory) gets a proper error reply.
 func serveCat(w http.ResponseWriter, ctx context.Context, s Service, r Request) {
-	lw := &lazyWriter{w: w}
-	if err := s.Cat(ctx, r.Ref, r.Path, lw); err != nil {
-		if !lw.started {
+	if _, err := s.List(ctx, r.Ref, r.Path); err != nil {
+		writeError(w, err)
+		return
+	}
+	// An error after the first bytes went out travels in a trailer; before, as a reply.
+	w.Header().Set("Trailer", catErrorTrailer)
+	cw := &countingWriter{w: w}
+	if err := s.Cat(ctx, r.Ref, r.Path, cw); err != nil {
+		if cw.n == 0 {
+			w.Header().Del("Trailer")
 			writeError(w, err)
 			return
 		}
-		// Headers are gone; cut the stream so the client sees a broken body.
-		panic(http.ErrAbortHandler)
-	}
-	lw.start()
-}
-
-// lazyWriter sends the success headers when the first byte is written.
-type lazyWriter struct {
-	w       http.ResponseWriter
-	started bool
-}
-
-func (l *lazyWriter) start() {
-	if !l.started {
-		l.started = true
-		l.w.Header().Set("Content-Type", "application/octet-stream")
-		l.w.WriteHeader(http.StatusOK)
+		w.Header().Set(catErrorTrailer, strings.ReplaceAll(err.Error(), "\n", " "))
 	}
 }
 
-func (l *lazyWriter) Write(p []byte) (int, error) {
-	l.start()
-	return l.w.Write(p)
+const catErrorTrailer = "Agentfs-Error"
+
+type countingWriter struct {
+	w http.ResponseWriter
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	if c.n == 0 {
+		c.w.Header().Set("Content-Type", "application/octet-stream")
+	}
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
 }
 
 func writeError(w http.ResponseWriter, err error) {

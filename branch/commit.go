@@ -17,13 +17,16 @@ type Commit struct {
 	Branch  string // the branch it was taken on
 	Name    string // optional checkpoint name (BRANCH@NAME)
 	Message string
+	Provenance
+	Files FileCounts // paths created, modified and deleted since the first parent
 }
 
-// Commit encoding, version 1: 'C', 1, root, uvarint parent count, parents, varint unix nanos,
-// then length-prefixed branch, name and message.
+// Commit encoding, version 2: 'C', 2, root, uvarint parent count, parents, varint unix nanos,
+// length-prefixed branch, name and message, then the provenance trailer (provenance.go).
+// Version 1 is the same without the trailer; it is still read.
 const (
 	commitMagic   = 'C'
-	commitVersion = 1
+	commitVersion = 2
 )
 
 var errBadCommit = errors.New("branch: malformed commit")
@@ -40,11 +43,11 @@ func encodeCommit(c *Commit) []byte {
 		b = binary.AppendUvarint(b, uint64(len(s)))
 		b = append(b, s...)
 	}
-	return b
+	return appendProvenance(b, &c.Provenance, c.Files)
 }
 
 func decodeCommit(b []byte) (*Commit, error) {
-	if len(b) < 2+32 || b[0] != commitMagic || b[1] != commitVersion {
+	if len(b) < 2+32 || b[0] != commitMagic || (b[1] != 1 && b[1] != commitVersion) {
 		return nil, errBadCommit
 	}
 	c := &Commit{}
@@ -74,6 +77,14 @@ func decodeCommit(b []byte) (*Commit, error) {
 		}
 		*dst = string(p[k : k+int(l)])
 		p = p[k+int(l):]
+	}
+	if b[1] >= 2 {
+		r := &commitReader{p: p}
+		decodeProvenance(r, c)
+		if r.bad {
+			return nil, errBadCommit
+		}
+		p = r.p
 	}
 	if len(p) != 0 {
 		return nil, errBadCommit

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"fmt"
 	"path"
 	"sort"
 	"syscall"
@@ -94,6 +95,9 @@ func (e *Engine) DiffRoots(ctx context.Context, ra, rb store.ID) ([]Change, erro
 			continue // new in b: reported through its dirent
 		}
 		p, err := pb.path(ctx, ino)
+		if ino == RootIno {
+			p = "." // the root's own mode, owner or xattrs changed
+		}
 		if err != nil || p == "" || seen[p] {
 			continue // unlinked (open orphan) or already listed
 		}
@@ -156,32 +160,52 @@ func (p *pather) inode(ctx context.Context, ino uint64) (*Inode, error) {
 
 // path returns the path of ino ("" for the root). It trusts the inode's parent link only
 // after checking that the named entry still points at the inode; a stale link (the named
-// hard link was removed) falls back to scanning the directory entries.
+// hard link was removed) falls back to scanning the directory entries. It walks up
+// iteratively: parent links that loop (a damaged or crafted tree) are an error.
 func (p *pather) path(ctx context.Context, ino uint64) (string, error) {
-	if s, ok := p.paths[ino]; ok {
-		return s, nil
-	}
-	n, err := p.inode(ctx, ino)
-	if err != nil {
-		return "", err
-	}
-	parent, name := n.Parent, n.Name
-	v, ok, err := p.t.Get(ctx, p.root, direntKey(parent, name))
-	if err != nil {
-		return "", err
-	}
-	if got, _, _ := decodeDirent(v); !ok || got != ino {
-		if parent, name, err = p.scanFor(ctx, ino); err != nil {
+	var names []string
+	var dirs []uint64 // directories on the way up, to cache their paths
+	seen := map[uint64]bool{}
+	cur := ino
+	base, ok := p.paths[cur]
+	for !ok {
+		if seen[cur] {
+			return "", fmt.Errorf("inode %d: %w: its parent links form a loop", ino, ErrDamaged)
+		}
+		seen[cur] = true
+		n, err := p.inode(ctx, cur)
+		if err != nil {
 			return "", err
 		}
+		parent, name := n.Parent, n.Name
+		v, found, err := p.t.Get(ctx, p.root, direntKey(parent, name))
+		if err != nil {
+			return "", err
+		}
+		if got, _, _ := decodeDirent(v); !found || got != cur {
+			if parent, name, err = p.scanFor(ctx, cur); err != nil {
+				return "", err
+			}
+		}
+		if checkEntryName(name) != nil {
+			return "", fmt.Errorf("inode %d: %w: %q is not a valid file name", cur, ErrDamaged, name)
+		}
+		names = append(names, name)
+		if n.IsDir() {
+			dirs = append(dirs, cur)
+		} else {
+			dirs = append(dirs, 0)
+		}
+		cur = parent
+		base, ok = p.paths[cur]
 	}
-	dir, err := p.path(ctx, parent)
-	if err != nil {
-		return "", err
-	}
-	s := path.Join(dir, name)
-	if n.IsDir() {
-		p.paths[ino] = s
+	// names[i] is the name of the i-th inode on the way up; build paths from the top down.
+	s := base
+	for i := len(names) - 1; i >= 0; i-- {
+		s = path.Join(s, names[i])
+		if dirs[i] != 0 {
+			p.paths[dirs[i]] = s
+		}
 	}
 	return s, nil
 }

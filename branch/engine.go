@@ -367,6 +367,9 @@ func (e *Engine) DeleteBranch(ctx context.Context, name string) error {
 	if err := b.Delete(refKey(name), nil); err != nil {
 		return err
 	}
+	if err := b.Delete(pendingKey(name), nil); err != nil { // a merge into it was pending
+		return err
+	}
 	if err := b.Delete(quotaKey(name), nil); err != nil {
 		return err
 	}
@@ -409,6 +412,11 @@ func (e *Engine) Resolve(ctx context.Context, s string) (Ref, error) {
 		return Ref{Branch: s, Commit: b.Base}, nil
 	} else if !errors.Is(err, ErrNotFound) {
 		return Ref{}, err
+	}
+	if id, ok, err := e.tagCommit(s); err != nil {
+		return Ref{}, err
+	} else if ok {
+		return Ref{Commit: id}, nil
 	}
 	if len(s) >= 4 && len(s) <= 64 && isHex(s) {
 		id, err := e.lookupCommitPrefix(strings.ToLower(s))
@@ -493,22 +501,39 @@ func (e *Engine) rootOf(ctx context.Context, r Ref) (store.ID, error) {
 // files) an immutable commit and returns its id. Its cost follows the changes since the
 // branch's base, not the size of the tree.
 func (e *Engine) Checkpoint(ctx context.Context, branch, name, msg string) (store.ID, error) {
+	id, _, err := e.CheckpointWith(ctx, branch, CheckpointOptions{Name: name, Message: msg})
+	return id, err
+}
+
+// CheckpointOptions are the optional parts of a checkpoint.
+type CheckpointOptions struct {
+	Name    string // BRANCH@NAME then refers to it
+	Message string
+	Provenance
+}
+
+// CheckpointWith is Checkpoint with provenance; it also returns the paths changed since the
+// branch's base.
+func (e *Engine) CheckpointWith(ctx context.Context, branch string, o CheckpointOptions) (store.ID, []Change, error) {
 	defer e.op()()
-	if name != "" {
-		if err := ValidateName("checkpoint", name); err != nil {
-			return store.ID{}, err
+	if err := o.Provenance.Validate(); err != nil {
+		return store.ID{}, nil, err
+	}
+	if o.Name != "" {
+		if err := ValidateName("checkpoint", o.Name); err != nil {
+			return store.ID{}, nil, err
 		}
-		if _, ok, err := e.getKey(nameKey(branch, name)); err != nil {
-			return store.ID{}, err
+		if _, ok, err := e.getKey(nameKey(branch, o.Name)); err != nil {
+			return store.ID{}, nil, err
 		} else if ok {
-			return store.ID{}, fmt.Errorf("checkpoint %s@%s %w", branch, name, ErrExists)
+			return store.ID{}, nil, fmt.Errorf("checkpoint %s@%s %w", branch, o.Name, ErrExists)
 		}
 	}
 	ws, err := e.Workspace(ctx, branch)
 	if err != nil {
-		return store.ID{}, err
+		return store.ID{}, nil, err
 	}
-	return ws.checkpoint(ctx, name, msg)
+	return ws.checkpointWith(ctx, o)
 }
 
 // Rollback discards the branch's working state and points it at ref's state. Mounted views

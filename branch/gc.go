@@ -251,6 +251,10 @@ func (r Root) String() string {
 		return "branch " + r.Branch + " (uncheckpointed changes)"
 	case RootCheckpoint:
 		return "checkpoint " + r.Branch + "@" + r.Name
+	case RootTag:
+		return "tag " + r.Name
+	case RootMerge:
+		return "pending merge of " + r.Name + " into " + r.Branch
 	default:
 		return fmt.Sprintf("checkpoint %s (%s)", r.Commit, r.Name)
 	}
@@ -280,6 +284,10 @@ func (e *Engine) Roots(r pebble.Reader) ([]Root, error) {
 		out = append(out, Root{Kind: RootCheckpoint, Branch: br, Name: name, Commit: store.ID(v)})
 		return nil
 	}); err != nil {
+		return nil, err
+	}
+	out, err := e.reviewRoots(r, out) // tags, pending merges (tags.go)
+	if err != nil {
 		return nil, err
 	}
 	// Overlays: one root per overlay id present, found by skipping from one id to the next.

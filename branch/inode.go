@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"strings"
 	"syscall"
 )
 
@@ -33,6 +34,8 @@ const (
 	BlockSize = 64 << 10
 	// InlineMax is the largest regular file kept inside its inode record.
 	InlineMax = 2 << 10
+	// maxInodeData bounds the data in a record (inline content, a symlink's target).
+	maxInodeData = 64 << 10
 )
 
 func (n *Inode) IsDir() bool     { return n.Mode&syscall.S_IFMT == syscall.S_IFDIR }
@@ -48,6 +51,10 @@ const (
 )
 
 var errBadInode = errors.New("branch: malformed inode record")
+
+// ErrDamaged: a tree's content is inconsistent (a loop in parent links or directories, a bad
+// name): the repository or the bucket it came from is damaged, or the tree was crafted.
+var ErrDamaged = errors.New("damaged tree")
 
 func encodeInode(n *Inode) []byte {
 	b := make([]byte, 0, 64+len(n.Name)+len(n.Data))
@@ -114,6 +121,15 @@ func decodeInode(b []byte) (*Inode, error) {
 	}
 	if n.Inline && uint64(len(n.Data)) != n.Size {
 		return nil, fmt.Errorf("%w: inline size mismatch", errBadInode)
+	}
+	// Records can come from a crafted bucket: sizes and names must be ones a file can have.
+	switch {
+	case n.Size > MaxFileSize:
+		return nil, fmt.Errorf("%w: size %d is more than %d", errBadInode, n.Size, uint64(MaxFileSize))
+	case len(n.Name) > MaxEntryName || strings.ContainsAny(n.Name, "/\x00"):
+		return nil, fmt.Errorf("%w: bad name", errBadInode)
+	case len(n.Data) > maxInodeData:
+		return nil, fmt.Errorf("%w: %d bytes of inline data", errBadInode, len(n.Data))
 	}
 	return n, nil
 }

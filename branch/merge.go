@@ -21,6 +21,10 @@ const (
 	StrategyFail   = "fail"   // report conflicts and change nothing
 	StrategyOurs   = "ours"   // resolve every conflict with the target branch's side
 	StrategyTheirs = "theirs" // resolve every conflict with the merged-in side
+	// StrategyMarkers writes conflicting text regions with git-style markers and the other
+	// side's version of other conflicting files beside them, and leaves the merge pending
+	// (pending.go).
+	StrategyMarkers = "markers"
 )
 
 // Conflict kinds.
@@ -37,6 +41,9 @@ type MergeOptions struct {
 	Strategy string // StrategyFail (default), StrategyOurs or StrategyTheirs
 	Message  string
 	DryRun   bool
+	// Take resolves the conflicts of some paths with one side: path -> StrategyOurs or
+	// StrategyTheirs. The other conflicts follow Strategy.
+	Take map[string]string
 }
 
 // Conflict is one path both sides changed in ways that do not combine.
@@ -52,6 +59,15 @@ type MergeResult struct {
 	UpToDate  bool       // the source was already part of the target
 	Conflicts []Conflict // sorted by path
 	Changes   []Change   // what the merge changes in the target
+	// Pending is set when conflicts were written into the target's files
+	// (StrategyMarkers): the merge waits for MergeContinue or MergeAbort.
+	Pending bool
+	// SourceCheckpoint is the checkpoint the source branch's uncommitted changes became
+	// when the merge went through (zero if the source had none, or changed meanwhile).
+	SourceCheckpoint store.ID
+
+	srcWS     *Workspace // the source branch, when its changes were folded into srcCommit
+	srcCommit store.ID
 }
 
 // Merge merges ref src into branch dst: a three-way merge against the nearest common
@@ -66,16 +82,30 @@ func (e *Engine) Merge(ctx context.Context, src, dst string, o MergeOptions) (*M
 	switch o.Strategy {
 	case "":
 		o.Strategy = StrategyFail
-	case StrategyFail, StrategyOurs, StrategyTheirs:
+	case StrategyFail, StrategyOurs, StrategyTheirs, StrategyMarkers:
 	default:
 		return nil, fmt.Errorf("%w: unknown merge strategy %q (use fail, ours or theirs)", ErrInvalidName, o.Strategy)
 	}
+	take, err := cleanTake(o.Take)
+	if err != nil {
+		return nil, err
+	}
+	o.Take = take
 	dws, err := e.Workspace(ctx, dst)
 	if err != nil {
 		return nil, err
 	}
 	done := e.op()
 	res, hooks, err := e.merge(ctx, src, dws, o)
+	if res != nil && res.srcWS != nil && (err == nil || res.Pending) && !o.DryRun {
+		// The merge used a commit of the source's uncommitted changes: make it the source's
+		// checkpoint, so that merging the source again finds its work merged.
+		if ok, aerr := res.srcWS.adopt(ctx, res.srcCommit); aerr != nil && err == nil {
+			err = aerr
+		} else if ok {
+			res.SourceCheckpoint = res.srcCommit
+		}
+	}
 	done()
 	for _, h := range hooks {
 		h()
@@ -94,14 +124,14 @@ func (e *Engine) merge(ctx context.Context, src string, dws *Workspace, o MergeO
 	// Fold the source before taking the target's lock: two merges in opposite directions
 	// must not wait on each other.
 	srcCommit := r.Commit
+	var sws *Workspace
 	if r.Branch != "" {
-		// A source branch with uncommitted changes is checkpointed, so that merging it
-		// again later finds its work already merged.
-		sws, err := e.Workspace(ctx, r.Branch)
-		if err != nil {
+		// A source branch's uncommitted changes are folded into a commit that does not
+		// move the source yet: a merge that fails changes nothing (see Merge).
+		if sws, err = e.Workspace(ctx, r.Branch); err != nil {
 			return nil, nil, err
 		}
-		if srcCommit, err = sws.checkpointIfChanged(ctx, "checkpoint for merge into "+dws.name); err != nil {
+		if srcCommit, err = sws.snapshotCommit(ctx, "checkpoint for merge into "+dws.name); err != nil {
 			return nil, nil, err
 		}
 	} else if err := e.retainCommit(ctx, srcCommit); err != nil {
@@ -109,6 +139,11 @@ func (e *Engine) merge(ctx context.Context, src string, dws *Workspace, o MergeO
 	}
 	dws.mu.Lock()
 	defer dws.mu.Unlock()
+	if p, err := e.pendingMerge(dws.name); err != nil {
+		return nil, nil, err
+	} else if p != nil {
+		return nil, nil, fmt.Errorf("%w: a merge of %s into %s is pending; finish it with: agentfs merge --continue %s (or --abort)", ErrBusy, p.Source, dws.name, dws.name)
+	}
 	oursRoot, pending, err := dws.fold(ctx)
 	if err != nil {
 		return nil, nil, err
@@ -118,6 +153,9 @@ func (e *Engine) merge(ctx context.Context, src string, dws *Workspace, o MergeO
 		return nil, nil, err
 	}
 	res := &MergeResult{Base: base}
+	if sws != nil && srcCommit != sws.Base() {
+		res.srcWS, res.srcCommit = sws, srcCommit
+	}
 	if base == srcCommit {
 		res.UpToDate = true
 		return res, nil, nil
@@ -134,25 +172,40 @@ func (e *Engine) merge(ctx context.Context, src string, dws *Workspace, o MergeO
 	if err != nil {
 		return nil, nil, err
 	}
-	m := &merger{e: e, ctx: ctx, strategy: o.Strategy,
-		base: newView(e, baseRoot), ours: newView(e, oursRoot), theirs: newView(e, sc.Root), muts: map[string]*tree.Mutation{}, oursWon: map[uint64]bool{},
-		handled: map[uint64]bool{}, handledKey: map[string]bool{}}
+	m := e.newMerger(ctx, o.Strategy, baseRoot, oursRoot, sc.Root)
+	m.take, m.labels = o.Take, [2]string{dws.name, src}
 	if err := m.run(); err != nil {
 		return nil, nil, err
 	}
 	res.Conflicts = m.conflicts
-	if len(m.conflicts) > 0 && o.Strategy == StrategyFail {
-		return res, nil, fmt.Errorf("%w: %d conflicting paths; nothing was changed (resolve them, or merge with --strategy ours or theirs)", ErrConflict, len(m.conflicts))
+	open := m.unresolved()
+	if len(open) > 0 && o.Strategy != StrategyMarkers {
+		return res, nil, fmt.Errorf("%w: %d conflicting paths; nothing was changed (merge with --conflicts=markers to settle them in the files, or --take ours|theirs PATH, or --strategy ours|theirs)", ErrConflict, len(open))
 	}
 	newRoot, err := e.tree.Apply(ctx, oursRoot, m.sorted())
 	if err != nil {
 		return nil, nil, err
+	}
+	var copies []string
+	if len(open) > 0 {
+		if newRoot, copies, err = m.addTheirsCopies(newRoot, open); err != nil {
+			return nil, nil, err
+		}
 	}
 	if res.Changes, err = e.DiffRoots(ctx, oursRoot, newRoot); err != nil {
 		return nil, nil, err
 	}
 	if o.DryRun {
 		return res, nil, nil
+	}
+	if len(open) > 0 {
+		res.Pending = true
+		hooks, err := e.startPending(ctx, dws, oursRoot, pending, newRoot, &PendingMerge{
+			Source: src, SourceCommit: srcCommit, Base: base, Message: o.Message, Conflicts: m.conflicts, Open: open, Copies: copies})
+		if err != nil {
+			return nil, nil, err
+		}
+		return res, hooks, fmt.Errorf("%w: %d conflicting paths written into %s; edit them, then run: agentfs merge --continue %s (or --abort)", ErrConflict, len(open), dws.name, dws.name)
 	}
 	b := e.db.NewBatch()
 	defer b.Close()
@@ -179,66 +232,102 @@ func (e *Engine) merge(ctx context.Context, src string, dws *Workspace, o MergeO
 	return res, append([]func(){}, dws.hooks...), nil
 }
 
-// mergeBase returns the nearest common ancestor of commits a and b (zero if none): the
-// newest commit reachable from b that is also reachable from a.
+// mergeBase returns the nearest common ancestor of commits a and b (zero if none), from the
+// commit graph alone (commit times can be skewed between hosts): among the common ancestors
+// that are not ancestors of another common ancestor (the best bases), the one fewest parent
+// steps from b, ties broken by the smallest id so that every host picks the same.
 func (e *Engine) mergeBase(ctx context.Context, a, b store.ID) (store.ID, error) {
-	inA := map[store.ID]bool{}
-	queue := []store.ID{a}
-	for len(queue) > 0 {
-		id := queue[0]
-		queue = queue[1:]
-		if inA[id] {
-			continue
-		}
-		inA[id] = true
-		c, err := e.ReadCommit(ctx, id)
-		if errors.Is(err, store.ErrNotFound) {
-			continue
-		}
-		if err != nil {
-			return store.ID{}, err
-		}
-		queue = append(queue, c.Parents...)
-	}
-	type item struct {
-		id store.ID
-		c  *Commit
-	}
-	seen := map[store.ID]bool{}
-	var frontier []item
-	push := func(id store.ID) error {
-		if seen[id] {
-			return nil
-		}
-		seen[id] = true
-		c, err := e.ReadCommit(ctx, id)
-		if errors.Is(err, store.ErrNotFound) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		frontier = append(frontier, item{id, c})
-		return nil
-	}
-	if err := push(b); err != nil {
+	inA, err := e.ancestors(ctx, a, nil)
+	if err != nil {
 		return store.ID{}, err
 	}
-	for len(frontier) > 0 {
-		// Newest first, so the first common commit is the nearest.
-		sort.Slice(frontier, func(i, j int) bool { return frontier[i].c.Time.After(frontier[j].c.Time) })
-		it := frontier[0]
-		frontier = frontier[1:]
-		if inA[it.id] {
-			return it.id, nil
+	distB := map[store.ID]int{}
+	if _, err := e.ancestors(ctx, b, distB); err != nil {
+		return store.ID{}, err
+	}
+	var common []store.ID
+	for id := range distB {
+		if inA[id] {
+			common = append(common, id)
 		}
-		for _, p := range it.c.Parents {
-			if err := push(p); err != nil {
+	}
+	if len(common) == 0 {
+		return store.ID{}, nil
+	}
+	// Everything reachable from a common ancestor's parents is not a best base. Nearest
+	// first, and the marking walk stops at marked commits, so each commit is read once.
+	sort.Slice(common, func(i, j int) bool { return distB[common[i]] < distB[common[j]] })
+	below := map[store.ID]bool{}
+	for _, id := range common {
+		if below[id] {
+			continue
+		}
+		queue := []store.ID{id}
+		for len(queue) > 0 {
+			c, err := e.ReadCommit(ctx, queue[0])
+			queue = queue[1:]
+			if errors.Is(err, store.ErrNotFound) {
+				continue
+			}
+			if err != nil {
 				return store.ID{}, err
+			}
+			for _, p := range c.Parents {
+				if !below[p] {
+					below[p] = true
+					queue = append(queue, p)
+				}
 			}
 		}
 	}
-	return store.ID{}, nil
+	var best store.ID
+	found := false
+	for _, id := range common {
+		if below[id] {
+			continue
+		}
+		if !found || distB[id] < distB[best] || distB[id] == distB[best] && bytes.Compare(id[:], best[:]) < 0 {
+			best, found = id, true
+		}
+	}
+	return best, nil
+}
+
+// ancestors returns start and every commit reachable from it through parents (commits
+// missing locally end their line). With dist, it also records each one's distance in parent
+// steps from start (breadth first, so the shortest).
+func (e *Engine) ancestors(ctx context.Context, start store.ID, dist map[store.ID]int) (map[store.ID]bool, error) {
+	seen := map[store.ID]bool{start: true}
+	if dist != nil {
+		dist[start] = 0
+	}
+	queue := []store.ID{start}
+	for len(queue) > 0 {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		id := queue[0]
+		queue = queue[1:]
+		c, err := e.ReadCommit(ctx, id)
+		if errors.Is(err, store.ErrNotFound) && id != start {
+			delete(seen, id) // history cut off here: not a candidate
+			delete(dist, id)
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		for _, p := range c.Parents {
+			if !seen[p] {
+				seen[p] = true
+				if dist != nil {
+					dist[p] = dist[id] + 1
+				}
+				queue = append(queue, p)
+			}
+		}
+	}
+	return seen, nil
 }
 
 // change is one key's change from the base to a side.
@@ -277,9 +366,12 @@ type merger struct {
 	a, b               *sideDiff // base->ours, base->theirs
 	muts               map[string]*tree.Mutation
 	conflicts          []Conflict
-	oursWon            map[uint64]bool // conflicted inodes resolved with ours' side
-	handled            map[uint64]bool // inodes of theirs already merged by mergeReplaced
-	handledKey         map[string]bool // dirents of theirs already merged by mergeReplaced
+	oursWon            map[uint64]bool   // conflicted inodes resolved with ours' side
+	take               map[string]string // per-path strategy (MergeOptions.Take)
+	marked             map[uint64]bool   // inodes whose content got conflict markers
+	labels             [2]string         // names of ours and theirs in conflict markers
+	handled            map[uint64]bool   // inodes of theirs already merged by mergeReplaced
+	handledKey         map[string]bool   // dirents of theirs already merged by mergeReplaced
 }
 
 func (m *merger) set(key string, v []byte, present bool) {
@@ -441,6 +533,9 @@ func (m *merger) mergeInode(ino uint64) error {
 	if len(kinds) > 0 {
 		return m.resolveInode(ino, kinds[0], append(ka, kb...))
 	}
+	if m.marked[ino] {
+		m.conflict(m.pathOf(ino), ConflictBothModified)
+	}
 	for _, k := range kb {
 		if k[0] == kindXattr {
 			m.takeTheirs([]string{k})
@@ -527,6 +622,10 @@ func (m *merger) mergeContent(ino uint64, o, a, b *Inode, merged *Inode, ka, kb 
 		texts[i] = buf
 	}
 	result, ok := diff3.Merge(texts[0], texts[1], texts[2])
+	if !ok && m.strategyAt(m.pathOf(ino)) == StrategyMarkers {
+		result, ok = m.markers(texts[0], texts[1], texts[2]), true
+		m.marked[ino] = true
+	}
 	if !ok {
 		return nil, errContentConflict
 	}
@@ -616,8 +715,13 @@ func (m *merger) mergeFile(x, oursIno uint64, theirs *Workspace, theirsIno uint6
 		return err
 	}
 	merged, ok := []byte(nil), false
+	p := m.direntPath(key)
 	if ob != nil && ab != nil && bb != nil && diff3.IsText(ob) && diff3.IsText(ab) && diff3.IsText(bb) {
 		merged, ok = diff3.Merge(ob, ab, bb)
+		if !ok && m.strategyAt(p) == StrategyMarkers {
+			merged, ok = m.markers(ob, ab, bb), true
+			m.conflict(p, ConflictBothModified)
+		}
 	}
 	mode, modeOK := a.Mode, true
 	switch {
@@ -632,8 +736,8 @@ func (m *merger) mergeFile(x, oursIno uint64, theirs *Workspace, theirsIno uint6
 		if ok {
 			kind = ConflictMode
 		}
-		m.conflict(m.direntPath(key), kind)
-		if m.strategy == StrategyTheirs {
+		m.conflict(p, kind)
+		if m.strategyAt(p) == StrategyTheirs {
 			m.takeTheirsFile(x, oursIno, theirsIno, key)
 		}
 		return nil
@@ -701,8 +805,9 @@ func (m *merger) contentMutations(n *Inode, data []byte) (map[string]*tree.Mutat
 // keys and names from theirs; ours (and fail, which writes nothing) keeps ours' and makes
 // mergeDirent ignore theirs' renames and removals of it.
 func (m *merger) resolveInode(ino uint64, kind string, keys []string) error {
-	m.conflict(m.pathOf(ino), kind)
-	if m.strategy != StrategyTheirs {
+	p := m.pathOf(ino)
+	m.conflict(p, kind)
+	if m.strategyAt(p) != StrategyTheirs {
 		m.oursWon[ino] = true
 		return nil
 	}
@@ -749,8 +854,9 @@ func (m *merger) mergeDirent(k string) error {
 	case !ca.hasNew || !cb.hasNew:
 		kind = ConflictModifyDelete
 	}
-	m.conflict(m.direntPath(k), kind)
-	switch m.strategy {
+	p := m.direntPath(k)
+	m.conflict(p, kind)
+	switch m.strategyAt(p) {
 	case StrategyTheirs:
 		m.takeTheirs([]string{k})
 		if ca.hasNew {
@@ -809,7 +915,7 @@ func (m *merger) checkOrphans() error {
 		}
 		p := m.pathOf(parent)
 		m.conflict(p, ConflictModifyDelete)
-		if m.strategy == StrategyTheirs {
+		if m.strategyAt(p) == StrategyTheirs {
 			if err := m.restoreDir(parent); err != nil {
 				return err
 			}

@@ -97,7 +97,11 @@ func (ws *Workspace) ReadDir(ctx context.Context, dir uint64, after string, fn f
 		if !ok {
 			return fmt.Errorf("directory %d: %w: malformed entry", dir, syscall.EIO)
 		}
-		return fn(DirEntry{Name: string(k[len(p):]), Ino: ino, Mode: typ})
+		name := string(k[len(p):])
+		if err := checkEntryName(name); err != nil {
+			return fmt.Errorf("directory %d: entry %q is not a valid file name (the tree is damaged or crafted): %w", dir, name, syscall.EIO)
+		}
+		return fn(DirEntry{Name: name, Ino: ino, Mode: typ})
 	})
 }
 

@@ -297,29 +297,58 @@ func (ws *Workspace) fold(ctx context.Context) (store.ID, int, error) {
 }
 
 func (ws *Workspace) checkpoint(ctx context.Context, name, msg string) (store.ID, error) {
+	id, _, err := ws.checkpointWith(ctx, CheckpointOptions{Name: name, Message: msg})
+	return id, err
+}
+
+// checkpointWith folds the working state into a commit carrying o's provenance and the
+// summary of the paths changed since the base (their list is returned too; the diff walks
+// only what changed).
+func (ws *Workspace) checkpointWith(ctx context.Context, o CheckpointOptions) (store.ID, []Change, error) {
 	ws.mu.Lock()
 	defer ws.mu.Unlock()
 	root, _, err := ws.fold(ctx)
 	if err != nil {
-		return store.ID{}, err
+		return store.ID{}, nil, err
+	}
+	changes, err := ws.e.DiffRoots(ctx, ws.root, root)
+	if err != nil {
+		return store.ID{}, nil, err
 	}
 	b := ws.e.db.NewBatch()
 	defer b.Close()
-	c := &Commit{Root: root, Parents: []store.ID{ws.base}, Time: ws.e.now().UTC(), Branch: ws.name, Name: name, Message: msg}
+	c := &Commit{Root: root, Parents: []store.ID{ws.base}, Time: ws.e.now().UTC(), Branch: ws.name, Name: o.Name, Message: o.Message,
+		Provenance: o.Provenance, Files: CountChanges(changes)}
 	id, err := ws.e.writeCommit(ctx, b, c)
 	if err != nil {
-		return store.ID{}, err
+		return store.ID{}, nil, err
 	}
-	if name != "" {
-		if err := b.Set(nameKey(ws.name, name), id[:], nil); err != nil {
-			return store.ID{}, err
+	if o.Name != "" {
+		if err := b.Set(nameKey(ws.name, o.Name), id[:], nil); err != nil {
+			return store.ID{}, nil, err
 		}
 	}
 	if err := ws.moveBase(b, id); err != nil {
-		return store.ID{}, err
+		return store.ID{}, nil, err
 	}
 	ws.root, ws.base = root, id
-	return id, nil
+	return id, changes, nil
+}
+
+// CountChanges sums a diff by kind.
+func CountChanges(changes []Change) FileCounts {
+	var f FileCounts
+	for _, c := range changes {
+		switch c.Kind {
+		case "added":
+			f.Created++
+		case "modified":
+			f.Modified++
+		case "deleted":
+			f.Deleted++
+		}
+	}
+	return f
 }
 
 // replaceContent points the workspace at a base whose content differs from what it showed
@@ -513,4 +542,16 @@ func sortedKeys[V any](m map[uint64]V) []uint64 {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
 	return out
+}
+
+// NotifyChanged runs the reset hooks after a change made to the workspace outside a mount
+// (a file written through the control API or MCP), so that mounts drop what the kernel
+// cached of the old state. Callers hold no workspace locks.
+func (ws *Workspace) NotifyChanged() {
+	ws.mu.RLock()
+	hooks := append([]func(){}, ws.hooks...)
+	ws.mu.RUnlock()
+	for _, h := range hooks {
+		h()
+	}
 }

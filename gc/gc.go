@@ -5,7 +5,8 @@
 // deletes the unmarked blocks through the store's GC window, which spares every block
 // written or retained while the collection runs (see branch/gc.go for why that is enough).
 // Writes, forks and checkpoints go on meanwhile. Blocks are deleted in batches; then the
-// block keyspace is compacted so that the repository shrinks on disk.
+// keyspace is compacted and gc waits for Pebble to rewrite the blob files that held dead
+// values, so that the repository shrinks on disk before gc returns.
 package gc
 
 import (
@@ -41,22 +42,25 @@ type Options struct {
 
 // Stats is what a collection found and did.
 type Stats struct {
-	Roots          int           `json:"roots"`
-	Reachable      int64         `json:"reachable_blocks"`
-	Blocks         int64         `json:"blocks"` // stored before the collection
-	Bytes          int64         `json:"bytes"`  // their stored (compressed) bytes
-	Garbage        int64         `json:"garbage_blocks"`
-	GarbageBytes   int64         `json:"garbage_bytes"`
-	Deleted        int64         `json:"deleted_blocks"` // 0 in a dry run
-	DeletedBytes   int64         `json:"deleted_bytes"`
-	Spared         int64         `json:"spared_blocks"` // unreachable, but written again during the run
-	CommitsDropped int           `json:"commits_dropped"`
-	DiskBefore     uint64        `json:"disk_before"` // bytes Pebble uses on disk, WAL included
-	DiskAfter      uint64        `json:"disk_after"`
-	DataBefore     uint64        `json:"data_before"` // live sstables and blob files (see DataOnDisk)
-	DataAfter      uint64        `json:"data_after"`
-	DryRun         bool          `json:"dry_run"`
-	Duration       time.Duration `json:"duration_ns"`
+	Roots          int    `json:"roots"`
+	Reachable      int64  `json:"reachable_blocks"`
+	Blocks         int64  `json:"blocks"` // stored before the collection
+	Bytes          int64  `json:"bytes"`  // their stored (compressed) bytes
+	Garbage        int64  `json:"garbage_blocks"`
+	GarbageBytes   int64  `json:"garbage_bytes"`
+	Deleted        int64  `json:"deleted_blocks"` // 0 in a dry run
+	DeletedBytes   int64  `json:"deleted_bytes"`
+	Spared         int64  `json:"spared_blocks"` // unreachable, but written again during the run
+	CommitsDropped int    `json:"commits_dropped"`
+	DiskBefore     uint64 `json:"disk_before"` // bytes of the database on disk as du counts them
+	DiskAfter      uint64 `json:"disk_after"`
+	DataBefore     uint64 `json:"data_before"` // live sstables and blob files (see DataOnDisk)
+	DataAfter      uint64 `json:"data_after"`
+	// Settled says Pebble finished rewriting blob files and removing obsolete files
+	// before gc returned; false: some space comes back later, in the background.
+	Settled  bool          `json:"settled"`
+	DryRun   bool          `json:"dry_run"`
+	Duration time.Duration `json:"duration_ns"`
 }
 
 // runMu serialises collections and checks in this process (a store allows one GC window).
@@ -175,28 +179,29 @@ func Run(ctx context.Context, e *branch.Engine, o Options) (Stats, error) {
 	}
 	// The snapshot would keep the deleted values alive through compaction: end first.
 	end()
-	// Reclaim the space: compact the block keyspace so that the deleted values leave the
-	// sstables and the blob files that held only them are removed.
-	if stats.Deleted > 0 {
-		report(Progress{Phase: PhaseCompact})
-		if err := st.DB().Compact(ctx, []byte{'b'}, []byte{'b' + 1}, true); err != nil {
-			return stats, fmt.Errorf("gc: compact: %w", err)
-		}
+	// Reclaim the space: compact the keyspace so that the deleted blocks and overlays leave
+	// the sstables, then wait for Pebble to rewrite the blob files that held dead values and
+	// to remove the obsolete files, so that the figures below are what du sees.
+	report(Progress{Phase: PhaseCompact})
+	if err := st.CompactAll(ctx); err != nil {
+		return stats, fmt.Errorf("gc: %w", err)
 	}
+	stats.Settled = st.WaitReclaimed(ctx, reclaimWait)
 	stats.DiskAfter, stats.DataAfter = DiskUsage(st), DataOnDisk(st)
 	stats.Duration = time.Since(start)
 	return stats, nil
 }
 
-// DiskUsage returns the bytes the repository's database uses on disk: WAL, sstables, blob
-// files (where value separation keeps the blocks), manifest. Pebble's own DiskSpaceUsage
-// (and so store.DiskUsage) leaves the blob files out in this Pebble version, i.e. almost
-// all of the data.
+// reclaimWait bounds how long a collection waits for Pebble's background blob rewrites.
+const reclaimWait = 2 * time.Minute
+
+// DiskUsage returns the bytes the repository's database takes on disk, counted as du counts
+// them (allocated blocks of every file: WAL, sstables, blob files, manifest).
 func DiskUsage(st *store.Store) uint64 {
-	m := st.DB().Metrics()
-	b := m.BlobFiles
-	return m.DiskSpaceUsage() - b.Local.LiveSize - b.Local.ObsoleteSize - b.Local.ZombieSize +
-		b.LiveSize + b.ObsoleteSize + b.ZombieSize
+	if st.Dir() == "" {
+		return st.DiskUsage()
+	}
+	return store.DirUsage(st.Dir())
 }
 
 // DataOnDisk returns the bytes of the live sstables and blob files: the repository's data

@@ -51,9 +51,10 @@ var indexMagic = []byte("AFIX\x01")
 const (
 	codecRaw = 0
 	codecS2  = 1
-	// maxObject bounds an object's decoded size, so a damaged pack cannot make us allocate
+	// maxObject bounds an object's decoded size (data blocks are 64 KiB, tree nodes at most
+	// 1 MiB), checked before decompressing, so a crafted pack cannot make us allocate
 	// without limit.
-	maxObject = 64 << 20
+	maxObject = 4 << 20
 )
 
 // ErrCorrupt: an object in the bucket (pack entry or index) failed its check.

@@ -114,12 +114,16 @@ func (m *Manager) GC(ctx context.Context, remote string, o GCOptions) (GCResult,
 	if err := checkFormat(ctx, b); err != nil {
 		return res, fmt.Errorf("remote %s: %w", remote, err)
 	}
+	// fence is checked before every write and delete: a collection that lost its lease
+	// (it stalled past the lease's TTL, so a push may be running) stops.
+	fence := func() error { return nil }
 	if !o.DryRun {
-		release, err := takeGCLock(ctx, remote, b)
+		ls, err := m.gcLease(ctx, remote, b)
 		if err != nil {
 			return res, err
 		}
-		defer release()
+		defer ls.release(ctx)
+		fence = func() error { return ls.check(ctx) }
 	}
 
 	// The age of packs is measured from before the refs are read: a pack that was already
@@ -131,7 +135,7 @@ func (m *Manager) GC(ctx context.Context, remote string, o GCOptions) (GCResult,
 	// 1. Refs of all hosts.
 	var heads []store.ID
 	err = b.List(ctx, dirRefs, func(oi backends.ObjectInfo) error {
-		data, _, err := b.GetWithETag(ctx, oi.Key)
+		data, _, err := getCapped(ctx, b, oi.Key, maxRefSize)
 		if errors.Is(err, backends.ErrNotExist) {
 			return nil // deleted since the listing
 		}
@@ -274,6 +278,7 @@ func (m *Manager) GC(ctx context.Context, remote string, o GCOptions) (GCResult,
 	var removed []store.ID
 	var rw rewriter
 	rw.init(m, remote, b, o.DryRun, &res)
+	rw.fence = fence
 	for _, id := range ids {
 		p := packs[id]
 		if p.action != 'r' {
@@ -306,6 +311,9 @@ func (m *Manager) GC(ctx context.Context, remote string, o GCOptions) (GCResult,
 		res.Reclaimed += p.size + p.idxBytes
 		if o.DryRun {
 			continue
+		}
+		if err := fence(); err != nil {
+			return res, err
 		}
 		if p.index != nil {
 			if err := b.Delete(ctx, indexKey(id)); err != nil {
@@ -567,11 +575,11 @@ func (m *Manager) gcLoad(ctx context.Context, remote string, b backends.Backend,
 	return nil
 }
 
-// commitLinks decodes the root and parents of a commit (branch/commit.go, version 1:
-// 'C', 1, root, uvarint parent count, parents, ...).
+// commitLinks decodes the root and parents of a commit (branch/commit.go, versions 1 and 2
+// share the start: 'C', version, root, uvarint parent count, parents, ...).
 func commitLinks(b []byte) (root store.ID, parents []store.ID, err error) {
-	if len(b) < 2+32 || b[0] != 'C' || b[1] != 1 {
-		return root, nil, errors.New("not a version 1 commit")
+	if len(b) < 2+32 || b[0] != 'C' || (b[1] != 1 && b[1] != 2) {
+		return root, nil, errors.New("not a version 1 or 2 commit")
 	}
 	root = store.ID(b[2:34])
 	p := b[34:]
@@ -615,6 +623,7 @@ type rewriter struct {
 	buf     []byte
 	entries []entry
 	copied  map[store.ID]bool
+	fence   func() error
 }
 
 func (w *rewriter) init(m *Manager, remote string, b backends.Backend, dryRun bool, res *GCResult) {
@@ -670,6 +679,9 @@ func (w *rewriter) add(ctx context.Context, p *gcPack, live, kept map[store.ID]b
 func (w *rewriter) flush(ctx context.Context) error {
 	if len(w.entries) == 0 || w.dryRun {
 		return nil
+	}
+	if err := w.fence(); err != nil {
+		return err
 	}
 	n, err := w.m.putPack(ctx, w.remote, w.b, w.buf, w.entries)
 	if err != nil {

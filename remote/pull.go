@@ -46,7 +46,7 @@ func (m *Manager) Branches(ctx context.Context, remote string) (map[string]strin
 		if branch.ValidateName("branch", name) != nil {
 			return nil
 		}
-		data, _, err := b.GetWithETag(ctx, oi.Key)
+		data, _, err := getCapped(ctx, b, oi.Key, maxRefSize)
 		if errors.Is(err, backends.ErrNotExist) {
 			return nil
 		}
@@ -90,7 +90,7 @@ func (m *Manager) pull(ctx context.Context, remote, br string, o PullOptions, cl
 	t, done := m.begin(op, remote, br)
 	defer done()
 
-	data, etag, err := b.GetWithETag(ctx, refKey(br))
+	data, etag, err := getCapped(ctx, b, refKey(br), maxRefSize)
 	if errors.Is(err, backends.ErrNotExist) {
 		return res, fmt.Errorf("remote %s has no branch %s: %w", remote, br, branch.ErrNotFound)
 	}
@@ -234,6 +234,7 @@ func (m *Manager) fetchCommit(ctx context.Context, remote string, b backends.Bac
 	}
 	level := []store.ID{c.Root}
 	seen := map[store.ID]bool{}
+	wantLevel := map[store.ID]int{} // a child sits one level below its parent
 	for len(level) > 0 {
 		var todo []store.ID
 		for _, n := range level {
@@ -255,14 +256,24 @@ func (m *Manager) fetchCommit(ctx context.Context, remote string, b backends.Bac
 		}
 		var next, data []store.ID
 		for _, n := range todo {
+			want, checked := wantLevel[n]
+			bad := false
 			err := m.e.Tree().ReadNode(ctx, n, func(lvl int, k, v []byte) bool {
+				if checked && lvl != want {
+					bad = true
+					return false
+				}
 				if lvl > 0 {
+					wantLevel[store.ID(v)] = lvl - 1
 					next = append(next, store.ID(v))
 				} else if full && len(k) == 17 && k[0] == 'b' && len(v) == 32 {
 					data = append(data, store.ID(v))
 				}
 				return true
 			})
+			if err == nil && bad {
+				err = fmt.Errorf("%w: tree node %s is not at the level its parent says", ErrCorrupt, n)
+			}
 			if err != nil {
 				return fetched, err
 			}

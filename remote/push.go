@@ -6,8 +6,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
+
+	"github.com/cockroachdb/pebble/v2"
 
 	"github.com/agentfs/agentfs/backends"
 	"github.com/agentfs/agentfs/branch/tree"
@@ -66,18 +69,19 @@ func (m *Manager) Push(ctx context.Context, remote, br string) (PushResult, erro
 	if err := ensureFormat(ctx, b); err != nil {
 		return res, fmt.Errorf("remote %s: %w", remote, err)
 	}
-	// Announce the push before deciding what the remote already has (lock.go).
-	release, err := pushLease(ctx, remote, b)
+	// Announce the push before deciding what the remote already has (lock.go). The lease is
+	// renewed while the push runs and checked before the ref moves.
+	ls, err := m.pushLease(ctx, remote, b)
 	if err != nil {
 		return res, err
 	}
-	defer release()
+	defer ls.release(ctx)
 	t.set("index", 0, 0)
 	if err := m.refresh(ctx, remote, b, t); err != nil {
 		return res, err
 	}
 	// The remote ref now, and what we last saw of it.
-	data, etag, err := b.GetWithETag(ctx, refKey(br))
+	data, etag, err := getCapped(ctx, b, refKey(br), maxRefSize)
 	var remoteHead store.ID
 	switch {
 	case errors.Is(err, backends.ErrNotExist):
@@ -93,7 +97,10 @@ func (m *Manager) Push(ctx context.Context, remote, br string) (PushResult, erro
 	if !remoteHead.IsZero() {
 		if remoteHead == head {
 			res.UpToDate = true
-			return res, m.setTracking(remote, br, tracking{head, etag})
+			if err := m.setTracking(remote, br, tracking{head, etag}); err != nil {
+				return res, err
+			}
+			return res, m.clearPending(remote, br)
 		}
 		// Fast-forward only: the remote head must be in our history. If it is not, someone
 		// else pushed (or we never pulled).
@@ -105,6 +112,11 @@ func (m *Manager) Push(ctx context.Context, remote, br string) (PushResult, erro
 			return res, rejected(remote, br)
 		}
 	}
+	// Until the ref moves, a durable record says that this push is unfinished (fsck
+	// --remote checks it; the next push of the branch replaces it).
+	if err := m.setPending(remote, br, head); err != nil {
+		return res, err
+	}
 
 	// Collect what the remote lacks and send it.
 	t.set("walk", 0, 0)
@@ -113,13 +125,42 @@ func (m *Manager) Push(ctx context.Context, remote, br string) (PushResult, erro
 		return res, err
 	}
 	t.set("upload", 0, int64(len(objs)))
-	if err := m.upload(ctx, remote, b, objs, t, &res); err != nil {
+	if err := m.send(ctx, remote, b, objs, t, &res); err != nil {
 		return res, err
+	}
+
+	// Check before the ref moves: every object reachable from the new head is listed by an
+	// index in the bucket now (the cache refreshed, so packs another host collected count as
+	// gone). What is missing (an interrupted push's leftovers, a cache gone stale) is sent.
+	t.set("verify", 0, 0)
+	for attempt := 0; ; attempt++ {
+		if err := m.refresh(ctx, remote, b, t); err != nil {
+			return res, err
+		}
+		lack, err := m.unconfirmed(ctx, remote, head, remoteHead)
+		if err != nil {
+			return res, err
+		}
+		if len(lack) == 0 {
+			break
+		}
+		if attempt > 0 {
+			return res, fmt.Errorf("remote %s: %d objects of %s are still missing after they were uploaded (first: %s %s); push again",
+				remote, len(lack), br, kindName(lack[0].kind), lack[0].id)
+		}
+		m.o.Logger.Printf("remote %s: push %s: the remote lacked %d objects the index cache listed; sending them", remote, br, len(lack))
+		if err := m.send(ctx, remote, b, lack, t, &res); err != nil {
+			return res, err
+		}
 	}
 	if err := m.st.Sync(); err != nil {
 		return res, err
 	}
 
+	// Fence: the lease must still be ours, so no collection can have run since we looked.
+	if err := ls.check(ctx); err != nil {
+		return res, fmt.Errorf("%w; nothing was changed: push again", err)
+	}
 	// Move the ref. ifMatch "" creates it and fails if someone created it meanwhile.
 	t.set("ref", 0, 1)
 	rec, _ := json.Marshal(refRecord{Commit: head.String(), Time: time.Now().UTC(), Host: m.o.Host})
@@ -127,17 +168,57 @@ func (m *Manager) Push(ctx context.Context, remote, br string) (PushResult, erro
 	if errors.Is(err, backends.ErrPrecondition) {
 		// A retried PutIf whose first attempt landed (the answer was lost) fails its
 		// condition against our own write: look before reporting a rejection.
-		if data, tag, gerr := b.GetWithETag(ctx, refKey(br)); gerr == nil {
+		if data, tag, gerr := getCapped(ctx, b, refKey(br), maxRefSize); gerr == nil {
 			if id, derr := decodeRef(br, data); derr == nil && id == head {
-				return res, m.setTracking(remote, br, tracking{head, tag})
+				if err := m.setTracking(remote, br, tracking{head, tag}); err != nil {
+					return res, err
+				}
+				return res, m.clearPending(remote, br)
 			}
 		}
+		m.clearPending(remote, br) // the push is over: rejected, and said so
 		return res, rejected(remote, br)
 	}
 	if err != nil {
 		return res, fmt.Errorf("remote %s: update ref %s: %w (the objects are uploaded; pushing again finishes it)", remote, br, err)
 	}
-	return res, m.setTracking(remote, br, tracking{head, newTag})
+	if err := m.setTracking(remote, br, tracking{head, newTag}); err != nil {
+		return res, err
+	}
+	return res, m.clearPending(remote, br)
+}
+
+// Pending is a push that started and has not moved its ref (yet): the process was killed, or
+// the push failed.
+type Pending struct {
+	Remote string `json:"remote"`
+	Branch string `json:"branch"`
+	Commit string `json:"commit"`
+}
+
+func (m *Manager) setPending(remote, br string, head store.ID) error {
+	return m.db.Set(remoteKey(remote, 'p', []byte(br)), head[:], pebble.Sync)
+}
+
+func (m *Manager) clearPending(remote, br string) error {
+	return m.db.Delete(remoteKey(remote, 'p', []byte(br)), pebble.Sync)
+}
+
+// PendingPushes lists the unfinished pushes to remote.
+func (m *Manager) PendingPushes(remote string) ([]Pending, error) {
+	p := remoteKey(remote, 'p')
+	it, err := m.db.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: prefixEnd(p)})
+	if err != nil {
+		return nil, err
+	}
+	defer it.Close()
+	var out []Pending
+	for it.First(); it.Valid(); it.Next() {
+		if len(it.Value()) == 32 {
+			out = append(out, Pending{Remote: remote, Branch: string(it.Key()[len(p):]), Commit: store.ID(it.Value()).String()})
+		}
+	}
+	return out, it.Error()
 }
 
 // descendsFromRemote reports whether head has anc in its history. A commit the remote has
@@ -161,7 +242,8 @@ type object struct {
 // missing lists the objects reachable from head that the remote lacks: commits back to the
 // first one the remote has, and for each its tree, skipping every subtree whose root node the
 // remote has (trees are content-addressed: such a subtree is complete there). Tree nodes and
-// commits come first, then data blocks in tree order (a file's blocks in order).
+// commits come first (in walk order), then data blocks in tree order (a file's blocks in
+// order); send reorders them for upload.
 func (m *Manager) missing(ctx context.Context, remote string, head store.ID, t *tracker) ([]object, error) {
 	seen := map[store.ID]bool{}
 	var meta, data []object
@@ -224,16 +306,39 @@ func (m *Manager) missing(ctx context.Context, remote string, head store.ID, t *
 	return append(meta, data...), nil
 }
 
+// send uploads objs in an order that leaves the bucket consistent wherever it stops: data
+// blocks first (up to three packs in flight); then, once all of them are confirmed, tree
+// nodes and commits one pack at a time, in reverse walk order, so that a node comes after
+// the nodes and blocks it names and a commit after its tree and its parents. An object the
+// bucket lists therefore never names one that it lacks, and a later push that finds a
+// subtree's root in the bucket may skip the subtree.
+func (m *Manager) send(ctx context.Context, remote string, b backends.Backend, objs []object, t *tracker, res *PushResult) error {
+	var data, meta []object
+	for _, o := range objs {
+		if o.kind == KindData {
+			data = append(data, o)
+		} else {
+			meta = append(meta, o)
+		}
+	}
+	slices.Reverse(meta)
+	if err := m.upload(ctx, remote, b, data, 3, t, res); err != nil {
+		return err
+	}
+	return m.upload(ctx, remote, b, meta, 1, t, res)
+}
+
 // upload writes objs into packs of about PackSize bytes: each pack, then its index, then
-// records it in the local index cache. Up to three packs are in flight.
-func (m *Manager) upload(ctx context.Context, remote string, b backends.Backend, objs []object, t *tracker, res *PushResult) error {
+// records it in the local index cache (only once both are confirmed). Up to inflight packs
+// are uploaded at once.
+func (m *Manager) upload(ctx context.Context, remote string, b backends.Backend, objs []object, inflight int, t *tracker, res *PushResult) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var (
 		wg      sync.WaitGroup
 		mu      sync.Mutex
 		upErr   error
-		slots   = make(chan struct{}, 3)
+		slots   = make(chan struct{}, inflight)
 		buf     = append([]byte(nil), packMagic...)
 		entries []entry
 	)

@@ -23,8 +23,10 @@ import (
 	"log"
 	"os"
 	"sort"
+	"strconv"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 
@@ -60,6 +62,9 @@ type Options struct {
 	Open func(ctx context.Context, url string) (backends.Backend, error)
 	// Host names this repository in the refs it writes (default: the hostname).
 	Host string
+	// LeaseTTL is how long a push or collection lease lives without renewal (lock.go);
+	// 0 = $AGENTFS_LEASE_TTL or DefaultLeaseTTL.
+	LeaseTTL time.Duration
 }
 
 // Manager runs remote operations for one repository. It installs itself as the block
@@ -103,6 +108,9 @@ func New(e *branch.Engine, o Options) *Manager {
 	}
 	if o.PackSize <= 0 {
 		o.PackSize = 16 << 20
+		if n, err := strconv.Atoi(os.Getenv("AGENTFS_PACK_SIZE")); err == nil && n > 0 {
+			o.PackSize = n
+		}
 	}
 	if o.CacheLimit == 0 {
 		o.CacheLimit = 4 << 30
@@ -115,6 +123,12 @@ func New(e *branch.Engine, o Options) *Manager {
 	}
 	if o.Host == "" {
 		o.Host, _ = os.Hostname()
+	}
+	if o.LeaseTTL <= 0 {
+		o.LeaseTTL = DefaultLeaseTTL
+		if d, err := time.ParseDuration(os.Getenv("AGENTFS_LEASE_TTL")); err == nil && d > 0 {
+			o.LeaseTTL = d
+		}
 	}
 	m := &Manager{
 		e: e, st: e.Store(), db: e.Store().DB(), o: o,
@@ -302,7 +316,7 @@ func (m *Manager) remoteLock(name string) *sync.Mutex {
 
 // checkFormat reads the bucket's format marker, if any.
 func checkFormat(ctx context.Context, b backends.Backend) error {
-	data, _, err := b.GetWithETag(ctx, keyFormat)
+	data, _, err := getCapped(ctx, b, keyFormat, maxRefSize)
 	if errors.Is(err, backends.ErrNotExist) {
 		return nil
 	}
@@ -477,13 +491,55 @@ func (m *Manager) refresh(ctx context.Context, remote string, b backends.Backend
 	})
 }
 
+// Size caps for what is read whole from a bucket, so that no object there can make agentfs
+// allocate without limit.
+const (
+	maxRefSize   = 64 << 10
+	maxIndexSize = 64 << 20
+)
+
+// readAll reads length bytes from off (length < 0: to the end, at most maxIndexSize).
 func readAll(ctx context.Context, b backends.Backend, key string, off, length int64) ([]byte, error) {
 	rc, err := b.Get(ctx, key, off, length)
 	if err != nil {
 		return nil, err
 	}
 	defer rc.Close()
-	return io.ReadAll(rc)
+	limit := length
+	if limit < 0 {
+		limit = maxIndexSize
+	}
+	data, err := io.ReadAll(io.LimitReader(rc, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(data)) > limit {
+		if length < 0 {
+			return nil, fmt.Errorf("%w: %s is larger than %d bytes", ErrCorrupt, key, limit)
+		}
+		return nil, fmt.Errorf("%w: %s returned more than the %d bytes asked for", ErrCorrupt, key, length)
+	}
+	if length >= 0 && int64(len(data)) != length {
+		return nil, fmt.Errorf("%w: %s returned %d of the %d bytes asked for", ErrCorrupt, key, len(data), length)
+	}
+	return data, nil
+}
+
+// getCapped reads a small object whole (a ref, a lease) with its ETag, refusing one larger
+// than max before reading it.
+func getCapped(ctx context.Context, b backends.Backend, key string, max int64) ([]byte, string, error) {
+	oi, err := b.Stat(ctx, key)
+	if err != nil {
+		return nil, "", err
+	}
+	if oi.Size > max {
+		return nil, "", fmt.Errorf("%w: %s is %d bytes, more than the %d it may have", ErrCorrupt, key, oi.Size, max)
+	}
+	data, etag, err := b.GetWithETag(ctx, key)
+	if err == nil && int64(len(data)) > max {
+		return nil, "", fmt.Errorf("%w: %s is more than %d bytes", ErrCorrupt, key, max)
+	}
+	return data, etag, err
 }
 
 // parallel runs fn(0..n-1) on up to k goroutines and returns the first error.

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -68,13 +69,20 @@ func (w *Window) Delete(ctx context.Context, ids []ID) (n int, bytes int64, err 
 	return n, bytes, nil
 }
 
-func (w *Window) deleteLocked(ids []ID) (n int, bytes int64, err error) {
+func (w *Window) deleteLocked(ids []ID) (n int, total int64, err error) {
 	s := w.s
 	s.gcMu.Lock()
 	defer s.gcMu.Unlock()
 	if s.window != w {
 		return 0, 0, errors.New("store: Delete on a GC window that has ended")
 	}
+	// Sizes come from the keys' value handles (LazyValue.Len): a Get would read each dead
+	// value from its blob file while every Put waits on gcMu.
+	it, err := s.db.NewIter(nil)
+	if err != nil {
+		return 0, 0, fmt.Errorf("store: delete: %w", err)
+	}
+	defer it.Close()
 	b := s.db.NewBatch()
 	defer b.Close()
 	for _, id := range ids {
@@ -82,24 +90,23 @@ func (w *Window) deleteLocked(ids []ID) (n int, bytes int64, err error) {
 			continue
 		}
 		key := blockKey(id)
-		v, c, err := s.db.Get(key)
-		if errors.Is(err, pebble.ErrNotFound) {
+		if !it.SeekPrefixGE(key) || !bytes.Equal(it.Key(), key) {
+			if err := it.Error(); err != nil {
+				return 0, 0, fmt.Errorf("store: delete block %s: %w", id, err)
+			}
 			continue
 		}
-		if err != nil {
-			return 0, 0, fmt.Errorf("store: delete block %s: %w", id, err)
-		}
-		size := int64(len(v))
-		c.Close()
-		if err := b.Delete(key, nil); err != nil {
+		lv := it.LazyValue()
+		sz := lv.Len()
+		if err := b.DeleteSized(key, uint32(sz), nil); err != nil {
 			return 0, 0, err
 		}
-		n, bytes = n+1, bytes+size
+		n, total = n+1, total+int64(sz)
 	}
 	if err := b.Commit(pebble.NoSync); err != nil {
 		return 0, 0, fmt.Errorf("store: delete: %w", err)
 	}
-	return n, bytes, nil
+	return n, total, nil
 }
 
 // Retain records id in the open GC window (if any) and checks that the block exists,

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"sort"
 
 	"github.com/agentfs/agentfs/store"
@@ -42,7 +43,7 @@ func (t *Tree) NewIter(ctx context.Context, root store.ID, start []byte) *Iter {
 			i = max(i-1, 0)
 		}
 		it.stack = append(it.stack, frame{n, i})
-		n, err = t.load(ctx, n.childID(i))
+		n, err = t.loadChild(ctx, n, i)
 	}
 	it.err = err
 	return it
@@ -71,7 +72,7 @@ func (it *Iter) Next() bool {
 			it.key, it.value = e.key, e.value
 			return true
 		}
-		child, err := it.t.load(it.ctx, top.n.childID(top.i))
+		child, err := it.t.loadChild(it.ctx, top.n, top.i)
 		if err != nil {
 			it.err = err
 			return false
@@ -115,17 +116,20 @@ func (t *Tree) Walk(ctx context.Context, root store.ID, fn func(id store.ID, lev
 	if root.IsZero() {
 		return nil
 	}
-	err := t.walk(ctx, root, fn)
+	err := t.walk(ctx, root, -1, fn)
 	if err == Stop {
 		return nil
 	}
 	return err
 }
 
-func (t *Tree) walk(ctx context.Context, id store.ID, fn func(store.ID, int, func(func(k, v []byte) bool)) error) error {
+func (t *Tree) walk(ctx context.Context, id store.ID, level int, fn func(store.ID, int, func(func(k, v []byte) bool)) error) error {
 	n, err := t.load(ctx, id)
 	if err != nil {
 		return err
+	}
+	if level >= 0 && n.level != level {
+		return fmt.Errorf("node %s: %w: level %d under a node of level %d", id, ErrCorruptNode, n.level, level+1)
 	}
 	var leaf func(func(k, v []byte) bool)
 	if n.leaf() {
@@ -148,7 +152,7 @@ func (t *Tree) walk(ctx context.Context, id store.ID, fn func(store.ID, int, fun
 		return nil
 	}
 	for i := range n.entries {
-		if err := t.walk(ctx, n.childID(i), fn); err != nil {
+		if err := t.walk(ctx, n.childID(i), n.level-1, fn); err != nil {
 			return err
 		}
 	}
@@ -247,6 +251,9 @@ func (t *Tree) expandFrontiers(ctx context.Context, a, b store.ID) ([]loaded, []
 						if err != nil {
 							return nil, nil, err
 						}
+						if n.level != f[i].level {
+							return nil, nil, fmt.Errorf("node %s: %w: level %d where a leaf was expected", f[i].id, ErrCorruptNode, n.level)
+						}
 						f[i].n = n
 					}
 				}
@@ -296,6 +303,9 @@ func (t *Tree) expandLevel(ctx context.Context, f []loaded, level int) ([]loaded
 			var err error
 			if n, err = t.load(ctx, l.id); err != nil {
 				return nil, err
+			}
+			if n.level != level {
+				return nil, fmt.Errorf("node %s: %w: level %d where %d was expected", l.id, ErrCorruptNode, n.level, level)
 			}
 		}
 		for i := range n.entries {

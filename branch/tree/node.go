@@ -89,8 +89,23 @@ func commonPrefix(a, b []byte) int {
 	return n
 }
 
-// decodeNode parses an encoded node. It never panics on bad input; the returned entries
-// reference a private copy of data.
+// Bounds on what a node may be. Nodes come from buckets whose content can be crafted, so
+// decodeNode checks them before it allocates: the node's size, then the entry count against
+// the bytes left (every entry but the first takes at least 4), then each key's length and
+// the total of the decoded keys (prefix compression lets a small node name long keys many
+// times over).
+const (
+	// MaxNodeSize is the largest encoded node decodeNode accepts; nodes are split at about
+	// 2*targetSize, plus one large entry.
+	MaxNodeSize = 1 << 20
+	// MaxKeySize is the longest key: a directory entry or xattr key is 9 bytes plus a name.
+	MaxKeySize = 4 << 10
+	// keyBytesPerByte bounds the decoded key bytes per encoded byte.
+	keyBytesPerByte = 4
+)
+
+// decodeNode parses an encoded node. It never panics on bad input, and allocates at most a
+// small multiple of len(data); the returned entries reference a private copy of data.
 func decodeNode(data []byte) (*node, error) {
 	if len(data) < 2 || data[0] != nodeMagic {
 		return nil, fmt.Errorf("%w: bad magic", ErrCorruptNode)
@@ -98,29 +113,49 @@ func decodeNode(data []byte) (*node, error) {
 	if data[1] != nodeVersion {
 		return nil, fmt.Errorf("%w: unknown node version %d", ErrCorruptNode, data[1])
 	}
-	data = bytes.Clone(data)
-	n := &node{size: len(data)}
+	if len(data) > MaxNodeSize {
+		return nil, fmt.Errorf("%w: %d bytes, more than the %d a node may have", ErrCorruptNode, len(data), MaxNodeSize)
+	}
 	p := data[2:]
 	level, err := uvarint(&p)
 	if err != nil || level > 64 {
 		return nil, fmt.Errorf("%w: bad level", ErrCorruptNode)
 	}
-	n.level = int(level)
 	count, err := uvarint(&p)
-	if err != nil || count > uint64(len(p)) {
+	if err != nil || count > uint64(len(p)/4)+1 {
 		return nil, fmt.Errorf("%w: bad count", ErrCorruptNode)
 	}
+	// First pass: check every entry and add up the key bytes, allocating nothing.
+	var keyBytes, prevLen uint64
+	q := p
+	for i := uint64(0); i < count; i++ {
+		shared, err1 := uvarint(&q)
+		suffix, err2 := take(&q)
+		_, err3 := take(&q)
+		if err := errors.Join(err1, err2, err3); err != nil || shared > prevLen {
+			return nil, fmt.Errorf("%w: bad entry %d", ErrCorruptNode, i)
+		}
+		prevLen = shared + uint64(len(suffix))
+		keyBytes += prevLen
+		if prevLen > MaxKeySize || keyBytes > keyBytesPerByte*uint64(len(data))+MaxKeySize {
+			return nil, fmt.Errorf("%w: keys too long", ErrCorruptNode)
+		}
+	}
+	if len(q) != 0 {
+		return nil, fmt.Errorf("%w: trailing bytes", ErrCorruptNode)
+	}
+	n := &node{level: int(level), size: len(data)}
+	p = bytes.Clone(p)
+	keys := make([]byte, 0, keyBytes)
 	n.entries = make([]entry, 0, count)
 	var prev []byte
 	for i := uint64(0); i < count; i++ {
-		shared, err1 := uvarint(&p)
-		suffix, err2 := take(&p)
-		value, err3 := take(&p)
-		if err := errors.Join(err1, err2, err3); err != nil || shared > uint64(len(prev)) {
-			return nil, fmt.Errorf("%w: bad entry %d", ErrCorruptNode, i)
-		}
-		key := make([]byte, 0, int(shared)+len(suffix))
-		key = append(append(key, prev[:shared]...), suffix...)
+		shared, _ := uvarint(&p)
+		suffix, _ := take(&p)
+		value, _ := take(&p)
+		start := len(keys)
+		keys = append(append(keys, prev[:shared]...), suffix...)
+		key := keys[start:len(keys):len(keys)]
 		if prev != nil && bytes.Compare(prev, key) >= 0 {
 			return nil, fmt.Errorf("%w: keys out of order", ErrCorruptNode)
 		}
@@ -129,9 +164,6 @@ func decodeNode(data []byte) (*node, error) {
 		}
 		n.entries = append(n.entries, entry{key: key, value: value})
 		prev = key
-	}
-	if len(p) != 0 {
-		return nil, fmt.Errorf("%w: trailing bytes", ErrCorruptNode)
 	}
 	if n.level > 0 && len(n.entries) == 0 {
 		return nil, fmt.Errorf("%w: empty internal node", ErrCorruptNode)

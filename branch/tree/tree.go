@@ -64,6 +64,18 @@ func (t *Tree) load(ctx context.Context, id store.ID) (*node, error) {
 	return n, nil
 }
 
+// loadChild loads child i of internal node n. A child must sit exactly one level below its
+// parent: with levels bounded (decodeNode), every descent ends within 64 steps whatever a
+// crafted tree says.
+func (t *Tree) loadChild(ctx context.Context, n *node, i int) (*node, error) {
+	id := n.childID(i)
+	c, err := t.load(ctx, id)
+	if err == nil && c.level != n.level-1 {
+		return nil, fmt.Errorf("node %s: %w: level %d under a node of level %d", id, ErrCorruptNode, c.level, n.level)
+	}
+	return c, err
+}
+
 // ref is a written node as its parent sees it.
 type ref struct {
 	first []byte
@@ -106,7 +118,7 @@ func (t *Tree) Get(ctx context.Context, root store.ID, key []byte) ([]byte, bool
 		if i < 0 {
 			return nil, false, nil
 		}
-		if n, err = t.load(ctx, n.childID(i)); err != nil {
+		if n, err = t.loadChild(ctx, n, i); err != nil {
 			return nil, false, err
 		}
 	}
@@ -196,7 +208,7 @@ func (t *Tree) apply(ctx context.Context, n *node, muts []Mutation) ([]ref, erro
 			changed = append(changed, false)
 			continue
 		}
-		child, err := t.load(ctx, n.childID(i))
+		child, err := t.loadChild(ctx, n, i)
 		if err != nil {
 			return nil, err
 		}

@@ -105,7 +105,7 @@ func TestCLIWorkflow(t *testing.T) {
 	if diff != "M a.txt\nA new.txt\n" {
 		t.Fatalf("diff:\n%s", diff)
 	}
-	var changes []map[string]string
+	var changes []map[string]any
 	json.Unmarshal([]byte(ok(t, repo, "diff", "main", "agent1", "--json")), &changes)
 	if len(changes) != 2 || changes[0]["kind"] != "modified" || changes[0]["path"] != "a.txt" {
 		t.Fatalf("diff --json: %v", changes)

@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/agentfs/agentfs/api"
+	"github.com/agentfs/agentfs/branch"
 	"github.com/agentfs/agentfs/internal/repo"
 )
 
@@ -23,18 +24,21 @@ func repoDir() string {
 	return repo.DefaultPath()
 }
 
-// connect returns the daemon's client when a daemon serves the repository, else the
-// repository opened in this process. close must be called when done.
+// connect returns the daemon's client when a daemon serves the repository (or is starting
+// on it), else the repository opened in this process under its lock. close must be called
+// when done.
 func connect() (svc api.Service, close func() error, err error) {
 	dir := repoDir()
-	if c, err := api.Dial(repo.SocketPath(dir)); err == nil {
-		return c, func() error { return nil }, nil
-	}
-	r, err := repo.Open(dir, false)
+	svc, closeDirect, err := openDirect(dir)
 	if err != nil {
 		return nil, nil, err
 	}
-	return &api.Local{Engine: r.Engine, Remotes: r.Remotes}, r.Close, nil
+	if l, ok := svc.(*api.Local); ok {
+		// Calls go through the same guard as the daemon's (audit log): agents_cmd.go.
+		c := api.InProcess(guard(dir, l, false, nil), "")
+		return c, func() error { c.Close(); return closeDirect() }, nil
+	}
+	return svc, closeDirect, nil
 }
 
 // run connects, runs fn, and closes the repository, reporting the first error.
@@ -112,18 +116,25 @@ func importCmd() *cobra.Command {
 }
 
 func exportCmd() *cobra.Command {
-	return &cobra.Command{
-		Use:   "export REF DIR",
+	var o api.ExportOptions
+	cmd := &cobra.Command{
+		Use:   "export REF DIR [--devices] [--setid]",
 		Short: "Write REF's tree into a new directory DIR",
-		Args:  nargs(2, "REF and DIR"),
+		Long: "export writes files, directories, symlinks, hard links, FIFOs, xattrs, modes and times\n" +
+			"(owners too when run as root). Device nodes, setuid/setgid bits and file capabilities\n" +
+			"are left out (with a warning) unless --devices or --setid asks for them.",
+		Args: nargs(2, "REF and DIR"),
 		RunE: func(c *cobra.Command, args []string) error {
 			dir, err := absPath(args[1])
 			if err != nil {
 				return err
 			}
-			return run(func(ctx context.Context, s api.Service) error { return s.Export(ctx, args[0], dir) })
+			return run(func(ctx context.Context, s api.Service) error { return s.Export(ctx, args[0], dir, o) })
 		},
 	}
+	cmd.Flags().BoolVar(&o.Devices, "devices", false, "create device nodes")
+	cmd.Flags().BoolVar(&o.SetID, "setid", false, "restore setuid/setgid bits and security.capability")
+	return cmd
 }
 
 func branchCmd() *cobra.Command {
@@ -201,15 +212,24 @@ func forkCmd() *cobra.Command {
 
 func checkpointCmd() *cobra.Command {
 	var name, msg string
+	var prov provenanceFlags
+	var asJSON bool
 	cmd := &cobra.Command{
-		Use:   "checkpoint BRANCH [--name NAME] [-m MESSAGE]",
+		Use:   "checkpoint BRANCH [--name NAME] [-m MESSAGE] [--agent A] [--session S] [--tool-call T] [--label K=V]... [--json]",
 		Short: "Make the branch's current state an immutable checkpoint; prints its id",
 		Args:  nargs(1, "BRANCH"),
 		RunE: func(c *cobra.Command, args []string) error {
+			p, err := prov.provenance("cli")
+			if err != nil {
+				return err
+			}
 			return run(func(ctx context.Context, s api.Service) error {
-				cp, err := s.Checkpoint(ctx, args[0], name, msg)
+				cp, err := s.CheckpointWith(ctx, args[0], branch.CheckpointOptions{Name: name, Message: msg, Provenance: p})
 				if err != nil {
 					return err
+				}
+				if asJSON {
+					return printJSON(cp)
 				}
 				fmt.Println(cp.ID)
 				return nil
@@ -218,6 +238,8 @@ func checkpointCmd() *cobra.Command {
 	}
 	cmd.Flags().StringVar(&name, "name", "", "name the checkpoint (then BRANCH@NAME refers to it)")
 	cmd.Flags().StringVarP(&msg, "message", "m", "", "message")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the checkpoint as JSON, with the paths it created, modified and deleted")
+	prov.register(cmd)
 	return cmd
 }
 
@@ -230,32 +252,6 @@ func rollbackCmd() *cobra.Command {
 			return run(func(ctx context.Context, s api.Service) error { return s.Rollback(ctx, args[0], args[1]) })
 		},
 	}
-}
-
-func diffCmd() *cobra.Command {
-	var asJSON bool
-	cmd := &cobra.Command{
-		Use:   "diff REF REF [--json]",
-		Short: "List the paths added (A), modified (M) and deleted (D) from the first ref to the second",
-		Args:  nargs(2, "two REFs"),
-		RunE: func(c *cobra.Command, args []string) error {
-			return run(func(ctx context.Context, s api.Service) error {
-				changes, err := s.Diff(ctx, args[0], args[1])
-				if err != nil {
-					return err
-				}
-				if asJSON {
-					return printJSON(changes)
-				}
-				for _, ch := range changes {
-					fmt.Printf("%c %s\n", strings.ToUpper(ch.Kind)[0], ch.Path)
-				}
-				return nil
-			})
-		},
-	}
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON (see docs/cli.md)")
-	return cmd
 }
 
 func logCmd() *cobra.Command {

@@ -77,7 +77,7 @@ func gcCmd() *cobra.Command {
 var errProblems = errors.New("fsck found problems")
 
 func fsckCmd() *cobra.Command {
-	var asJSON, remote, repair bool
+	var asJSON, remote, verifyData, repair bool
 	cmd := &cobra.Command{
 		Use:   "fsck [--json]",
 		Short: "Verify that every object every branch, checkpoint and mount references is present and intact",
@@ -86,7 +86,10 @@ func fsckCmd() *cobra.Command {
 		RunE: func(c *cobra.Command, args []string) error {
 			return run(func(ctx context.Context, s api.Service) error {
 				prog := progressFunc()
-				rep, err := s.Fsck(ctx, api.FsckOptions{Progress: prog, Remote: remote, Repair: repair})
+				if verifyData && !remote {
+					return usageError{errors.New("--verify-data needs --remote")}
+				}
+				rep, err := s.Fsck(ctx, api.FsckOptions{Progress: prog, Remote: remote, VerifyData: verifyData, Repair: repair})
 				endProgress(prog)
 				if err != nil {
 					return err
@@ -115,7 +118,8 @@ func fsckCmd() *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON (see docs/cli.md)")
-	cmd.Flags().BoolVar(&remote, "remote", false, "also download and verify the remotes' copies of what they hold")
+	cmd.Flags().BoolVar(&remote, "remote", false, "also check that every remote holds all objects of its branches and of this repository's unfinished pushes")
+	cmd.Flags().BoolVar(&verifyData, "verify-data", false, "with --remote: download every such object and check its hash")
 	cmd.Flags().BoolVar(&repair, "repair", false, "replace missing or corrupt local blocks with verified copies from a remote")
 	return cmd
 }

@@ -36,58 +36,6 @@ func randomFile(t *testing.T, dir, name string, n int) {
 	}
 }
 
-// 100 forks each write 1 MiB of unique data and are deleted; agentfs gc returns the
-// repository to within 10% of its size before the forks. Measured, from gc --json: the
-// stored bytes of all blocks (what gc acts on), and the live sstables and blob files on
-// disk (data_after: the data at rest the user pays for). The WAL is left out: Pebble keeps
-// up to a few memtables' worth (64 MiB each) of it, recycled, whatever the data size.
-func TestGCReclaimsForks(t *testing.T) {
-	repo := newRepo(t)
-	src := t.TempDir()
-	for i := range 8 {
-		randomFile(t, src, fmt.Sprintf("base%d", i), 2<<20)
-	}
-	ok(t, repo, "import", "main", src)
-	startDaemon(t, repo)
-	before := gcStats(t, repo) // settles the repository (nothing to delete yet)
-	forks := 100
-	if testing.Short() {
-		forks = 20
-	}
-	for i := range forks {
-		name := fmt.Sprintf("fork%03d", i)
-		ok(t, repo, "fork", "main", name)
-		dir := t.TempDir()
-		randomFile(t, dir, "unique", 1<<20)
-		ok(t, repo, "import", name, dir)
-	}
-	grown := gcStats(t, repo, "--dry-run")
-	for i := range forks {
-		ok(t, repo, "branch", "delete", fmt.Sprintf("fork%03d", i))
-	}
-	after := gcStats(t, repo)
-	final := gcStats(t, repo, "--dry-run")
-	t.Logf("stored block bytes: before forks %d, with forks %d, after gc %d", before.Bytes, grown.Bytes, final.Bytes)
-	t.Logf("data on disk:       before forks %d, after gc %d (whole DB incl. WAL: %d, %d)", before.DataAfter, after.DataAfter, before.DiskAfter, after.DiskAfter)
-	t.Logf("gc: %+v", after)
-	if grown.Bytes < before.Bytes+int64(forks)<<20 {
-		t.Fatalf("the forks did not add their data: %d -> %d", before.Bytes, grown.Bytes)
-	}
-	if after.DeletedBytes < int64(forks)<<20 {
-		t.Errorf("gc deleted %d bytes, the forks wrote %d", after.DeletedBytes, forks<<20)
-	}
-	if final.Bytes > before.Bytes*11/10 {
-		t.Errorf("block bytes after gc %d, before the forks %d", final.Bytes, before.Bytes)
-	}
-	if after.DataAfter > before.DataAfter*11/10 || after.DataBefore < before.DataAfter+uint64(forks)<<20 {
-		t.Errorf("data on disk: before the forks %d, before gc %d, after gc %d", before.DataAfter, after.DataBefore, after.DataAfter)
-	}
-	ok(t, repo, "fsck")
-	if !strings.Contains(ok(t, repo, "cat", "main:base3"), "") {
-		t.Fatal("cat")
-	}
-}
-
 // A flipped byte in a data block: cat fails, fsck names branch and path, exit code 1.
 func TestFsckCorruptCLI(t *testing.T) {
 	repo := newRepo(t)

@@ -19,6 +19,10 @@ func main() {
 	if err == nil {
 		return
 	}
+	var code exitCode
+	if errors.As(err, &code) {
+		os.Exit(int(code)) // agentfs run: the command's own status; it has spoken for itself
+	}
 	fmt.Fprintln(os.Stderr, "agentfs:", oneLine(err))
 	var ue usageError
 	if errors.As(err, &ue) {
@@ -58,12 +62,17 @@ func newRootCmd() *cobra.Command {
 	root.AddCommand(
 		initCmd(), importCmd(), exportCmd(), branchCmd(), forkCmd(), checkpointCmd(),
 		rollbackCmd(), diffCmd(), logCmd(), lsCmd(), catCmd(),
-		mountCmd(), unmountCmd(), mountsCmd(), serveCmd(), mergeCmd(),
+		mountCmd(), unmountCmd(), mountsCmd(), serveCmd(), stopCmd(), mergeCmd(),
 		gcCmd(), fsckCmd(),
 		remoteCmd(), pushCmd(), pullCmd(), cloneCmd(),
+		csiCmd(), dockerPluginCmd(),
 	)
 	addPruneCmd(root) // checkpoint prune (gc_cmd.go)
+	addReviewCmds(root)
 	addRemoteGCCmd(root)
+
+	// Agents: mcp_cmd.go, agents_cmd.go, run_cmd.go.
+	root.AddCommand(mcpCmd(), tokenCmd(), auditCmd(), runCmd())
 	// Unknown subcommands are usage errors too.
 	root.Args = func(c *cobra.Command, args []string) error {
 		if len(args) > 0 {

@@ -15,8 +15,7 @@ import (
 
 // addRemoteGCCmd adds "remote gc" under the remote command.
 //
-// It runs on a directly opened repository only: with a daemon (agentfs serve) running on
-// the repository it fails and says so (the daemon API has no remote gc call yet).
+// With a daemon serving the repository it runs inside the daemon (the remote.gc call).
 func addRemoteGCCmd(root *cobra.Command) {
 	var dryRun, asJSON bool
 	var grace time.Duration
@@ -39,14 +38,14 @@ func addRemoteGCCmd(root *cobra.Command) {
 				g = -1 // GCOptions: negative = no grace period
 			}
 			return run(func(ctx context.Context, s api.Service) error {
-				l, ok := s.(*api.Local)
-				if !ok || l.Remotes == nil {
-					return errors.New("remote gc needs the repository opened directly: stop the daemon (agentfs serve) first")
+				rg, ok := s.(api.RemoteGCer)
+				if !ok {
+					return errors.New("this agentfs cannot collect a remote's garbage")
 				}
 				if grace < 10*time.Minute && !dryRun {
 					fmt.Fprintf(os.Stderr, "warning: grace period %s: a push in flight on another host may lose its packs\n", grace)
 				}
-				res, err := l.Remotes.GC(ctx, args[0], remote.GCOptions{DryRun: dryRun, Grace: g})
+				res, err := rg.RemoteGC(ctx, args[0], remote.GCOptions{DryRun: dryRun, Grace: g})
 				if err != nil {
 					return err
 				}

@@ -66,7 +66,7 @@ func TestFsckRepairFromRemote(t *testing.T) {
 		b[len(b)*3/4] ^= 0x40
 		os.WriteFile(p, b, 0o644)
 	}
-	r = agentfs(t, repo, "fsck", "--remote")
+	r = agentfs(t, repo, "fsck", "--remote", "--verify-data")
 	if r.code != 1 || !strings.Contains(r.stdout, "the remote's copy is broken") {
 		t.Fatalf("fsck --remote of a corrupt bucket: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}

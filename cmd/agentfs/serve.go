@@ -24,7 +24,7 @@ import (
 
 func serveCmd() *cobra.Command {
 	var mounts, allowPaths []string
-	var initIfMissing bool
+	var initIfMissing, auto bool
 	var mo api.MountOptions
 	cmd := &cobra.Command{
 		Use:   "serve [--mount REF:DIR]... [--owner UID:GID] [--allow-other] [--allow-path DIR]...",
@@ -33,13 +33,18 @@ func serveCmd() *cobra.Command {
 			"everything and exits. While it runs, every agentfs command goes through its socket.",
 		Args: nargs(0, "no arguments"),
 		RunE: func(c *cobra.Command, args []string) error {
-			return serve(repoDir(), mounts, mo, allowPaths, initIfMissing)
+			return serve(repoDir(), mounts, mo, allowPaths, initIfMissing, auto)
 		},
 	}
 	cmd.Flags().StringArrayVar(&mounts, "mount", nil, "mount REF at DIR once started (repeatable), e.g. main:./mnt")
 	mountFlags(cmd, &mo, "the --mount mounts")
 	cmd.Flags().StringArrayVar(&allowPaths, "allow-path", nil, "confine import and export through the API to this host directory (repeatable)")
 	cmd.Flags().BoolVar(&initIfMissing, "init", false, "create the repository if it does not exist")
+	cmd.Flags().StringVar(&listenFlag, "listen", "", "also serve the control API and MCP on this TCP address (e.g. 127.0.0.1:7070); every call needs a token (agentfs token create)")
+	// --auto: started by a command that needed a daemon (agentfs mount); if another daemon
+	// got the repository first, give way quietly.
+	cmd.Flags().BoolVar(&auto, "auto", false, "")
+	cmd.Flags().MarkHidden("auto")
 	return cmd
 }
 
@@ -49,78 +54,164 @@ func mountFlags(cmd *cobra.Command, mo *api.MountOptions, which string) {
 	cmd.Flags().BoolVar(&mo.AllowOther, "allow-other", false, "let other users than the daemon's reach "+which+" (needed when a container runs as another uid)")
 }
 
-func serve(dir string, mounts []string, mo api.MountOptions, allowPaths []string, initIfMissing bool) error {
+func serve(dir string, mounts []string, mo api.MountOptions, allowPaths []string, initIfMissing, auto bool) error {
 	logger := log.New(os.Stderr, "agentfs: ", log.LstdFlags)
 	sock := repo.SocketPath(dir)
-	if _, err := api.Dial(sock); err == nil {
-		return fmt.Errorf("a daemon already serves %s (socket %s); stop it first", dir, sock)
+	if !repo.Exists(dir) {
+		if !initIfMissing {
+			_, err := repo.Open(dir, false) // says there is no repository, and what to do
+			return err
+		}
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return err
+		}
 	}
-	ctx := context.Background()
-	r, err := repo.Open(dir, false)
-	if errors.Is(err, repo.ErrNoRepo) && initIfMissing {
-		r, err = repo.Init(ctx, dir)
+	// Lock and listen before anything slow: commands run meanwhile wait on the socket.
+	lock, err := lockForDaemon(dir)
+	if auto && errors.Is(err, errOtherDaemon) {
+		return nil
 	}
 	if err != nil {
 		return err
 	}
-	table := &api.MountTable{RepoDir: dir, Logger: logger}
-	svc := &api.Local{Engine: r.Engine, Mounter: table, Remotes: r.Remotes}
-	if err := svc.AllowPaths(allowPaths); err != nil {
-		r.Close()
-		return usageError{err}
-	}
-	os.Remove(sock) // stale: nobody answered on it above, and we hold the repository lock
+	defer lock.Unlock()
+	os.Remove(sock) // stale: we hold the repository lock
 	ln, err := net.Listen("unix", sock)
 	if err != nil {
-		r.Close()
 		return fmt.Errorf("listen on %s: %w", sock, err)
 	}
 	os.Chmod(sock, 0o600)
-	srv := &http.Server{Handler: api.Handler(svc), ErrorLog: logger}
+	gate := api.NewGate()
+	srv := &http.Server{Handler: gate, ErrorLog: logger, ConnContext: api.UnixConnContext}
 	go srv.Serve(ln)
-	shutdown := func() error {
+	ctx := context.Background()
+	var tcp *http.Server // serve --listen (serve_tcp.go)
+	stopServing := func() {
 		sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()
+		if tcp != nil {
+			tcp.Shutdown(sctx)
+		}
 		srv.Shutdown(sctx)
-		err := table.UnmountAll()
 		os.Remove(sock)
+	}
+
+	var r *repo.Repo
+	if repo.Exists(dir) {
+		r, err = repo.Open(dir, false)
+	} else {
+		r, err = repo.Init(ctx, dir)
+	}
+	if err != nil {
+		gate.Open(nil, err)
+		stopServing()
+		return err
+	}
+	table := &api.MountTable{RepoDir: dir, Logger: logger, Persist: true}
+	svc := &api.Local{Engine: r.Engine, Mounter: table, Remotes: r.Remotes}
+	if err := svc.AllowPaths(allowPaths); err != nil {
+		gate.Open(nil, err)
+		stopServing()
+		r.Close()
+		return usageError{err}
+	}
+	stop := make(chan struct{}, 1)
+	mux := http.NewServeMux()
+	mux.Handle("POST /v1/stop", api.StopHandler(func() { stop <- struct{}{} }))
+	mux.Handle("POST /v1/remote.gc", api.RemoteGCHandler(svc))
+	mux.Handle("/", guard(dir, svc, false, logger.Printf))
+	shutdown := func() error {
+		stopServing()
+		err := table.UnmountAll()
 		return errors.Join(err, r.Close())
+	}
+	if n, err := table.Restore(ctx, r.Engine); err != nil {
+		logger.Printf("%v", err)
+	} else if n > 0 {
+		logger.Printf("restored %d mounts", n)
+	}
+	if listenFlag != "" {
+		if tcp, err = serveTCP(listenFlag, dir, svc, logger.Printf); err != nil {
+			gate.Open(nil, errors.New("the daemon is stopping"))
+			shutdown()
+			return err
+		}
 	}
 	for _, m := range mounts {
 		ref, mdir, ok := strings.Cut(m, ":")
 		if !ok {
+			gate.Open(nil, errors.New("the daemon is stopping"))
 			shutdown()
 			return usageError{fmt.Errorf("--mount takes REF:DIR, got %q", m)}
 		}
+		if restoredAt(table, ref, mdir) {
+			continue
+		}
 		info, err := svc.Mount(ctx, ref, mdir, mo)
 		if err != nil {
+			gate.Open(nil, errors.New("the daemon is stopping"))
 			shutdown()
 			return err
 		}
 		logger.Printf("mounted %s at %s", info.Ref, info.Dir)
 	}
+	gate.Open(mux, nil)
 	if addr := os.Getenv("AGENTFS_PPROF"); addr != "" {
 		// Profiling for operators: go tool pprof http://ADDR/debug/pprof/profile
 		go func() { logger.Println(http.ListenAndServe(addr, nil)) }()
 	}
-	logger.Printf("serving %s on %s (Ctrl-C or SIGTERM to stop)", dir, sock)
+	logger.Printf("serving %s on %s (agentfs stop, Ctrl-C or SIGTERM to stop)", dir, sock)
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
-	<-sig
+	select {
+	case <-sig:
+	case <-stop:
+	}
 	logger.Printf("stopping: flushing and unmounting")
 	signal.Stop(sig)
 	return shutdown()
 }
 
+// restoredAt reports whether the saved mount table already brought ref back at dir.
+func restoredAt(t *api.MountTable, ref, dir string) bool {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return false
+	}
+	if real, err := filepath.EvalSymlinks(abs); err == nil {
+		abs = real
+	}
+	for _, m := range t.List() {
+		if m.Dir == abs && m.Ref == ref {
+			return true
+		}
+	}
+	return false
+}
+
 // ensureDaemon starts a daemon in the background when none serves the repository, so that
-// agentfs mount works without a separate agentfs serve.
+// agentfs mount works without a separate agentfs serve. A daemon that is starting is waited
+// for, not raced.
 func ensureDaemon(dir string) (*api.Client, error) {
 	sock := repo.SocketPath(dir)
 	if c, err := api.Dial(sock); err == nil {
 		return c, nil
 	}
-	if _, err := os.Stat(filepath.Join(dir, "FORMAT")); err != nil {
+	if !repo.Exists(dir) {
 		return nil, fmt.Errorf("no agentfs repository at %s: run 'agentfs init' first, or pass --repo", dir)
+	}
+	if c := waitForDaemon(dir, daemonStartTimeout); c != nil {
+		return c, nil
+	}
+	// A daemon started just before this command (agentfs serve & agentfs mount) may not have
+	// taken the lock yet: give it a moment rather than race it with a second one.
+	for range 15 {
+		time.Sleep(20 * time.Millisecond)
+		if repo.Held(dir) {
+			if c := waitForDaemon(dir, daemonStartTimeout); c != nil {
+				return c, nil
+			}
+		}
 	}
 	self, err := os.Executable()
 	if err != nil {
@@ -132,7 +223,7 @@ func ensureDaemon(dir string) (*api.Client, error) {
 		return nil, err
 	}
 	defer logf.Close()
-	cmd := exec.Command(self, "--repo", dir, "serve")
+	cmd := exec.Command(self, "--repo", dir, "serve", "--auto")
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
@@ -140,18 +231,22 @@ func ensureDaemon(dir string) (*api.Client, error) {
 	}
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
-	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); {
+	for deadline := time.Now().Add(daemonStartTimeout); time.Now().Before(deadline); {
 		if c, err := api.Dial(sock); err == nil {
 			cmd.Process.Release()
 			return c, nil
 		}
 		select {
 		case <-done:
+			// Another command may have started a daemon first; ours then gave way.
+			if c := waitForDaemon(dir, daemonStartTimeout); c != nil {
+				return c, nil
+			}
 			return nil, fmt.Errorf("the daemon did not start; see %s", logPath)
-		case <-time.After(50 * time.Millisecond):
+		case <-time.After(20 * time.Millisecond):
 		}
 	}
-	return nil, fmt.Errorf("the daemon did not answer within 15s; see %s", logPath)
+	return nil, fmt.Errorf("the daemon did not answer within %s; see %s", daemonStartTimeout, logPath)
 }
 
 func mountCmd() *cobra.Command {

@@ -63,7 +63,7 @@ func Init(ctx context.Context, dir string) (*Repo, error) {
 	if _, err := os.Stat(filepath.Join(dir, formatFile)); err == nil {
 		return nil, fmt.Errorf("%w at %s", ErrExists, dir)
 	}
-	if entries, err := os.ReadDir(dir); err == nil && len(entries) > 0 {
+	if entries, err := os.ReadDir(dir); err == nil && !onlyDaemonFiles(entries) {
 		return nil, fmt.Errorf("%s is not empty and holds no agentfs repository; choose an empty or new directory", dir)
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -83,6 +83,25 @@ func Init(ctx context.Context, dir string) (*Repo, error) {
 		return nil, err
 	}
 	return r, nil
+}
+
+// onlyDaemonFiles: a directory holding nothing but the files of a daemon that is starting
+// on it (serve --init takes the lock and listens before it creates the repository).
+func onlyDaemonFiles(entries []os.DirEntry) bool {
+	for _, e := range entries {
+		switch e.Name() {
+		case lockFile, "agentfs.sock", "agentfs.log":
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// Exists reports whether dir holds a repository (its format file).
+func Exists(dir string) bool {
+	_, err := os.Stat(filepath.Join(dir, formatFile))
+	return err == nil
 }
 
 // Open opens the repository at dir.

@@ -13,17 +13,36 @@ import (
 	"github.com/agentfs/agentfs/branch"
 )
 
+// ExportOptions say what an export may restore beyond plain files, directories and links.
+// A tree can come from a bucket whose content was crafted, so by default an export creates
+// no device nodes and restores no setuid/setgid bits or file capabilities.
+type ExportOptions struct {
+	Devices bool             // create character and block devices
+	SetID   bool             // restore setuid/setgid bits and security.capability
+	Warn    func(msg string) // told what was left out (nil: nothing is said)
+}
+
 type exporter struct {
 	ctx   context.Context
 	ws    *branch.Workspace
+	o     ExportOptions
 	links map[uint64]string // inode -> first exported path, for hard links
+	dirs  map[uint64]bool   // directories exported: one reached twice is a loop
 	buf   []byte
 	root  bool
 }
 
-// Export writes the tree of ws into dst, which must not exist or be an empty directory.
-// Owners are restored when running as root.
+// Export writes the tree of ws into dst with the default (safe) options.
 func Export(ctx context.Context, ws *branch.Workspace, dst string) error {
+	return ExportWith(ctx, ws, dst, ExportOptions{})
+}
+
+// ExportWith writes the tree of ws into dst, which must not exist or be an empty directory.
+// Owners are restored when running as root. Nothing is written outside dst: names are
+// single path components (branch.Workspace.ReadDir checks them), every file is created
+// exclusively and nothing follows a symlink, and a directory reached twice (a loop in a
+// damaged or crafted tree) is an error.
+func ExportWith(ctx context.Context, ws *branch.Workspace, dst string, o ExportOptions) error {
 	if entries, err := os.ReadDir(dst); err == nil && len(entries) > 0 {
 		return fmt.Errorf("export: %s is not empty; export into a new or empty directory", dst)
 	} else if err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -32,7 +51,11 @@ func Export(ctx context.Context, ws *branch.Workspace, dst string) error {
 	if err := os.MkdirAll(dst, 0o755); err != nil {
 		return fmt.Errorf("export: %w", err)
 	}
-	ex := &exporter{ctx: ctx, ws: ws, links: map[uint64]string{}, buf: make([]byte, chunk), root: os.Geteuid() == 0}
+	if o.Warn == nil {
+		o.Warn = func(string) {}
+	}
+	ex := &exporter{ctx: ctx, ws: ws, o: o, links: map[uint64]string{}, dirs: map[uint64]bool{branch.RootIno: true},
+		buf: make([]byte, chunk), root: os.Geteuid() == 0}
 	root, err := ws.GetAttr(ctx, branch.RootIno)
 	if err != nil {
 		return err
@@ -70,6 +93,10 @@ func (ex *exporter) entry(n *branch.Inode, p string) error {
 	}
 	switch n.Mode & syscall.S_IFMT {
 	case syscall.S_IFDIR:
+		if ex.dirs[n.Ino] {
+			return fmt.Errorf("directory inode %d is reached twice (a loop in a damaged or crafted tree)", n.Ino)
+		}
+		ex.dirs[n.Ino] = true
 		if err := os.Mkdir(p, 0o700); err != nil {
 			return err
 		}
@@ -84,10 +111,20 @@ func (ex *exporter) entry(n *branch.Inode, p string) error {
 		if err := ex.file(n, p); err != nil {
 			return err
 		}
-	default:
-		if err := unix.Mknod(p, n.Mode, int(n.Rdev)); err != nil {
+	case syscall.S_IFCHR, syscall.S_IFBLK:
+		if !ex.o.Devices {
+			ex.o.Warn(fmt.Sprintf("export: %s: device node left out (use --devices to create it)", p))
+			return nil
+		}
+		if err := unix.Mknod(p, n.Mode&^(syscall.S_ISUID|syscall.S_ISGID), int(n.Rdev)); err != nil {
 			return err
 		}
+	case syscall.S_IFIFO, syscall.S_IFSOCK:
+		if err := unix.Mknod(p, n.Mode&(syscall.S_IFMT|0o777), 0); err != nil {
+			return err
+		}
+	default:
+		return fmt.Errorf("unknown file type %#o", n.Mode&syscall.S_IFMT)
 	}
 	if n.Nlink > 1 && !n.IsDir() {
 		ex.links[n.Ino] = p
@@ -133,6 +170,10 @@ func (ex *exporter) attrs(n *branch.Inode, p string) error {
 		if err != nil {
 			return err
 		}
+		if name == "security.capability" && !ex.o.SetID {
+			ex.o.Warn(fmt.Sprintf("export: %s: file capabilities left out (use --setid to restore them)", p))
+			continue
+		}
 		if err := unix.Lsetxattr(p, name, v, 0); err != nil {
 			return err
 		}
@@ -143,7 +184,12 @@ func (ex *exporter) attrs(n *branch.Inode, p string) error {
 		}
 	}
 	if !n.IsSymlink() {
-		if err := unix.Fchmodat(unix.AT_FDCWD, p, n.Mode&0o7777, 0); err != nil {
+		mode := n.Mode & 0o7777
+		if mode&(syscall.S_ISUID|syscall.S_ISGID) != 0 && !ex.o.SetID && !n.IsDir() {
+			ex.o.Warn(fmt.Sprintf("export: %s: setuid/setgid bits left out (use --setid to restore them)", p))
+			mode &^= syscall.S_ISUID | syscall.S_ISGID
+		}
+		if err := unix.Fchmodat(unix.AT_FDCWD, p, mode, 0); err != nil {
 			return err
 		}
 	}

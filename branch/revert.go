@@ -1,0 +1,129 @@
+package branch
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/agentfs/agentfs/branch/tree"
+	"github.com/agentfs/agentfs/store"
+)
+
+// RevertOptions configure a revert.
+type RevertOptions struct {
+	Message string
+	DryRun  bool
+}
+
+// Revert undoes the changes checkpoint made relative to its (first) parent, on top of
+// branch's current state: a three-way merge whose base is the checkpoint, whose "ours" is the
+// branch and whose "theirs" is the checkpoint's parent, so that only what the checkpoint
+// changed moves back and later work on the same files merges line by line. Conflicts are
+// reported per path as Merge reports them, and then the branch is left unchanged. The result
+// is a new checkpoint with the branch's previous state as its only parent.
+func (e *Engine) Revert(ctx context.Context, checkpoint, branch string, o RevertOptions) (*MergeResult, error) {
+	dws, err := e.Workspace(ctx, branch)
+	if err != nil {
+		return nil, err
+	}
+	done := e.op()
+	res, hooks, err := e.revert(ctx, checkpoint, dws, o)
+	done()
+	for _, h := range hooks {
+		h()
+	}
+	return res, err
+}
+
+func (e *Engine) revert(ctx context.Context, checkpoint string, dws *Workspace, o RevertOptions) (*MergeResult, []func(), error) {
+	r, err := e.Resolve(ctx, checkpoint)
+	if err != nil {
+		return nil, nil, err
+	}
+	id := r.Commit
+	if err := e.retainCommit(ctx, id); err != nil {
+		return nil, nil, err
+	}
+	c, err := e.ReadCommit(ctx, id)
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(c.Parents) == 0 {
+		return nil, nil, fmt.Errorf("%w: checkpoint %s has no parent (it created branch %s); roll back or delete the branch instead", ErrInvalidName, id, c.Branch)
+	}
+	p, err := e.ReadCommit(ctx, c.Parents[0])
+	if err != nil {
+		return nil, nil, fmt.Errorf("the parent of checkpoint %s: %w", id, err)
+	}
+	dws.mu.Lock()
+	defer dws.mu.Unlock()
+	oursRoot, pending, err := dws.fold(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	m := e.newMerger(ctx, StrategyFail, c.Root, oursRoot, p.Root)
+	if err := m.run(); err != nil {
+		return nil, nil, err
+	}
+	res := &MergeResult{Base: id, Conflicts: m.conflicts}
+	if len(m.conflicts) > 0 {
+		return res, nil, fmt.Errorf("%w: %d conflicting paths; the branch was not changed (edit them on %s and revert again, or roll back)", ErrConflict, len(m.conflicts), dws.name)
+	}
+	newRoot, err := e.tree.Apply(ctx, oursRoot, m.sorted())
+	if err != nil {
+		return nil, nil, err
+	}
+	if res.Changes, err = e.DiffRoots(ctx, oursRoot, newRoot); err != nil {
+		return nil, nil, err
+	}
+	if len(res.Changes) == 0 {
+		res.UpToDate = true // its changes are gone from the branch already
+		return res, nil, nil
+	}
+	if o.DryRun {
+		return res, nil, nil
+	}
+	msg := o.Message
+	if msg == "" {
+		msg = fmt.Sprintf("revert %s", id.String()[:12])
+		if c.Message != "" {
+			msg += ": " + c.Message
+		}
+	}
+	if res.Commit, err = e.commitResult(ctx, dws, oursRoot, pending, newRoot, nil, msg); err != nil {
+		return nil, nil, err
+	}
+	return res, append([]func(){}, dws.hooks...), nil
+}
+
+// newMerger prepares a three-way merge of the trees base, ours and theirs.
+func (e *Engine) newMerger(ctx context.Context, strategy string, base, ours, theirs store.ID) *merger {
+	return &merger{e: e, ctx: ctx, strategy: strategy,
+		base: newView(e, base), ours: newView(e, ours), theirs: newView(e, theirs),
+		muts: map[string]*tree.Mutation{}, oursWon: map[uint64]bool{}, marked: map[uint64]bool{},
+		handled: map[uint64]bool{}, handledKey: map[string]bool{}}
+}
+
+// commitResult makes newRoot the branch's new checkpoint: the branch's uncommitted changes
+// (pending > 0) are committed first as the state the result starts from, then newRoot with
+// that state and extra as parents. Callers hold dws.mu and op.
+func (e *Engine) commitResult(ctx context.Context, dws *Workspace, oursRoot store.ID, pending int, newRoot store.ID, extra []store.ID, msg string) (store.ID, error) {
+	b := e.db.NewBatch()
+	defer b.Close()
+	head := dws.base
+	var err error
+	if pending > 0 {
+		head, err = e.writeCommit(ctx, b, &Commit{Root: oursRoot, Parents: []store.ID{dws.base}, Time: e.now().UTC(), Branch: dws.name, Message: "changes before: " + msg})
+		if err != nil {
+			return store.ID{}, err
+		}
+	}
+	id, err := e.writeCommit(ctx, b, &Commit{Root: newRoot, Parents: append([]store.ID{head}, extra...), Time: e.now().UTC(), Branch: dws.name, Message: msg})
+	if err != nil {
+		return store.ID{}, err
+	}
+	if err := dws.moveBase(b, id); err != nil {
+		return store.ID{}, err
+	}
+	dws.replaceContent(newRoot, id)
+	return id, nil
+}

@@ -1,0 +1,184 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/agentfs/agentfs/backends"
+	"github.com/agentfs/agentfs/internal/hostile"
+)
+
+// maxRSSKiB bounds the memory of every command run on hostile content.
+const maxRSSKiB = 512 << 10
+
+// hostileRun runs one command and checks that it ended cleanly: exit 0, or exit 1 with its
+// error as the last line on stderr and only "agentfs: " lines before it (log lines naming a
+// corrupt block); no panic; memory bounded. It returns the exit code and the error line.
+func hostileRun(t *testing.T, repo string, args ...string) (int, string) {
+	t.Helper()
+	cmd := exec.Command(agentfsBin, append([]string{"--repo", repo}, args...)...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	stderr := strings.TrimSpace(errb.String())
+	what := strings.Join(args, " ")
+	if strings.Contains(stderr, "panic") || strings.Contains(stderr, "goroutine ") || code > 1 || code < 0 {
+		t.Fatalf("agentfs %s: exit %d, crashed:\n%s", what, code, firstPanic(stderr))
+	}
+	lines := strings.Split(stderr, "\n")
+	if code == 1 {
+		for _, l := range lines {
+			if !strings.HasPrefix(l, "agentfs: ") {
+				t.Errorf("agentfs %s: stderr line %q is not an agentfs message", what, l)
+			}
+		}
+	}
+	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok && ru.Maxrss > maxRSSKiB {
+		t.Errorf("agentfs %s: max RSS %d MiB", what, ru.Maxrss>>10)
+	}
+	return code, lines[len(lines)-1]
+}
+
+// vmHWM returns the peak resident memory of a process in KiB.
+func vmHWM(t *testing.T, pid int) int64 {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(data), "\n") {
+		if f := strings.Fields(l); len(f) >= 2 && f[0] == "VmHWM:" {
+			n, _ := strconv.ParseInt(f[1], 10, 64)
+			return n
+		}
+	}
+	return 0
+}
+
+// TestHostileBucket: crafted branches in a bucket (traversal names, parent-link and
+// directory loops, oversized nodes, huge counts and sizes, key and decompression bombs,
+// truncated packs, wrong index lengths, wrong node levels) go through clone (lazy and full),
+// and, in a repository served by a daemon, pull, ls, cat, diff, merge, export and fsck: each
+// ends cleanly with one error line, no crash (the daemon survives everything), bounded
+// memory, and nothing appears outside the export target.
+func TestHostileBucket(t *testing.T) {
+	ctx := context.Background()
+	url := "file://" + t.TempDir()
+	origin := newRepo(t)
+	ok(t, origin, "import", "main", writeTree(t, map[string]string{"README": "hello\n", "dir/a.txt": "a\n"}))
+	ok(t, origin, "remote", "add", "origin", url)
+	ok(t, origin, "push", "origin", "main")
+	b, err := backends.Open(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	mainHead, err := hostile.ReadRef(ctx, b, "main")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := hostile.Cases(mainHead)
+	for _, c := range cases {
+		if err := hostile.WritePack(ctx, b, c.Objects, c.Truncate); err != nil {
+			t.Fatal(err)
+		}
+		if err := hostile.SetRef(ctx, b, "evil-"+c.Name, c.Head); err != nil {
+			t.Fatal(err)
+		}
+	}
+	repo := filepath.Join(t.TempDir(), "repo")
+	ok(t, repo, "clone", url, "--branch", "main")
+	d := startDaemon(t, repo)
+
+	for _, c := range cases {
+		t.Run(c.Name, func(t *testing.T) {
+			br := "evil-" + c.Name
+			results := map[string]int{}
+			run := func(repo string, args ...string) {
+				code, msg := hostileRun(t, repo, args...)
+				results[args[0]] = code
+				if code != 0 {
+					t.Logf("%-40s exit %d: %s", strings.Join(args, " "), code, msg)
+				} else {
+					t.Logf("%-40s exit 0", strings.Join(args, " "))
+				}
+			}
+			run(filepath.Join(t.TempDir(), "c1"), "clone", url, "--branch", br)
+			results["clone-lazy"] = results["clone"]
+			run(filepath.Join(t.TempDir(), "c2"), "clone", url, "--branch", br, "--full")
+			run(repo, "pull", "origin", br)
+			if results["pull"] == 0 {
+				run(repo, "ls", br)
+				for _, f := range []string{"ok.txt", "bomb", "big", "sub"} {
+					run(repo, "cat", br+":"+f)
+					results["cat "+f] = results["cat"]
+				}
+				run(repo, "diff", "main", br)
+				run(repo, "merge", br, "--into", "main", "--dry-run")
+			}
+			outer := t.TempDir()
+			target := filepath.Join(outer, "export")
+			run(repo, "export", br, target)
+
+			// Nothing outside the export target.
+			entries, _ := os.ReadDir(outer)
+			for _, e := range entries {
+				if e.Name() != "export" {
+					t.Errorf("export wrote %s outside its target", e.Name())
+				}
+			}
+			for _, p := range []string{"/escape", "/slash", filepath.Join(filepath.Dir(outer), "escape")} {
+				if _, err := os.Lstat(p); err == nil {
+					t.Errorf("%s exists after the export", p)
+				}
+			}
+			// What must be refused, per case.
+			switch c.Name {
+			case "traversal", "slash-name", "dir-loop", "huge-size":
+				if results["export"] == 0 {
+					t.Errorf("export of %s succeeded", c.Name)
+				}
+			case "parent-cycle":
+				if results["diff"] == 0 || results["merge"] == 0 {
+					t.Errorf("diff (%d) or merge (%d) of a tree with a parent-link loop succeeded", results["diff"], results["merge"])
+				}
+			case "oversized-node", "huge-count", "key-bomb", "truncated", "wrong-size", "wrong-level":
+				if results["pull"] == 0 || results["clone"] == 0 {
+					t.Errorf("%s: pull %d, clone --full %d: want both refused", c.Name, results["pull"], results["clone"])
+				}
+			case "decompression-bomb":
+				if results["cat bomb"] == 0 || results["clone"] == 0 {
+					t.Errorf("the bomb was read: cat %d, clone --full %d", results["cat bomb"], results["clone"])
+				}
+			}
+		})
+	}
+	// fsck --remote reports the broken branches; the daemon survived all of it.
+	if code, msg := hostileRun(t, repo, "fsck", "--remote"); code != 1 {
+		t.Errorf("fsck --remote of the hostile bucket: exit %d %s", code, msg)
+	}
+	select {
+	case err := <-d.done:
+		t.Fatalf("the daemon died: %v\n%s", err, d.log.String())
+	default:
+	}
+	if kib := vmHWM(t, d.cmd.Process.Pid); kib > maxRSSKiB {
+		t.Errorf("daemon peak RSS %d MiB", kib>>10)
+	} else {
+		t.Logf("daemon peak RSS %d MiB", kib>>10)
+	}
+	d.stop(t)
+}
