@@ -15,7 +15,7 @@ func init() {
 	Cases["ZeroRange"] = zeroRange
 	Cases["SeekDataHoleSparse"] = seekDataHoleSparse
 	Cases["FallocateExtends"] = fallocateExtends
-	// StBlocksSparse is registered with the st_blocks change (stBlocksSparse).
+	Cases["StBlocksSparse"] = stBlocksSparse
 }
 
 func pattern(n int, seed byte) []byte {
