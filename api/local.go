@@ -42,7 +42,7 @@ func (l *Local) branchInfo(ctx context.Context, b *branch.Branch) (BranchInfo, e
 	if l.Mounter != nil {
 		info.Mounted = l.Mounter.DirOf(b.Name)
 	}
-	return info, nil
+	return info, l.quotaInfo(ctx, &info)
 }
 
 func (l *Local) Branches(ctx context.Context) ([]BranchInfo, error) {

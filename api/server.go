@@ -48,6 +48,9 @@ type Request struct {
 	VerifyData bool   `json:"verify_data,omitempty"` // fsck --remote
 	Devices    bool   `json:"devices,omitempty"`     // export
 	SetID      bool   `json:"setid,omitempty"`       // export
+
+	QuotaBytes  *int64 `json:"quota_bytes,omitempty"`  // branch.quota: omitted = unchanged, 0 = none
+	QuotaInodes *int64 `json:"quota_inodes,omitempty"` // branch.quota
 }
 
 func errMissing(call string) error {
@@ -128,6 +131,9 @@ var calls = map[string]call{
 		return s.Fsck(ctx, FsckOptions{Remote: r.FsckRemote, VerifyData: r.VerifyData, Repair: r.Repair})
 	},
 	"checkpoint.prune": pruneCall,
+	"branch.quota": func(ctx context.Context, s Service, r Request) (any, error) {
+		return s.SetQuota(ctx, r.Name, QuotaRequest{Bytes: r.QuotaBytes, Inodes: r.QuotaInodes})
+	},
 }
 
 // Handler serves s over HTTP: POST /v1/CALL with a JSON Request body; the reply is the

@@ -209,9 +209,9 @@ func branchCmd() *cobra.Command {
 					return printJSON(bs)
 				}
 				w := table()
-				fmt.Fprintln(w, "BRANCH\tBASE\tCHANGED\tSHARED\tEXCLUSIVE\tMOUNTED")
+				fmt.Fprintln(w, "BRANCH\tBASE\tCHANGED\tSHARED\tEXCLUSIVE\tQUOTA\tMOUNTED")
 				for _, b := range bs {
-					fmt.Fprintf(w, "%s\t%s\t%v\t%s\t%s\t%s\n", b.Name, short(b.Base), b.Changed, mib(b.SharedBytes), mib(b.ExclusiveBytes), b.Mounted)
+					fmt.Fprintf(w, "%s\t%s\t%v\t%s\t%s\t%s\t%s\n", b.Name, short(b.Base), b.Changed, mib(b.SharedBytes), mib(b.ExclusiveBytes), quotaText(b), b.Mounted)
 				}
 				return w.Flush()
 			})
@@ -232,7 +232,7 @@ func branchCmd() *cobra.Command {
 		},
 	}
 	jsonFlag(del, &deleteJSON)
-	cmd.AddCommand(create, list, del)
+	cmd.AddCommand(create, list, del, branchQuotaCmd())
 	return cmd
 }
 
