@@ -52,6 +52,8 @@ type Service interface {
 	GC(ctx context.Context, o GCOptions) (gc.Stats, error)
 	Fsck(ctx context.Context, o FsckOptions) (*gc.Report, error)
 	PruneCheckpoints(ctx context.Context, branch string, keepLast int, keepWithin time.Duration) (PruneResult, error)
+	// SetQuota changes a branch's limits (api/quota.go); an omitted limit stays as it is.
+	SetQuota(ctx context.Context, branch string, q QuotaRequest) (BranchInfo, error)
 	Reviewer // api/review.go
 }
 
@@ -66,6 +68,10 @@ type BranchInfo struct {
 	// it references (what deleting it and running gc frees).
 	SharedBytes    int64 `json:"shared_bytes"`
 	ExclusiveBytes int64 `json:"exclusive_bytes"`
+	// Quota (0: none) and, with an inode quota, the inodes it counts (see agentfs branch quota).
+	QuotaBytes  int64 `json:"quota_bytes,omitempty"`
+	QuotaInodes int64 `json:"quota_inodes,omitempty"`
+	InodesUsed  int64 `json:"inodes_used,omitempty"`
 }
 
 // CheckpointInfo describes a checkpoint.
@@ -100,6 +106,9 @@ type Entry struct {
 type ImportResult struct {
 	Checkpoint CheckpointInfo `json:"checkpoint"`
 	Stats      transfer.Stats `json:"stats"`
+	// Saved is the checkpoint that kept the branch's uncommitted changes before the import
+	// replaced its tree (nil if it had none).
+	Saved *CheckpointInfo `json:"saved,omitempty"`
 }
 
 // MountInfo describes a mount served by the daemon.

@@ -42,7 +42,7 @@ func (l *Local) branchInfo(ctx context.Context, b *branch.Branch) (BranchInfo, e
 	if l.Mounter != nil {
 		info.Mounted = l.Mounter.DirOf(b.Name)
 	}
-	return info, nil
+	return info, l.quotaInfo(ctx, &info)
 }
 
 func (l *Local) Branches(ctx context.Context) ([]BranchInfo, error) {
@@ -243,12 +243,24 @@ func (l *Local) Import(ctx context.Context, br, dir string) (ImportResult, error
 	if err != nil {
 		return ImportResult{}, err
 	}
-	stats, err := transfer.Import(ctx, ws, dir)
-	if err != nil {
-		return ImportResult{Stats: stats}, err
+	// The import replaces the tree; uncommitted work is kept in a checkpoint first, as merge
+	// and pull do, so that it stays in the log.
+	var res ImportResult
+	if changed, err := ws.Changed(); err != nil {
+		return res, err
+	} else if changed {
+		saved, err := l.Checkpoint(ctx, br, "", "uncommitted changes before import of "+dir)
+		if err != nil {
+			return res, err
+		}
+		res.Saved = &saved
 	}
-	cp, err := l.Checkpoint(ctx, br, "", "import "+dir)
-	return ImportResult{Checkpoint: cp, Stats: stats}, err
+	res.Stats, err = transfer.Import(ctx, ws, dir)
+	if err != nil {
+		return res, err
+	}
+	res.Checkpoint, err = l.Checkpoint(ctx, br, "", "import "+dir)
+	return res, err
 }
 
 func (l *Local) Export(ctx context.Context, ref, dir string, o ...ExportOptions) error {

@@ -12,6 +12,7 @@ import (
 	"github.com/agentfs/agentfs/backends"
 	"github.com/agentfs/agentfs/branch"
 	"github.com/agentfs/agentfs/internal/jsonout"
+	"github.com/agentfs/agentfs/store"
 )
 
 // Request carries the arguments of every call; each call reads the fields it documents in
@@ -47,6 +48,9 @@ type Request struct {
 	VerifyData bool   `json:"verify_data,omitempty"` // fsck --remote
 	Devices    bool   `json:"devices,omitempty"`     // export
 	SetID      bool   `json:"setid,omitempty"`       // export
+
+	QuotaBytes  *int64 `json:"quota_bytes,omitempty"`  // branch.quota: omitted = unchanged, 0 = none
+	QuotaInodes *int64 `json:"quota_inodes,omitempty"` // branch.quota
 }
 
 func errMissing(call string) error {
@@ -127,6 +131,9 @@ var calls = map[string]call{
 		return s.Fsck(ctx, FsckOptions{Remote: r.FsckRemote, VerifyData: r.VerifyData, Repair: r.Repair})
 	},
 	"checkpoint.prune": pruneCall,
+	"branch.quota": func(ctx context.Context, s Service, r Request) (any, error) {
+		return s.SetQuota(ctx, r.Name, QuotaRequest{Bytes: r.QuotaBytes, Inodes: r.QuotaInodes})
+	},
 }
 
 // Handler serves s over HTTP: POST /v1/CALL with a JSON Request body; the reply is the
@@ -197,6 +204,7 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 }
 
 func writeError(w http.ResponseWriter, err error) {
+	err = store.Describe(err, "") // damaged data: one line, not Pebble's report
 	body := errorBody{Error: err.Error(), Code: "error"}
 	status := http.StatusInternalServerError
 	for _, c := range codes {

@@ -177,16 +177,10 @@ func (t *txn) dropPages(ino, from uint64) error {
 	return t.b.DeleteRange(t.ws.overlayKey(pageKey(ino, from)), t.ws.overlayKey(prefixEnd(pagePrefix(ino))), nil)
 }
 
-// Write writes data at off. The pages it touches go into the overlay in the operation's
-// batch, which reaches the write-ahead log before Write returns.
-func (ws *Workspace) Write(ctx context.Context, ino uint64, off int64, data []byte) (int, error) {
-	return ws.WriteSince(ctx, nil, ino, off, data)
-}
-
-// WriteSince is Write through a descriptor opened in workspace generation *since (nil: no
+// writeSince writes data at off through a descriptor opened in workspace generation *since (nil: no
 // descriptor). After a rollback (a new generation) it fails with ESTALE, so that a
 // descriptor of the discarded state never changes the restored tree.
-func (ws *Workspace) WriteSince(ctx context.Context, since *uint64, ino uint64, off int64, data []byte) (int, error) {
+func (ws *Workspace) writeSince(ctx context.Context, since *uint64, ino uint64, off int64, data []byte) (int, error) {
 	defer ws.e.op()()
 	if off < 0 {
 		return 0, syscall.EINVAL

@@ -16,6 +16,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -105,6 +106,12 @@ type Engine struct {
 	inoMu  sync.Mutex
 	inoCur uint64
 	inoEnd uint64
+
+	// Quotas (quota.go): the table, a lock-free copy of it for writers, the exact counter.
+	quotaMu   sync.Mutex
+	quotas    map[string]*quotaState
+	quotaView atomic.Pointer[map[string]*quotaState]
+	usage     UsageFunc
 }
 
 // Open returns an engine over st.
@@ -118,6 +125,9 @@ func Open(st *store.Store, o Options) (*Engine, error) {
 	e := &Engine{
 		st: st, db: st.DB(), tree: tree.New(st, 8192), now: o.Now, log: o.Logger,
 		ws: map[string]*Workspace{}, busy: map[string]string{},
+	}
+	if err := e.loadQuotas(); err != nil {
+		return nil, err
 	}
 	return e, nil
 }
@@ -360,10 +370,14 @@ func (e *Engine) DeleteBranch(ctx context.Context, name string) error {
 	if err := b.Delete(pendingKey(name), nil); err != nil { // a merge into it was pending
 		return err
 	}
+	if err := b.Delete(quotaKey(name), nil); err != nil {
+		return err
+	}
 	if err := e.st.CommitDurable(b); err != nil {
 		return err
 	}
 	delete(e.ws, name)
+	e.dropQuota(name)
 	return nil
 }
 

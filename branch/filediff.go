@@ -295,6 +295,12 @@ func lookupPath(ctx context.Context, v *Workspace, p string) (*Inode, error) {
 
 // walkTree calls fn for every entry below directory dir (named p), depth first.
 func walkTree(ctx context.Context, v *Workspace, dir uint64, p string, fn func(p string, n *Inode) error) error {
+	return walkTreeOnce(ctx, v, dir, p, fn, map[uint64]bool{dir: true})
+}
+
+// walkTreeOnce is walkTree refusing a directory reached twice (a loop in a damaged or
+// crafted tree) and names that are not one path component.
+func walkTreeOnce(ctx context.Context, v *Workspace, dir uint64, p string, fn func(p string, n *Inode) error, seen map[uint64]bool) error {
 	var children []DirEntry
 	pre := direntPrefix(dir)
 	if err := v.scan(ctx, pre, prefixEnd(pre), func(k, val []byte) error {
@@ -307,6 +313,9 @@ func walkTree(ctx context.Context, v *Workspace, dir uint64, p string, fn func(p
 		return err
 	}
 	for _, c := range children {
+		if checkEntryName(c.Name) != nil {
+			return fmt.Errorf("directory %d: %w: %q is not a valid file name", dir, ErrDamaged, c.Name)
+		}
 		n, err := v.inode(ctx, c.Ino)
 		if err != nil {
 			return err
@@ -316,7 +325,11 @@ func walkTree(ctx context.Context, v *Workspace, dir uint64, p string, fn func(p
 			return err
 		}
 		if n.IsDir() {
-			if err := walkTree(ctx, v, c.Ino, cp, fn); err != nil {
+			if seen[c.Ino] {
+				return fmt.Errorf("%s: %w: directory inode %d is reached twice", cp, ErrDamaged, c.Ino)
+			}
+			seen[c.Ino] = true
+			if err := walkTreeOnce(ctx, v, c.Ino, cp, fn, seen); err != nil {
 				return err
 			}
 		}

@@ -169,7 +169,7 @@ func (ws *Workspace) newEntry(ctx context.Context, t *txn, parent uint64, name s
 	return n, t.set(direntKey(parent, name), encodeDirent(ino, n.Mode))
 }
 
-func (ws *Workspace) create(ctx context.Context, parent uint64, name string, a Attr, data []byte) (*Inode, error) {
+func (ws *Workspace) createEntry(ctx context.Context, parent uint64, name string, a Attr, data []byte) (*Inode, error) {
 	if err := ws.e.st.CheckSpace(); err != nil {
 		return nil, err
 	}

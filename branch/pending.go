@@ -402,6 +402,7 @@ func (e *Engine) MergeAbort(ctx context.Context, branch string) error {
 			return nil, err
 		}
 		ws.replaceContent(c.Root, p.Head)
+		ws.gen++ // like a rollback: descriptors of the discarded state write no more
 		return append([]func(){}, ws.hooks...), nil
 	}()
 	done()

@@ -54,7 +54,7 @@ func (e *Engine) CreateTag(ctx context.Context, name, ref string) (store.ID, err
 	} else if ok {
 		return store.ID{}, fmt.Errorf("tag %s %w (delete it first: agentfs tag delete %s)", name, ErrExists, name)
 	}
-	return id, e.db.Set(tagKey(name), id[:], pebble.Sync)
+	return id, e.st.Durable(func() error { return e.db.Set(tagKey(name), id[:], pebble.Sync) })
 }
 
 // DeleteTag removes a tag; its checkpoint stays until gc finds nothing else refers to it.
@@ -66,7 +66,7 @@ func (e *Engine) DeleteTag(name string) error {
 	} else if !ok {
 		return fmt.Errorf("tag %q: %w (see: agentfs tag list)", name, ErrNotFound)
 	}
-	return e.db.Delete(tagKey(name), pebble.Sync)
+	return e.st.Durable(func() error { return e.db.Delete(tagKey(name), pebble.Sync) })
 }
 
 // Tags lists the tags by name.

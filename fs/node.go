@@ -25,6 +25,7 @@ type fsys struct {
 	log        *log.Logger
 	statfsPath string
 	ids        *IDMap // nil: identities as stored
+	blocks     stBlocks
 	root       *node
 	closed     atomic.Bool // set after Unmount: the reset hook does nothing
 	errs       errSeq      // write errors per inode, reported at fsync and close
@@ -132,7 +133,7 @@ func (f *fsys) fillAttr(in *branch.Inode, out *fuse.Attr) {
 	out.Uid, out.Gid = f.ids.shownUID(in.Uid), f.ids.shownGID(in.Gid)
 	out.Rdev = in.Rdev
 	out.Size = in.Size
-	out.Blocks = (in.Size + 511) / 512
+	out.Blocks = f.blocks.get(context.Background(), f.ws, in)
 	out.Blksize = 4096
 	out.Atime, out.Atimensec = splitNs(in.Atime)
 	out.Mtime, out.Mtimensec = splitNs(in.Mtime)

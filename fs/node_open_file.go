@@ -7,6 +7,7 @@ import (
 
 	gofs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
+	"golang.org/x/sys/unix"
 )
 
 // openFlags are the FOPEN flags of an open file. The page cache may survive close and
@@ -141,10 +142,17 @@ func (n *node) Fsync(ctx context.Context, f gofs.FileHandle, flags uint32) sysca
 }
 
 // Fallocate modes (linux/falloc.h).
-const fallocKeepSize = 1
+const (
+	fallocKeepSize  = 0x01
+	fallocPunchHole = 0x02
+	fallocZeroRange = 0x10
+)
 
-// Allocate supports mode 0 (extend the size; blocks are allocated lazily, as in a sparse
-// file) and FALLOC_FL_KEEP_SIZE (nothing to do). Other modes get EOPNOTSUPP.
+// Allocate implements fallocate: mode 0 and KEEP_SIZE allocate (blocks are stored lazily in a
+// copy-on-write store, so nothing is reserved: mode 0 only extends the size), PUNCH_HOLE
+// (always with KEEP_SIZE, the kernel checks) and ZERO_RANGE (with or without KEEP_SIZE)
+// make the range read as zeros and store nothing for it. Other modes (COLLAPSE_RANGE,
+// INSERT_RANGE, UNSHARE_RANGE) get EOPNOTSUPP, as on many local filesystems.
 func (n *node) Allocate(ctx context.Context, f gofs.FileHandle, off uint64, size uint64, mode uint32) syscall.Errno {
 	if e := n.fs.writable(); e != 0 {
 		return e
@@ -157,6 +165,23 @@ func (n *node) Allocate(ctx context.Context, f gofs.FileHandle, off uint64, size
 		return n.fs.errno("fallocate", err)
 	case fallocKeepSize:
 		return 0
+	case fallocPunchHole | fallocKeepSize, fallocZeroRange | fallocKeepSize:
+		return n.fs.errno("fallocate", n.fs.ws.ZeroRange(wctx(ctx), n.ino(), int64(off), int64(size), true))
+	case fallocZeroRange:
+		return n.fs.errno("fallocate", n.fs.ws.ZeroRange(wctx(ctx), n.ino(), int64(off), int64(size), false))
 	}
 	return syscall.EOPNOTSUPP
+}
+
+// Lseek answers SEEK_DATA and SEEK_HOLE (the kernel handles the other whences itself).
+func (n *node) Lseek(ctx context.Context, f gofs.FileHandle, off uint64, whence uint32) (uint64, syscall.Errno) {
+	switch whence {
+	case unix.SEEK_DATA, unix.SEEK_HOLE:
+		pos, err := n.fs.ws.Seek(wctx(ctx), n.ino(), int64(off), whence == unix.SEEK_HOLE)
+		if err != nil {
+			return 0, n.fs.errno("lseek", err)
+		}
+		return uint64(pos), 0
+	}
+	return 0, syscall.EINVAL
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/agentfs/agentfs/branch"
@@ -20,6 +21,9 @@ type Problem struct {
 	Error  string `json:"error"` // "missing" or "corrupt: ..."
 	// Repaired says a good copy from a remote replaced the broken local one (fsck --repair).
 	Repaired bool `json:"repaired,omitempty"`
+	// Damage names the damaged database file the object could not be read from, if any:
+	// fsck --repair then rebuilds the database (repo.Repair) before fetching from remotes.
+	Damage string `json:"damage,omitempty"`
 }
 
 func (p Problem) String() string {
@@ -52,6 +56,16 @@ type Remote interface {
 	FetchVerified(ctx context.Context, id store.ID) ([]byte, error)
 }
 
+// Damaged reports whether some problem comes from a damaged database file.
+func (r *Report) Damaged() bool {
+	for _, p := range r.Problems {
+		if p.Damage != "" && !p.Repaired {
+			return true
+		}
+	}
+	return false
+}
+
 // Unrepaired counts the problems a repair did not fix.
 func (r *Report) Unrepaired() int {
 	n := 0
@@ -75,7 +89,7 @@ func Check(ctx context.Context, e *branch.Engine, o CheckOptions) (*Report, erro
 	defer snap.Close()
 	roots, err := e.Roots(snap)
 	if err != nil {
-		return nil, err
+		return nil, store.Describe(err, "")
 	}
 	rep := &Report{Roots: len(roots), Problems: []Problem{}}
 	seen := map[store.ID]struct{}{}
@@ -108,7 +122,11 @@ func Check(ctx context.Context, e *branch.Engine, o CheckOptions) (*Report, erro
 				return nil // not fetched yet: the remote holds it
 			}
 		}
-		why := "unreadable: " + err.Error()
+		why := "unreadable: " + firstLine(err.Error())
+		de := store.AsDamage(err, "")
+		if de != nil {
+			why = fmt.Sprintf("unreadable (damaged %s %s)", de.Kind, de.Path)
+		}
 		switch {
 		case errors.Is(err, store.ErrNotFound):
 			why = "missing"
@@ -118,6 +136,9 @@ func Check(ctx context.Context, e *branch.Engine, o CheckOptions) (*Report, erro
 			why = "malformed: " + err.Error()
 		}
 		p := Problem{Ref: ob.Root.String(), Path: e.Where(ctx, ob), Object: string(ob.Kind), ID: ob.ID.String(), Error: why}
+		if de != nil {
+			p.Damage = de.Kind + " " + de.Path
+		}
 		if o.Repair && o.Remote != nil {
 			p.Repaired = repair(fetchCtx, e, o.Remote, ob.ID)
 		}
@@ -160,4 +181,11 @@ func checkRemoteCopy(ctx context.Context, e *branch.Engine, r Remote, ob *branch
 			ID: ob.ID.String(), Error: "the remote's copy is broken: " + err.Error()}, true
 	}
 	return Problem{}, false
+}
+
+func firstLine(s string) string {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i]
+	}
+	return s
 }

@@ -12,6 +12,7 @@ package gc
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -42,20 +43,21 @@ type Options struct {
 
 // Stats is what a collection found and did.
 type Stats struct {
-	Roots          int    `json:"roots"`
-	Reachable      int64  `json:"reachable_blocks"`
-	Blocks         int64  `json:"blocks"` // stored before the collection
-	Bytes          int64  `json:"bytes"`  // their stored (compressed) bytes
-	Garbage        int64  `json:"garbage_blocks"`
-	GarbageBytes   int64  `json:"garbage_bytes"`
-	Deleted        int64  `json:"deleted_blocks"` // 0 in a dry run
-	DeletedBytes   int64  `json:"deleted_bytes"`
-	Spared         int64  `json:"spared_blocks"` // unreachable, but written again during the run
-	CommitsDropped int    `json:"commits_dropped"`
-	DiskBefore     uint64 `json:"disk_before"` // bytes of the database on disk as du counts them
-	DiskAfter      uint64 `json:"disk_after"`
-	DataBefore     uint64 `json:"data_before"` // live sstables and blob files (see DataOnDisk)
-	DataAfter      uint64 `json:"data_after"`
+	Roots          int      `json:"roots"`
+	Reachable      int64    `json:"reachable_blocks"`
+	Blocks         int64    `json:"blocks"` // stored before the collection
+	Bytes          int64    `json:"bytes"`  // their stored (compressed) bytes
+	Garbage        int64    `json:"garbage_blocks"`
+	GarbageBytes   int64    `json:"garbage_bytes"`
+	Deleted        int64    `json:"deleted_blocks"` // 0 in a dry run
+	DeletedBytes   int64    `json:"deleted_bytes"`
+	Spared         int64    `json:"spared_blocks"` // unreachable, but written again during the run
+	CommitsDropped int      `json:"commits_dropped"`
+	Unreadable     []string `json:"unreadable,omitempty"` // objects the mark could not read (nothing deleted)
+	DiskBefore     uint64   `json:"disk_before"`          // bytes of the database on disk as du counts them
+	DiskAfter      uint64   `json:"disk_after"`
+	DataBefore     uint64   `json:"data_before"` // live sstables and blob files (see DataOnDisk)
+	DataAfter      uint64   `json:"data_after"`
 	// Settled says Pebble finished rewriting blob files and removing obsolete files
 	// before gc returned; false: some space comes back later, in the background.
 	Settled  bool          `json:"settled"`
@@ -106,7 +108,7 @@ func Run(ctx context.Context, e *branch.Engine, o Options) (Stats, error) {
 	// Mark everything reachable from the snapshot's roots.
 	roots, err := e.Roots(snap)
 	if err != nil {
-		return stats, err
+		return stats, store.Describe(err, "")
 	}
 	stats.Roots = len(roots)
 	marked := map[store.ID]struct{}{}
@@ -121,13 +123,28 @@ func Run(ctx context.Context, e *branch.Engine, o Options) (Stats, error) {
 		}
 		return true
 	}
+	// An unreadable object stops the collection (what it references is unknown), but the
+	// walk goes on so that every broken object is reported, not just the first.
+	var broken []string
 	walker.Broken = func(ob *branch.Object, err error) error {
-		return fmt.Errorf("gc: %s of %s is unreadable (%v); nothing was deleted: run agentfs fsck", ob.Kind, ob.Root, err)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		why := firstLine(store.Describe(err, "").Error())
+		if de := store.AsDamage(err, ""); de != nil {
+			why = "damaged " + de.Kind + " " + de.Path
+		}
+		broken = append(broken, fmt.Sprintf("%s %s of %s (%s)", ob.Kind, ob.ID, ob.Root, why))
+		return nil
 	}
 	for _, r := range roots {
 		if err := walker.Walk(ctx, r); err != nil {
 			return stats, err
 		}
+	}
+	if len(broken) > 0 {
+		stats.Unreadable = broken
+		return stats, fmt.Errorf("gc: %d objects are unreadable, nothing was deleted: %s; run agentfs fsck", len(broken), strings.Join(broken, "; "))
 	}
 	stats.Reachable = int64(len(marked))
 	report(Progress{Phase: PhaseMark, Done: stats.Reachable})
@@ -187,6 +204,10 @@ func Run(ctx context.Context, e *branch.Engine, o Options) (Stats, error) {
 		return stats, fmt.Errorf("gc: %w", err)
 	}
 	stats.Settled = st.WaitReclaimed(ctx, reclaimWait)
+	// Refresh the copies of the metadata (they would otherwise keep obsolete files).
+	if err := st.SaveCopies(true); err != nil {
+		return stats, fmt.Errorf("gc: %w", err)
+	}
 	stats.DiskAfter, stats.DataAfter = DiskUsage(st), DataOnDisk(st)
 	stats.Duration = time.Since(start)
 	return stats, nil

@@ -426,7 +426,7 @@ func (m *Manager) forgetPacks(remote string, drop []store.ID, entries map[store.
 			}
 		}
 	}
-	return b.Commit(pebble.Sync)
+	return m.st.CommitDurable(b)
 }
 
 // gcMark returns the set of objects reachable from heads: the commits and their history, and

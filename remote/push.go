@@ -197,11 +197,11 @@ type Pending struct {
 }
 
 func (m *Manager) setPending(remote, br string, head store.ID) error {
-	return m.db.Set(remoteKey(remote, 'p', []byte(br)), head[:], pebble.Sync)
+	return m.st.Durable(func() error { return m.db.Set(remoteKey(remote, 'p', []byte(br)), head[:], pebble.Sync) })
 }
 
 func (m *Manager) clearPending(remote, br string) error {
-	return m.db.Delete(remoteKey(remote, 'p', []byte(br)), pebble.Sync)
+	return m.st.Durable(func() error { return m.db.Delete(remoteKey(remote, 'p', []byte(br)), pebble.Sync) })
 }
 
 // PendingPushes lists the unfinished pushes to remote.

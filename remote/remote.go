@@ -197,7 +197,7 @@ func (m *Manager) Add(ctx context.Context, name, url string) (Remote, error) {
 		b.Close()
 		return Remote{}, err
 	}
-	if err := m.db.Set(remoteKey(name, 'u'), []byte(url), pebble.Sync); err != nil {
+	if err := m.st.Durable(func() error { return m.db.Set(remoteKey(name, 'u'), []byte(url), pebble.Sync) }); err != nil {
 		b.Close()
 		return Remote{}, err
 	}
@@ -241,7 +241,7 @@ func (m *Manager) Remove(ctx context.Context, name string) error {
 	if err := errors.Join(it.Error(), it.Close()); err != nil {
 		return err
 	}
-	if err := b.Commit(pebble.Sync); err != nil {
+	if err := m.st.CommitDurable(b); err != nil {
 		return err
 	}
 	m.mu.Lock()
@@ -358,7 +358,7 @@ type tracking struct {
 
 func (m *Manager) setTracking(remote, br string, t tracking) error {
 	v := append(bytes.Clone(t.Commit[:]), t.ETag...)
-	return m.db.Set(remoteKey(remote, 't', []byte(br)), v, pebble.Sync)
+	return m.st.Durable(func() error { return m.db.Set(remoteKey(remote, 't', []byte(br)), v, pebble.Sync) })
 }
 
 // location is where a remote keeps an object.

@@ -98,21 +98,55 @@ func (s *Store) WaitReclaimed(ctx context.Context, timeout time.Duration) bool {
 }
 
 // DirUsage returns the bytes the files under dir take on disk, counted as du counts them
-// (allocated blocks), so that the figures gc prints agree with du. Files that vanish while
-// it walks (compactions remove them) are skipped.
+// (allocated blocks, a file with several links once), so that the figures gc prints agree
+// with du. Files that vanish while it walks (compactions remove them) are skipped.
 func DirUsage(dir string) uint64 {
 	var total uint64
+	seen := map[[2]uint64]bool{}
 	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return nil
 		}
 		var st syscall.Stat_t
 		if syscall.Lstat(p, &st) == nil {
+			id := [2]uint64{uint64(st.Dev), st.Ino}
+			if st.Nlink > 1 && seen[id] {
+				return nil
+			}
+			seen[id] = true
 			total += uint64(st.Blocks) * 512
 		}
 		return nil
 	})
 	return total
+}
+
+// Copies of what the repository cannot lose (salvage.go), beside the database directory.
+func (s *Store) metadataCopyPath() string {
+	return filepath.Join(filepath.Dir(s.dir), MetadataCopyName)
+}
+func (s *Store) checkpointPath() string { return filepath.Join(filepath.Dir(s.dir), CheckpointName) }
+
+// Names of the copies in the repository directory.
+const (
+	MetadataCopyName = "metadata.copy"
+	CheckpointName   = "db.checkpoint"
+)
+
+// SaveCopies refreshes the metadata copy and, when it changed or force is set, the database
+// checkpoint. gc forces it, so that the checkpoint holds on to no file gc made obsolete.
+func (s *Store) SaveCopies(force bool) error {
+	if s.dir == "" || s.readOnly || s.space == nil {
+		return nil // not a repository on the local filesystem (tests' MemFS)
+	}
+	changed, err := s.SaveMetadataCopy(s.metadataCopyPath())
+	if err != nil {
+		return fmt.Errorf("store: metadata copy: %w", err)
+	}
+	if changed || force {
+		return s.RefreshCheckpoint(s.checkpointPath())
+	}
+	return nil
 }
 
 // Dir is the directory the store was opened in.

@@ -135,10 +135,17 @@ func Open(dir string, o Options) (*Store, error) {
 	if o.MemTableSize != 0 {
 		po.MemTableSize = o.MemTableSize
 	}
-	po.Logger = pebbleLogger{o.Logger}
+	pl := &pebbleLogger{l: o.Logger, dir: dir}
+	po.Logger = pl
+	// Pebble's default answer to a damaged file is Fatalf (exit): report it once instead;
+	// the read that met it fails, and fsck says what is lost.
+	po.EventListener = &pebble.EventListener{DataCorruption: pl.corruption}
 	s.db, err = pebble.Open(dir, po)
 	if err != nil {
 		s.release()
+		if de := AsDamage(err, dir); de != nil {
+			return nil, de
+		}
 		return nil, fmt.Errorf("store: open %s: %w", dir, err)
 	}
 	return s, nil
@@ -358,18 +365,6 @@ func (s *Store) Sync() error {
 
 // DiskUsage returns the bytes Pebble uses on disk.
 func (s *Store) DiskUsage() uint64 { return s.db.Metrics().DiskSpaceUsage() }
-
-// pebbleLogger drops Pebble's informational chatter (tests open many stores) and sends its
-// errors to the store's logger.
-type pebbleLogger struct{ l *log.Logger }
-
-func (pebbleLogger) Infof(string, ...any) {}
-func (p pebbleLogger) Errorf(format string, args ...any) {
-	p.l.Printf("pebble: "+format, args...)
-}
-func (p pebbleLogger) Fatalf(format string, args ...any) {
-	p.l.Fatalf("pebble: "+format, args...)
-}
 
 var _ io.Closer = (*Store)(nil)
 

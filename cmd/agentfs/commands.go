@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -37,7 +38,11 @@ func connect() (svc api.Service, close func() error, err error) {
 	}
 	if l, ok := svc.(*api.Local); ok {
 		// Calls go through the same guard as the daemon's (audit log): agents_cmd.go.
-		c := api.InProcess(guard(dir, l, false, nil), "")
+		// remote gc has its own route, as in serve.go.
+		mux := http.NewServeMux()
+		mux.Handle("POST /v1/remote.gc", api.RemoteGCHandler(l))
+		mux.Handle("/", guard(dir, l, false, nil))
+		c := api.InProcess(mux, "")
 		return c, func() error { c.Close(); return closeDirect() }, nil
 	}
 	return svc, closeDirect, nil
@@ -126,6 +131,9 @@ func importCmd() *cobra.Command {
 			}
 			return run(func(ctx context.Context, s api.Service) error {
 				res, err := s.Import(ctx, args[0], dir)
+				if res.Saved != nil {
+					fmt.Fprintf(os.Stderr, "saved the uncommitted changes of %s in checkpoint %s before the import\n", args[0], res.Saved.ID)
+				}
 				if err != nil {
 					return err
 				}
@@ -201,9 +209,9 @@ func branchCmd() *cobra.Command {
 					return printJSON(bs)
 				}
 				w := table()
-				fmt.Fprintln(w, "BRANCH\tBASE\tCHANGED\tSHARED\tEXCLUSIVE\tMOUNTED")
+				fmt.Fprintln(w, "BRANCH\tBASE\tCHANGED\tSHARED\tEXCLUSIVE\tQUOTA\tMOUNTED")
 				for _, b := range bs {
-					fmt.Fprintf(w, "%s\t%s\t%v\t%s\t%s\t%s\n", b.Name, short(b.Base), b.Changed, mib(b.SharedBytes), mib(b.ExclusiveBytes), b.Mounted)
+					fmt.Fprintf(w, "%s\t%s\t%v\t%s\t%s\t%s\t%s\n", b.Name, short(b.Base), b.Changed, mib(b.SharedBytes), mib(b.ExclusiveBytes), quotaText(b), b.Mounted)
 				}
 				return w.Flush()
 			})
@@ -224,7 +232,7 @@ func branchCmd() *cobra.Command {
 		},
 	}
 	jsonFlag(del, &deleteJSON)
-	cmd.AddCommand(create, list, del)
+	cmd.AddCommand(create, list, del, branchQuotaCmd())
 	return cmd
 }
 

@@ -4,11 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/agentfs/agentfs/api"
+	"github.com/agentfs/agentfs/internal/repo"
+	"github.com/agentfs/agentfs/store"
 )
 
 func mib(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }
@@ -56,37 +59,73 @@ func fsckCmd() *cobra.Command {
 		Long:  "fsck reads every reachable object and checks its hash. It prints one line per problem\n(REF: PATH: OBJECT ID ERROR) and exits 0 only when the repository is clean.",
 		Args:  nargs(0, "no arguments"),
 		RunE: func(c *cobra.Command, args []string) error {
-			return run(func(ctx context.Context, s api.Service) error {
-				prog := progressFunc()
-				if verifyData && !remote {
-					return usageError{errors.New("--verify-data needs --remote")}
+			if verifyData && !remote {
+				return usageError{errors.New("--verify-data needs --remote")}
+			}
+			dir := repoDir()
+			s, closeFn, err := connect()
+			if err != nil && repo.IsDamaged(store.Describe(err, "")) {
+				if !repair {
+					for _, l := range repo.Inspect(dir, err) {
+						fmt.Println(l)
+					}
+					return errProblems
 				}
-				rep, err := s.Fsck(ctx, api.FsckOptions{Progress: prog, Remote: remote, VerifyData: verifyData, Repair: repair})
-				endProgress(prog)
-				if err != nil {
+				if err := rebuild(dir); err != nil {
 					return err
 				}
-				if asJSON {
-					if err := printJSON(rep); err != nil {
-						return err
+				s, closeFn, err = connect()
+			}
+			if err != nil {
+				return err
+			}
+			ctx := context.Background()
+			prog := progressFunc()
+			rep, err := s.Fsck(ctx, api.FsckOptions{Progress: prog, Remote: remote, VerifyData: verifyData, Repair: repair})
+			endProgress(prog)
+			if repair && !daemonServes(dir) && (err != nil && repo.IsDamaged(store.Describe(err, "")) || rep != nil && rep.Damaged()) {
+				// The database itself is damaged: rebuild it, then repair blocks from the remotes.
+				closeFn()
+				if err := rebuild(dir); err != nil {
+					return err
+				}
+				if s, closeFn, err = connect(); err != nil {
+					return err
+				}
+				prog = progressFunc()
+				rep, err = s.Fsck(ctx, api.FsckOptions{Progress: prog, Remote: remote, VerifyData: verifyData, Repair: repair})
+				endProgress(prog)
+			}
+			defer closeFn()
+			if err != nil && !repair && repo.IsDamaged(store.Describe(err, "")) {
+				for _, l := range repo.Inspect(dir, err) {
+					fmt.Println(l)
+				}
+				return errProblems
+			}
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				if err := printJSON(rep); err != nil {
+					return err
+				}
+			} else {
+				for _, p := range rep.Problems {
+					fixed := ""
+					if p.Repaired {
+						fixed = " (repaired from the remote)"
 					}
-				} else {
-					for _, p := range rep.Problems {
-						fixed := ""
-						if p.Repaired {
-							fixed = " (repaired from the remote)"
-						}
-						fmt.Printf("%s: %s: %s %s %s%s\n", p.Ref, p.Path, p.Object, p.ID, p.Error, fixed)
-					}
+					fmt.Printf("%s: %s: %s %s %s%s\n", p.Ref, p.Path, p.Object, p.ID, p.Error, fixed)
 				}
-				if n := rep.Unrepaired(); n > 0 {
-					return fmt.Errorf("%w: %d broken objects (of %d checked)", errProblems, n, rep.Objects)
-				}
-				if !asJSON {
-					fmt.Printf("clean: %d objects from %d roots verified\n", rep.Objects, rep.Roots)
-				}
-				return nil
-			})
+			}
+			if n := rep.Unrepaired(); n > 0 {
+				return fmt.Errorf("%w: %d broken objects (of %d checked)", errProblems, n, rep.Objects)
+			}
+			if !asJSON {
+				fmt.Printf("clean: %d objects from %d roots verified\n", rep.Objects, rep.Roots)
+			}
+			return nil
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON (see docs/cli.md)")
@@ -139,4 +178,26 @@ func addPruneCmd(root *cobra.Command) {
 			c.AddCommand(prune)
 		}
 	}
+}
+
+// rebuild runs repo.Repair under the repository lock and says what it did.
+func rebuild(dir string) error {
+	lk, h, err := repo.TryLock(dir, repo.RoleCLI)
+	if err != nil {
+		return fmt.Errorf("the repository is held by %s; stop it first (agentfs stop), then run agentfs fsck --repair", h)
+	}
+	defer lk.Unlock()
+	rep, err := repo.Repair(context.Background(), dir)
+	if err != nil {
+		return fmt.Errorf("repair: %w", err)
+	}
+	fmt.Fprintf(os.Stderr, "rebuilt the database from %s: %d blocks salvaged, %d unreadable, %d metadata keys, %d restored from the metadata copy; the damaged database is in %s\n",
+		rep.Source, rep.Salvage.Blocks, rep.Salvage.BadBlocks, rep.Salvage.Meta, rep.MetaFromCopy, rep.Aside)
+	return nil
+}
+
+// daemonServes reports whether a daemon answers on the repository's socket.
+func daemonServes(dir string) bool {
+	_, err := api.Dial(repo.SocketPath(dir))
+	return err == nil
 }

@@ -144,3 +144,17 @@ func stopCmd() *cobra.Command {
 	jsonFlag(cmd, &asJSON)
 	return cmd
 }
+
+// runDirect is run without the in-process API handler: fn gets the daemon's client or the
+// repository opened in this process (*api.Local).
+func runDirect(fn func(ctx context.Context, s api.Service) error) error {
+	s, closeFn, err := openDirect(repoDir())
+	if err != nil {
+		return err
+	}
+	err = fn(context.Background(), s)
+	if cerr := closeFn(); err == nil {
+		err = cerr
+	}
+	return err
+}

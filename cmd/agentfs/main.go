@@ -6,8 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 
 	"github.com/spf13/cobra"
+
+	"github.com/agentfs/agentfs/store"
 )
 
 // usageError marks bad command-line usage (exit code 2).
@@ -23,6 +26,7 @@ func main() {
 	if errors.As(err, &code) {
 		os.Exit(int(code)) // agentfs run: the command's own status; it has spoken for itself
 	}
+	err = store.Describe(err, filepath.Join(repoDir(), "db")) // damaged data: one line
 	fmt.Fprintln(os.Stderr, "agentfs:", oneLine(err))
 	var ue usageError
 	if errors.As(err, &ue) {

@@ -37,7 +37,9 @@ func addRemoteGCCmd(root *cobra.Command) {
 			if g == 0 {
 				g = -1 // GCOptions: negative = no grace period
 			}
-			return run(func(ctx context.Context, s api.Service) error {
+			// Not through connect's in-process handler: remote.gc is a call of the daemon's
+			// socket (api.RemoteGCHandler) or a direct call on the opened repository.
+			return runDirect(func(ctx context.Context, s api.Service) error {
 				rg, ok := s.(api.RemoteGCer)
 				if !ok {
 					return errors.New("this agentfs cannot collect a remote's garbage")

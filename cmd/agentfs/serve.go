@@ -44,9 +44,14 @@ func serveCmd() *cobra.Command {
 	// got the repository first, give way quietly.
 	cmd.Flags().BoolVar(&auto, "auto", false, "")
 	cmd.Flags().MarkHidden("auto")
+	cmd.Flags().DurationVar(&maint.GCEvery, "gc-every", maint.GCEvery, "collect garbage this often (0: never on a schedule)")
+	cmd.Flags().Int64Var(&maint.GCGarbage, "gc-garbage", maint.GCGarbage, "collect garbage as soon as a dry run (every 10m) finds this many bytes of it (0: never)")
 	addObservabilityFlags(cmd) // --metrics, --log-format, --log-level (serve_obs.go)
 	return cmd
 }
+
+// maint is the daemon's background maintenance (maintain.go), set by serve's flags.
+var maint = defaultMaintenance
 
 // mountFlags adds the mount options' flags (--owner, --allow-other) to cmd.
 func mountFlags(cmd *cobra.Command, mo *api.MountOptions, which string) {
@@ -176,6 +181,9 @@ func serve(dir string, mounts []string, mo api.MountOptions, allowPaths []string
 		go func() { logger.Println(http.ListenAndServe(addr, nil)) }()
 	}
 	logger.Printf("serving %s on %s (agentfs stop, Ctrl-C or SIGTERM to stop)", dir, sock)
+	mctx, stopMaintenance := context.WithCancel(ctx)
+	maintained := make(chan struct{})
+	go func() { maint.run(mctx, r, logger); close(maintained) }()
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
 	select {
@@ -184,6 +192,8 @@ func serve(dir string, mounts []string, mo api.MountOptions, allowPaths []string
 	}
 	logger.Printf("stopping: flushing and unmounting")
 	signal.Stop(sig)
+	stopMaintenance()
+	<-maintained
 	return shutdown()
 }
 

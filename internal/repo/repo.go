@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/agentfs/agentfs/branch"
+	"github.com/agentfs/agentfs/gc"
 	"github.com/agentfs/agentfs/remote"
 	"github.com/agentfs/agentfs/store"
 )
@@ -135,6 +136,7 @@ func open(dir string, readOnly bool) (*Repo, error) {
 		st.Close()
 		return nil, err
 	}
+	e.SetUsageFunc(gc.BranchUsage) // exact counts for quotas
 	rm := remote.New(e, remote.Options{Logger: log.New(os.Stderr, "agentfs: ", 0)})
 	return &Repo{Dir: dir, Store: st, Engine: e, Remotes: rm}, nil
 }
