@@ -283,11 +283,6 @@ func (ws *Workspace) mutations() ([]tree.Mutation, error) {
 	return muts, it.Error()
 }
 
-func (ws *Workspace) checkpoint(ctx context.Context, name, msg string) (store.ID, error) {
-	id, _, err := ws.checkpointWith(ctx, CheckpointOptions{Name: name, Message: msg})
-	return id, err
-}
-
 // checkpointWith folds the working state into a commit carrying o's provenance and the
 // summary of the paths changed since the base (their list is returned too; the diff walks
 // only what changed).

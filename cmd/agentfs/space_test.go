@@ -3,9 +3,9 @@ package main
 import (
 	"fmt"
 	"path/filepath"
-	"runtime"
 	"testing"
 
+	"github.com/agentfs/agentfs/internal/testenv"
 	"github.com/agentfs/agentfs/store"
 )
 
@@ -17,7 +17,7 @@ func duKiB(dir string) uint64 { return store.DirUsage(dir) >> 10 }
 // forks. gc's printed figures are du's.
 func TestGCReclaimsForks(t *testing.T) {
 	repo := newRepo(t)
-	ok(t, repo, "import", "main", filepath.Join(runtime.GOROOT(), "src", "net"))
+	ok(t, repo, "import", "main", filepath.Join(testenv.GOROOT(), "src", "net"))
 	startDaemon(t, repo)
 	settled := gcStats(t, repo) // settles the repository (nothing to delete yet)
 	before := duKiB(repo)
