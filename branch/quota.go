@@ -79,13 +79,13 @@ func (e *Engine) SetQuota(ctx context.Context, name string, q Quota) error {
 	if _, err := e.GetBranch(name); err != nil {
 		return err
 	}
-	var err error
-	if q == (Quota{}) {
-		err = e.db.Delete(quotaKey(name), pebble.Sync)
-	} else {
+	err := e.st.Durable(func() error {
+		if q == (Quota{}) {
+			return e.db.Delete(quotaKey(name), pebble.Sync)
+		}
 		v := binary.BigEndian.AppendUint64(nil, uint64(q.Bytes))
-		err = e.db.Set(quotaKey(name), binary.BigEndian.AppendUint64(v, uint64(q.Inodes)), pebble.Sync)
-	}
+		return e.db.Set(quotaKey(name), binary.BigEndian.AppendUint64(v, uint64(q.Inodes)), pebble.Sync)
+	})
 	if err != nil {
 		return err
 	}
