@@ -41,8 +41,9 @@ func parseSize(s string) (int64, error) {
 func branchQuotaCmd() *cobra.Command {
 	var bytes string
 	var inodes int64
+	var asJSON bool
 	cmd := &cobra.Command{
-		Use:   "quota BRANCH [--bytes SIZE] [--inodes N]",
+		Use:   "quota BRANCH [--bytes SIZE] [--inodes N] [--json]",
 		Short: "Limit what a branch holds beyond what it shares (0 removes a limit); without flags, show it",
 		Args:  nargs(1, "BRANCH"),
 		RunE: func(c *cobra.Command, args []string) error {
@@ -65,13 +66,13 @@ func branchQuotaCmd() *cobra.Command {
 				if err != nil {
 					return err
 				}
-				fmt.Printf("%s: %s\n", b.Name, quotaText(b))
-				return nil
+				return done(asJSON, b, "%s: %s", b.Name, quotaText(b))
 			})
 		},
 	}
 	cmd.Flags().StringVar(&bytes, "bytes", "", "exclusive bytes the branch may hold, e.g. 10M, 2G (0: no limit)")
 	cmd.Flags().Int64Var(&inodes, "inodes", 0, "inodes the branch may create beyond its fork point (0: no limit)")
+	jsonFlag(cmd, &asJSON)
 	return cmd
 }
 
