@@ -79,10 +79,11 @@ func (q *commitQueue) Pop() any {
 }
 
 // CheckpointIfChanged is CheckpointWith that makes no checkpoint when the branch's state is
-// the same as its last checkpoint's (an unnamed one; a name is always honoured). It returns
-// the checkpoint and whether it made one.
+// the same as its last checkpoint's. A name or labels are always honoured: they record an
+// event (agentfs run labels its checkpoint with the command's exit code) even when no file
+// changed. It returns the checkpoint and whether it made one.
 func (e *Engine) CheckpointIfChanged(ctx context.Context, branch string, o CheckpointOptions) (store.ID, []Change, bool, error) {
-	if o.Name == "" {
+	if o.Name == "" && len(o.Labels) == 0 {
 		ws, err := e.Workspace(ctx, branch)
 		if err != nil {
 			return store.ID{}, nil, false, err

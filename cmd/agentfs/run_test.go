@@ -61,12 +61,12 @@ func TestRun(t *testing.T) {
 	if r := agentfs(t, repo, "run", "--branch", "job1", "--", "sh", "-c", "echo x > x.txt && "+inner); r.code != 0 {
 		t.Fatalf("agentfs inside run: %d %s", r.code, r.stderr)
 	}
-	// Nothing changed after the inner checkpoint, so run's own checkpoint is that one (a
-	// checkpoint without changes makes no new commit).
+	// Nothing changed after the inner checkpoint, but run's own checkpoint records the exit
+	// code (a labelled checkpoint is made even without changes), on top of the inner one.
 	log = nil
 	json.Unmarshal([]byte(ok(t, repo, "log", "job1", "--json")), &log)
-	if log[0]["message"] != "inner" {
-		t.Fatalf("inner checkpoint: %v", log[0])
+	if labels, _ := log[0]["labels"].(map[string]any); len(log) < 2 || labels["exit"] != "0" || log[1]["message"] != "inner" {
+		t.Fatalf("run's checkpoint over the inner one: %v", log[:min(2, len(log))])
 	}
 	if r := agentfs(t, repo, "run", "--branch", "job1", "--", "/no/such/command"); r.code != 127 {
 		t.Fatalf("missing command: exit %d %s", r.code, r.stderr)
