@@ -383,3 +383,21 @@ func (e *Engine) dropQuota(name string) {
 		e.publishQuotas()
 	}
 }
+
+// PageBytes returns the bytes of working pages (file data written since the last
+// checkpoint, not yet folded into blocks) in overlay id as r sees it: each page counts as
+// PageSize, what it may hold (its stored value drops trailing zeros). They belong to that
+// overlay's branch alone. Cost: one scan of the overlay's page keys (values not read).
+func (e *Engine) PageBytes(r pebble.Reader, overlay uint64) (int64, error) {
+	lo := append(overlayPrefix(overlay), kindPage)
+	it, err := r.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: prefixEnd(lo)})
+	if err != nil {
+		return 0, err
+	}
+	defer it.Close()
+	var n int64
+	for it.First(); it.Valid(); it.Next() {
+		n += PageSize
+	}
+	return n, it.Error()
+}

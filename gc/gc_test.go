@@ -621,6 +621,19 @@ func TestSpace(t *testing.T) {
 	if f.Exclusive < 512<<10 || f.Exclusive > 600<<10 || f.Shared < 256<<10 || m.Shared != f.Shared || m.Exclusive > 16<<10 {
 		t.Fatalf("space: main %+v fork %+v", m, f)
 	}
+	// Uncommitted, the fork's data are working pages (deleting the fork drops them); a
+	// checkpoint folds them into blocks, which gc frees once the fork is deleted.
+	if _, err := e.Checkpoint(ctx, "fork", "", ""); err != nil {
+		t.Fatal(err)
+	}
+	if sp, err = gc.Space(ctx, e); err != nil {
+		t.Fatal(err)
+	}
+	f = sp["fork"]
+	t.Logf("after checkpoint: fork %+v", f)
+	if f.Exclusive < 512<<10 || f.Exclusive > 600<<10 || f.Shared != m.Shared {
+		t.Fatalf("space after checkpoint: fork %+v", f)
+	}
 	_, before := blockBytes(t, e)
 	e.DeleteBranch(ctx, "fork")
 	s, err := gc.Run(ctx, e, gc.Options{})

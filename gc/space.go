@@ -17,8 +17,10 @@ type BranchSpace struct {
 
 // Space returns the space accounting of every branch. A branch holds its base commit with
 // its history (pruned checkpoints without their trees), its named checkpoints and its
-// working overlay. Cost: one walk per branch over what it reaches (tree nodes come from the
-// engine's cache; data blocks are not read), plus one pass over the block index.
+// working overlay; the overlay's pages (file data written since the last checkpoint, not
+// yet blocks) are its alone and count as exclusive. Cost: one walk per branch over what it
+// reaches (tree nodes come from the engine's cache; data blocks are not read), one pass
+// over the block index, plus one scan of each overlay's pages.
 func Space(ctx context.Context, e *branch.Engine) (map[string]BranchSpace, error) {
 	db := e.Store().DB()
 	snap := db.NewSnapshot()
@@ -78,6 +80,16 @@ func Space(ctx context.Context, e *branch.Engine) (map[string]BranchSpace, error
 			} else {
 				s.Exclusive += sizes[id]
 			}
+		}
+		for _, r := range groups[name] {
+			if r.Kind != branch.RootOverlay {
+				continue
+			}
+			n, err := e.PageBytes(snap, r.Overlay)
+			if err != nil {
+				return nil, err
+			}
+			s.Exclusive += n
 		}
 		out[name] = s
 	}
