@@ -79,14 +79,15 @@ func (e *Engine) SetQuota(ctx context.Context, name string, q Quota) error {
 	if _, err := e.GetBranch(name); err != nil {
 		return err
 	}
-	err := e.st.Durable(func() error {
-		if q == (Quota{}) {
-			return e.db.Delete(quotaKey(name), pebble.Sync)
-		}
+	b := e.db.NewBatch()
+	defer b.Close()
+	if q == (Quota{}) {
+		b.Delete(quotaKey(name), nil)
+	} else {
 		v := binary.BigEndian.AppendUint64(nil, uint64(q.Bytes))
-		return e.db.Set(quotaKey(name), binary.BigEndian.AppendUint64(v, uint64(q.Inodes)), pebble.Sync)
-	})
-	if err != nil {
+		b.Set(quotaKey(name), binary.BigEndian.AppendUint64(v, uint64(q.Inodes)), nil)
+	}
+	if err := e.st.CommitDurable(b); err != nil {
 		return err
 	}
 	e.quotaMu.Lock()
