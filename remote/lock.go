@@ -176,7 +176,9 @@ func (l *lease) check(ctx context.Context) error {
 	if age > l.ttl/2 {
 		return fmt.Errorf("%w: remote %s: %s was last renewed %s ago (TTL %s)", ErrLeaseLost, l.remote, l.key, age.Round(time.Millisecond), l.ttl)
 	}
-	if _, ok, err := l.ours(ctx); err != nil {
+	if _, ok, err := l.ours(ctx); errors.Is(err, backends.ErrNotExist) {
+		return fmt.Errorf("%w: remote %s: %s was removed", ErrLeaseLost, l.remote, l.key)
+	} else if err != nil {
 		return fmt.Errorf("remote %s: check lease %s: %w", l.remote, l.key, err)
 	} else if !ok {
 		return fmt.Errorf("%w: remote %s: %s now belongs to another holder", ErrLeaseLost, l.remote, l.key)

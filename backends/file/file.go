@@ -240,7 +240,16 @@ func (b *Backend) Delete(ctx context.Context, key string) error {
 	if err != nil {
 		return err
 	}
-	if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	// Under the conditional-write lock: a Delete between a PutIf's ETag check and its write
+	// would otherwise be undone by that write (a removed lease coming back to life), which
+	// no object store allows.
+	unlock, err := b.lock()
+	if err != nil {
+		return fmt.Errorf("file backend: delete %q: lock: %w", key, err)
+	}
+	err = os.Remove(p)
+	unlock()
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("file backend: delete %q: %w", key, mapErr(err))
 	}
 	// Tidy empty parent directories (best effort; a concurrent Put may race us, which is fine
