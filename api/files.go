@@ -49,7 +49,7 @@ func (l *Local) fileParent(ctx context.Context, br, p string) (*branch.Workspace
 		return nil, 0, "", err
 	}
 	if !n.IsDir() {
-		return nil, 0, "", fmt.Errorf("%s:%s is not a directory", br, strings.TrimSuffix(dir, "/"))
+		return nil, 0, "", fmt.Errorf("%w: %s:%s is not a directory", branch.ErrInvalidName, br, strings.TrimSuffix(dir, "/"))
 	}
 	return ws, n.Ino, name, nil
 }
@@ -68,7 +68,7 @@ func (l *Local) WriteFile(ctx context.Context, br, p string, data []byte) error 
 		return fmt.Errorf("%s:%s: %w", br, p, err)
 	}
 	if !n.IsRegular() {
-		return fmt.Errorf("%s:%s is not a regular file", br, p)
+		return fmt.Errorf("%w: %s:%s is not a regular file", branch.ErrInvalidName, br, p)
 	}
 	ws.Open(n.Ino) // a reference of our own: Release must not drop a mount's
 	err = func() error {
