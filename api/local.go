@@ -107,13 +107,20 @@ func (l *Local) Log(ctx context.Context, br string) ([]CheckpointInfo, error) {
 	if err != nil {
 		return nil, err
 	}
+	return l.checkpointInfos(ctx, entries)
+}
+
+// checkpointInfos describes log entries as log and history show them: pruned ones marked,
+// the others with the paths they changed.
+func (l *Local) checkpointInfos(ctx context.Context, entries []branch.LogEntry) ([]CheckpointInfo, error) {
 	out := make([]CheckpointInfo, 0, len(entries))
 	for _, e := range entries {
 		info := commitInfo(e.ID, e.Commit)
-		if info.Pruned, err = l.Engine.IsPruned(e.ID); err != nil {
+		pruned, err := l.Engine.IsPruned(e.ID)
+		if err != nil {
 			return nil, err
 		}
-		if !info.Pruned {
+		if info.Pruned = pruned; !pruned {
 			if err := l.logPaths(ctx, &info, e.Commit); err != nil {
 				return nil, err
 			}

@@ -42,20 +42,7 @@ func (l *Local) History(ctx context.Context, r LogRequest) ([]CheckpointInfo, er
 	if err != nil {
 		return nil, err
 	}
-	out := make([]CheckpointInfo, 0, len(entries))
-	for _, e := range entries {
-		info := commitInfo(e.ID, e.Commit)
-		if info.Pruned, err = l.Engine.IsPruned(e.ID); err != nil {
-			return nil, err
-		}
-		if !info.Pruned {
-			if err := l.logPaths(ctx, &info, e.Commit); err != nil {
-				return nil, err
-			}
-		}
-		out = append(out, info)
-	}
-	return out, nil
+	return l.checkpointInfos(ctx, entries)
 }
 
 func (c *Client) History(ctx context.Context, r LogRequest) ([]CheckpointInfo, error) {
