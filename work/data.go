@@ -56,10 +56,10 @@ func (ws *Workspace) storedBlock(ctx context.Context, ino, index uint64, buf []b
 // pageSpan reads the working pages of ino in [first, last] into fn, in order. The value is
 // the page's stored bytes (shorter than PageSize: zeros follow); it is valid during the call.
 func (ws *Workspace) pageSpan(ino, first, last uint64, fn func(index uint64, v []byte)) error {
-	if ws.readOnly {
+	if ws.prefix == nil {
 		return nil
 	}
-	it, err := ws.db.NewIter(&pebble.IterOptions{
+	it, err := ws.rd.NewIter(&pebble.IterOptions{
 		LowerBound: ws.overlayKey(pageKey(ino, first)),
 		UpperBound: ws.overlayKey(pageKey(ino, last+1)),
 	})
