@@ -85,6 +85,12 @@ func (ws *Workspace) Read(ctx context.Context, ino uint64, off int64, dest []byt
 	if err != nil {
 		return 0, err
 	}
+	return ws.readInode(ctx, n, off, dest)
+}
+
+// readInode is Read of inode n; callers hold the lock.
+func (ws *Workspace) readInode(ctx context.Context, n *Inode, off int64, dest []byte) (int, error) {
+	ino := n.Ino
 	if n.IsDir() {
 		return 0, syscall.EISDIR
 	}
@@ -112,7 +118,7 @@ func (ws *Workspace) Read(ctx context.Context, ino uint64, off int64, dest []byt
 		buf = block
 		copyRange(dest, start, index*BlockSize, block, BlockSize)
 	}
-	err = ws.pageSpan(ino, start/PageSize, (end-1)/PageSize, func(p uint64, v []byte) {
+	err := ws.pageSpan(ino, start/PageSize, (end-1)/PageSize, func(p uint64, v []byte) {
 		copyRange(dest, start, p*PageSize, v, PageSize)
 	})
 	return len(dest), err
@@ -382,19 +388,8 @@ func (ws *Workspace) WriteSince(ctx context.Context, since *uint64, ino uint64, 
 	return n, err
 }
 
-// ReadAllLocked reads a whole file while the caller holds the lock.
+// ReadAllLocked reads a whole file, working pages included, while the caller holds the
+// lock.
 func (ws *Workspace) ReadAllLocked(ctx context.Context, n *Inode, buf []byte) (int, error) {
-	if n.Inline {
-		return copy(buf, n.Data), nil
-	}
-	for off := 0; off < len(buf); off += BlockSize {
-		block, err := ws.storedBlock(ctx, n.Ino, uint64(off/BlockSize), nil)
-		if err != nil {
-			return off, err
-		}
-		end := min(len(buf), off+BlockSize)
-		k := copy(buf[off:end], block)
-		clear(buf[off+k : end])
-	}
-	return len(buf), nil
+	return ws.readInode(ctx, n, 0, buf)
 }
