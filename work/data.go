@@ -164,13 +164,20 @@ func (t *Txn) pageOf(ctx context.Context, n *Inode, index uint64) ([]byte, error
 }
 
 // setPage stages page index of ino (trailing zeros are not stored).
+// The value is encoded straight into the batch (SetDeferred): a 4 KiB write copies its page
+// once, not into a temporary value first.
 func (t *Txn) setPage(ino, index uint64, p []byte) error {
 	p = bytes.TrimRight(p, "\x00")
+	if t.pages == nil {
+		t.pages = map[pageID][]byte{}
+	}
 	t.pages[pageID{ino, index}] = p
-	v := make([]byte, 1+len(p))
-	v[0] = 1
-	copy(v[1:], p)
-	return t.b.Set(t.ws.overlayKey(pageKey(ino, index)), v, nil)
+	k := t.ws.overlayKey(pageKey(ino, index))
+	op := t.b.SetDeferred(len(k), 1+len(p))
+	copy(op.Key, k)
+	op.Value[0] = 1
+	copy(op.Value[1:], p)
+	return op.Finish()
 }
 
 // dropPages deletes the pages of ino from index on.

@@ -246,7 +246,7 @@ func (ws *Workspace) begin() (*Txn, error) {
 	if ws.readOnly {
 		return nil, fmt.Errorf("%w: checkpoints cannot be changed; fork a branch from it", syscall.EROFS)
 	}
-	return &Txn{ws: ws, b: ws.db.NewBatch(), staged: map[string][]byte{}, pages: map[pageID][]byte{}}, nil
+	return &Txn{ws: ws, b: ws.db.NewBatch(), staged: map[string][]byte{}}, nil
 }
 
 func (t *Txn) get(ctx context.Context, k []byte) ([]byte, bool, error) {
