@@ -35,6 +35,13 @@ func (e *Engine) Diff(ctx context.Context, a, b string) ([]Change, error) {
 			return nil, err
 		}
 	}
+	// Each side is checked where it differs from the other (parent-link loops, names): a
+	// loop that is not in both trees passes through an entry that differs.
+	for i := range roots {
+		if err := e.checkTree(ctx, roots[i], roots[1-i]); err != nil {
+			return nil, fmt.Errorf("%s: %w", []string{a, b}[i], err)
+		}
+	}
 	return e.DiffRoots(ctx, roots[0], roots[1])
 }
 
@@ -55,6 +62,9 @@ func (e *Engine) DiffRoots(ctx context.Context, ra, rb store.ID) ([]Change, erro
 		switch k[0] {
 		case kindDirent:
 			parent, name := keyIno(k), string(k[9:])
+			if checkEntryName(name) != nil {
+				return fmt.Errorf("%w: directory %d: entry %q is not a valid file name", ErrDamaged, parent, name)
+			}
 			_, ta, _ := decodeDirent(va)
 			_, tb, _ := decodeDirent(vb)
 			switch {
