@@ -21,10 +21,11 @@ import (
 // soakCounts are what a soak run did.
 type soakCounts struct {
 	ops, writes, forks, pushes, pushFails, pulls, merges, gcs, gcBusy atomic.Int64
-	cliKills                                                          atomic.Int64 // CLIs SIGKILLed while their daemon ran the push for them
-	directKills                                                       atomic.Int64 // CLIs SIGKILLed while pushing themselves (their daemon was down)
-	daemonKills                                                       atomic.Int64 // daemons SIGKILLed while they pushed
-	daemonStarts                                                      atomic.Int64 // restarts after a kill
+
+	cliKills     atomic.Int64 // CLIs SIGKILLed while their daemon ran the push for them
+	directKills  atomic.Int64 // CLIs SIGKILLed while pushing themselves (their daemon was down)
+	daemonKills  atomic.Int64 // daemons SIGKILLed while they pushed
+	daemonStarts atomic.Int64 // restarts after a kill
 }
 
 func (c *soakCounts) String() string {
