@@ -177,7 +177,7 @@ func (e *Engine) merge(ctx context.Context, src string, dws *Workspace, o MergeO
 	for _, side := range []struct {
 		name string
 		root store.ID
-	}{{src, sc.Root}, {dws.name, oursRoot}} {
+	}{{src, sc.Root}, {dws.Branch(), oursRoot}} {
 		if err := e.checkTree(ctx, side.root, baseRoot); err != nil {
 			return nil, nil, fmt.Errorf("%s: %w", side.name, err)
 		}
