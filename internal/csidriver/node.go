@@ -122,7 +122,8 @@ func (d *Driver) NodeUnpublishVolume(ctx context.Context, req *csi.NodeUnpublish
 	return &csi.NodeUnpublishVolumeResponse{}, nil
 }
 
-// NodeGetVolumeStats reports the space and inodes of the filesystem holding the
+// NodeGetVolumeStats reports the volume's quotas (capacity.go): total, used and available
+// bytes and inodes; where it has none, the space and inodes of the filesystem holding the
 // repository, as the mount's statfs does.
 func (d *Driver) NodeGetVolumeStats(ctx context.Context, req *csi.NodeGetVolumeStatsRequest) (*csi.NodeGetVolumeStatsResponse, error) {
 	id, path := req.GetVolumeId(), req.GetVolumePath()
@@ -144,8 +145,12 @@ func (d *Driver) NodeGetVolumeStats(ctx context.Context, req *csi.NodeGetVolumeS
 		return nil, status.Errorf(codes.Internal, "statfs %s: %v", m.Dir, err)
 	}
 	bs := int64(st.Bsize)
-	return &csi.NodeGetVolumeStatsResponse{Usage: []*csi.VolumeUsage{
+	usage := []*csi.VolumeUsage{
 		{Unit: csi.VolumeUsage_BYTES, Total: int64(st.Blocks) * bs, Available: int64(st.Bavail) * bs, Used: int64(st.Blocks-st.Bfree) * bs},
 		{Unit: csi.VolumeUsage_INODES, Total: int64(st.Files), Available: int64(st.Ffree), Used: int64(st.Files - st.Ffree)},
-	}}, nil
+	}
+	if err := d.quotaStats(ctx, id, usage); err != nil {
+		return nil, grpcError(err)
+	}
+	return &csi.NodeGetVolumeStatsResponse{Usage: usage}, nil
 }
