@@ -210,6 +210,23 @@ type Report struct {
 	Machine  map[string]string `json:"machine"`
 	Rows     []*Row            `json:"rows"`
 	Failed   int               `json:"failed"`
+	// The load average (/proc/loadavg: 1, 5, 15 min) when the run started and ended: on a
+	// shared machine it says how much to trust the figures.
+	LoadStart string `json:"loadavg_start"`
+	LoadEnd   string `json:"loadavg_end"`
+}
+
+// LoadAvg returns the 1, 5 and 15 minute load averages from /proc/loadavg.
+func LoadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "?"
+	}
+	return strings.Join(f[:3], " ")
 }
 
 func (rep *Report) add(r *Row) {

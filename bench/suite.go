@@ -121,7 +121,7 @@ type suite struct {
 
 // Run runs the whole suite. Cleanup is run by the caller (also on Ctrl-C).
 func Run(ctx context.Context, cfg Config, cl *Cleanup) (*Report, error) {
-	s := &suite{cfg: cfg, cl: cl, rep: &Report{Started: time.Now(), Quick: cfg.Quick, Machine: Machine(cfg.WorkDir)}}
+	s := &suite{cfg: cfg, cl: cl, rep: &Report{Started: time.Now(), Quick: cfg.Quick, Machine: Machine(cfg.WorkDir), LoadStart: LoadAvg()}}
 	s.logf = func(format string, a ...any) {
 		if cfg.Log != nil {
 			fmt.Fprintf(cfg.Log, "[%6.1fs] %s\n", time.Since(s.rep.Started).Seconds(), fmt.Sprintf(format, a...))
@@ -134,11 +134,13 @@ func Run(ctx context.Context, cfg Config, cl *Cleanup) (*Report, error) {
 	}
 	s.versions(ctx)
 	if err := s.daemonPart(ctx); err != nil {
+		s.rep.LoadEnd = LoadAvg()
 		return s.rep, err
 	}
 	s.storage(ctx)
 	s.remote(ctx)
 	s.rep.Duration = time.Since(s.rep.Started)
+	s.rep.LoadEnd = LoadAvg()
 	return s.rep, nil
 }
 

@@ -98,10 +98,15 @@ func main() {
 		if *quick {
 			mode = "quick"
 		}
-		fmt.Printf("\nagentfs benchmark (%s), %s, %s CPUs (%s), RAM %s, workdir on %s, took %.0fs\n\n",
+		fmt.Printf("\nagentfs benchmark (%s), %s, %s CPUs (%s), RAM %s, workdir on %s, took %.0fs, load average %s at the start and %s at the end\n\n",
 			mode, rep.Started.Format(time.RFC3339), rep.Machine["nproc"], rep.Machine["cpu"], rep.Machine["ram"],
-			rep.Machine["workdir_fs"], time.Since(start).Seconds())
+			rep.Machine["workdir_fs"], time.Since(start).Seconds(), rep.LoadStart, rep.LoadEnd)
 		rep.Print(os.Stdout, compare)
+		for _, r := range rep.Rows {
+			if r.Profile != "" {
+				fmt.Printf("profile of the missed %q: %s (top: %s.top.txt)\n", r.Figure, r.Profile, strings.TrimSuffix(r.Profile, ".pprof"))
+			}
+		}
 		if *jsonOut != "" {
 			if err := rep.WriteJSON(*jsonOut); err != nil {
 				fmt.Fprintln(os.Stderr, "agentfs-bench:", err)
