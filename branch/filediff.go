@@ -98,7 +98,7 @@ func (e *Engine) diffFilesRoots(ctx context.Context, ra, rb store.ID, o DiffOpti
 			if err != nil {
 				// Below a renamed directory: the same file under its old name, or a new
 				// file that replaced one there.
-				if x, err = va.inode(ctx, y.Ino); err != nil {
+				if x, err = va.InodeLocked(ctx, y.Ino); err != nil {
 					adds = append(adds, side{c.Path, y})
 					continue
 				}
@@ -129,7 +129,7 @@ func (e *Engine) diffFilesRoots(ctx context.Context, ra, rb store.ID, o DiffOpti
 		}
 		// Everything below a renamed directory moved with it.
 		err := walkTree(ctx, vb, ad.n.Ino, ad.path, func(p string, n *Inode) error {
-			x, err := va.inode(ctx, n.Ino)
+			x, err := va.InodeLocked(ctx, n.Ino)
 			if err != nil {
 				return nil // new below the renamed directory: listed as added
 			}
@@ -280,7 +280,7 @@ func lookupPath(ctx context.Context, v *Workspace, p string) (*Inode, error) {
 		if part == "" || part == "." {
 			continue
 		}
-		val, ok, err := v.get(ctx, direntKey(ino, part))
+		val, ok, err := v.GetLocked(ctx, direntKey(ino, part))
 		if err != nil {
 			return nil, err
 		}
@@ -290,7 +290,7 @@ func lookupPath(ctx context.Context, v *Workspace, p string) (*Inode, error) {
 		}
 		ino = child
 	}
-	return v.inode(ctx, ino)
+	return v.InodeLocked(ctx, ino)
 }
 
 // walkTree calls fn for every entry below directory dir (named p), depth first.
@@ -303,7 +303,7 @@ func walkTree(ctx context.Context, v *Workspace, dir uint64, p string, fn func(p
 func walkTreeOnce(ctx context.Context, v *Workspace, dir uint64, p string, fn func(p string, n *Inode) error, seen map[uint64]bool) error {
 	var children []DirEntry
 	pre := direntPrefix(dir)
-	if err := v.scan(ctx, pre, prefixEnd(pre), func(k, val []byte) error {
+	if err := v.ScanLocked(ctx, pre, prefixEnd(pre), func(k, val []byte) error {
 		ino, typ, ok := decodeDirent(val)
 		if ok {
 			children = append(children, DirEntry{Name: string(k[len(pre):]), Ino: ino, Mode: typ})
@@ -316,7 +316,7 @@ func walkTreeOnce(ctx context.Context, v *Workspace, dir uint64, p string, fn fu
 		if checkEntryName(c.Name) != nil {
 			return fmt.Errorf("directory %d: %w: %q is not a valid file name", dir, ErrDamaged, c.Name)
 		}
-		n, err := v.inode(ctx, c.Ino)
+		n, err := v.InodeLocked(ctx, c.Ino)
 		if err != nil {
 			return err
 		}

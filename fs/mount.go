@@ -1,4 +1,4 @@
-// Package fs serves a branch.Workspace as a FUSE filesystem (github.com/hanwen/go-fuse/v2).
+// Package fs serves a work.Workspace as a FUSE filesystem (github.com/hanwen/go-fuse/v2).
 //
 // It is a thin adapter: every operation maps onto one Workspace call, and the only
 // FUSE-specific logic is cache control. The kernel caches entries, negative entries,
@@ -27,7 +27,7 @@ import (
 	gofs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
 
-	"github.com/agentfs/agentfs/branch"
+	"github.com/agentfs/agentfs/work"
 )
 
 // Options configures a mount.
@@ -70,7 +70,7 @@ type Mounted struct {
 
 // Mount mounts ws at dir, which must be an existing empty directory that is not already a
 // mount point, and serves it until Unmount.
-func Mount(ws *branch.Workspace, dir string, o Options) (*Mounted, error) {
+func Mount(ws *work.Workspace, dir string, o Options) (*Mounted, error) {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
 		return nil, fmt.Errorf("mount point %q: %w", dir, err)
@@ -124,7 +124,7 @@ func Mount(ws *branch.Workspace, dir string, o Options) (*Mounted, error) {
 		EntryTimeout:    &timeout,
 		AttrTimeout:     &timeout,
 		NegativeTimeout: &negTimeout,
-		RootStableAttr:  &gofs.StableAttr{Ino: branch.RootIno, Mode: syscall.S_IFDIR},
+		RootStableAttr:  &gofs.StableAttr{Ino: work.RootIno, Mode: syscall.S_IFDIR},
 		Logger:          logger,
 		// Report mode 0000 as 0000: without this go-fuse shows 0644/0755, and the kernel,
 		// which enforces what we report (default_permissions), lets everyone read.

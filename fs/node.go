@@ -11,16 +11,15 @@ import (
 	gofs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
 
-	"github.com/agentfs/agentfs/branch"
-	"github.com/agentfs/agentfs/branch/tree"
+	"github.com/agentfs/agentfs/work"
 )
 
 // errStop ends a workspace directory scan early.
-var errStop = tree.Stop
+var errStop = work.Stop
 
 // fsys is the state shared by all nodes of one mount.
 type fsys struct {
-	ws         *branch.Workspace
+	ws         *work.Workspace
 	ro         bool
 	log        *log.Logger
 	statfsPath string
@@ -133,7 +132,7 @@ func (f *fsys) writable() syscall.Errno {
 }
 
 // fillAttr copies an inode's attributes into a FUSE attribute, with the mount's identities.
-func (f *fsys) fillAttr(in *branch.Inode, out *fuse.Attr) {
+func (f *fsys) fillAttr(in *work.Inode, out *fuse.Attr) {
 	out.Ino = in.Ino
 	out.Mode = in.Mode
 	out.Nlink = in.Nlink
@@ -156,7 +155,7 @@ func splitNs(ns int64) (uint64, uint32) {
 }
 
 // child returns the go-fuse inode for a workspace inode found under n, filling out.
-func (n *node) child(ctx context.Context, in *branch.Inode, out *fuse.EntryOut) *gofs.Inode {
+func (n *node) child(ctx context.Context, in *work.Inode, out *fuse.EntryOut) *gofs.Inode {
 	n.fs.fillAttr(in, &out.Attr)
 	child := n.NewInode(ctx, &node{fs: n.fs}, gofs.StableAttr{Mode: in.Mode & syscall.S_IFMT, Ino: in.Ino})
 	if cn, ok := child.Operations().(*node); ok {

@@ -7,7 +7,7 @@ import (
 	gofs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
 
-	"github.com/agentfs/agentfs/branch"
+	"github.com/agentfs/agentfs/work"
 )
 
 // Workspace operations are transactions: they run to the end once started. A FUSE interrupt
@@ -23,9 +23,9 @@ func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*go
 	return n.child(ctx, in, out), 0
 }
 
-func (n *node) newAttr(ctx context.Context, mode, rdev uint32) branch.Attr {
+func (n *node) newAttr(ctx context.Context, mode, rdev uint32) work.Attr {
 	uid, gid := n.fs.caller(ctx)
-	return branch.Attr{Mode: mode, Uid: uid, Gid: gid, Rdev: rdev}
+	return work.Attr{Mode: mode, Uid: uid, Gid: gid, Rdev: rdev}
 }
 
 func (n *node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
@@ -59,7 +59,7 @@ func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint3
 	in, err := n.fs.ws.Create(wctx(ctx), n.ino(), name, n.newAttr(ctx, mode|syscall.S_IFREG, 0))
 	if err == syscall.EEXIST && flags&syscall.O_EXCL == 0 {
 		// Another creator won the race: open the existing file, as open(2) does.
-		var existing *branch.Inode
+		var existing *work.Inode
 		if existing, err = n.fs.ws.Lookup(wctx(ctx), n.ino(), name); err == nil {
 			if existing.IsDir() {
 				return nil, nil, 0, syscall.EISDIR
@@ -185,7 +185,7 @@ type dirHandle struct {
 }
 
 func (d *dirHandle) rewind() {
-	parent := uint64(branch.RootIno)
+	parent := uint64(work.RootIno)
 	if _, p := d.n.Parent(); p != nil {
 		parent = p.StableAttr().Ino
 	}
@@ -201,7 +201,7 @@ func (d *dirHandle) fill(ctx context.Context) syscall.Errno {
 		after = d.ents[len(d.ents)-1].Name
 	}
 	got := 0
-	err := d.n.fs.ws.ReadDir(wctx(ctx), d.n.ino(), after, func(e branch.DirEntry) error {
+	err := d.n.fs.ws.ReadDir(wctx(ctx), d.n.ino(), after, func(e work.DirEntry) error {
 		d.ents = append(d.ents, fuse.DirEntry{Name: e.Name, Ino: e.Ino, Mode: e.Mode, Off: uint64(len(d.ents) + 1)})
 		got++
 		if got == readDirBatch {

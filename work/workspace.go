@@ -1,19 +1,60 @@
-package branch
+// Package work is the working layer of agentfs: a branch's mutable state (its base tree plus
+// an overlay of changed keys and working pages in Pebble) and the POSIX operations over it.
+// Every operation is one Pebble batch that reaches the write-ahead log before it returns.
+// The version model (commits, refs, fork, checkpoint, rollback, merge) is package branch,
+// which owns workspaces and folds them into commits; the FUSE adapter (package fs) talks to
+// this package only. See docs/architecture.md, "The write path".
+package work
 
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"log"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 	lru "github.com/hashicorp/golang-lru/v2"
 
 	"github.com/agentfs/agentfs/branch/tree"
+	"github.com/agentfs/agentfs/internal/kv"
 	"github.com/agentfs/agentfs/store"
 )
+
+// Env is what the working layer needs from the repository that owns it (package branch).
+type Env struct {
+	Store *store.Store
+	Tree  *tree.Tree
+	Now   func() time.Time
+	Log   *log.Logger
+	// AllocIno returns a fresh inode number, unique across the repository.
+	AllocIno func() (uint64, error)
+	// Op marks an operation in flight for garbage collection; call the result when done.
+	Op func() func()
+	// Admit checks that branch may grow by add before an operation runs (quotas); the
+	// operation calls the returned function when done, saying whether it happened.
+	Admit func(ctx context.Context, branch string, add Usage) (func(bool), error)
+}
+
+// Usage is an amount of data and inodes.
+type Usage struct {
+	Bytes, Inodes int64
+}
+
+// PfxOverlay starts overlay keys: 'W' overlay-id tree-key -> 0 = deleted, 1 + value = set.
+const PfxOverlay = 'W'
+
+// OverlayPrefix returns the Pebble key prefix of overlay id.
+func OverlayPrefix(id uint64) []byte {
+	k := make([]byte, 9)
+	k[0] = PfxOverlay
+	binary.BigEndian.PutUint64(k[1:], id)
+	return k
+}
 
 // Workspace is the live, mutable state of a branch: its base tree plus an overlay in Pebble
 // holding every key changed since the base. Reads look in the overlay, then in the base.
@@ -22,7 +63,8 @@ import (
 // File operations return syscall.Errno values (wrapped where a message helps), so that the
 // FUSE layer maps errors in one place.
 type Workspace struct {
-	e      *Engine
+	env    *Env
+	db     *pebble.DB
 	name   string // branch name; empty for a read-only view
 	id     uint64 // overlay id
 	prefix []byte // overlay key prefix, guarded by mu (a new overlay after each checkpoint)
@@ -56,15 +98,18 @@ func newCache() *lru.Cache[string, cached] {
 	return c
 }
 
-func newWorkspace(e *Engine, br *Branch, root store.ID) *Workspace {
+// New returns the working state of branch name: overlay id over the tree root of commit
+// base.
+func New(env *Env, name string, overlay uint64, root, base store.ID) *Workspace {
 	return &Workspace{
-		e: e, name: br.Name, id: br.ID, prefix: overlayPrefix(br.ID),
-		root: root, base: br.Base, cache: newCache(), open: map[uint64]int{},
+		env: env, db: env.Store.DB(), name: name, id: overlay, prefix: OverlayPrefix(overlay),
+		root: root, base: base, cache: newCache(), open: map[uint64]int{},
 	}
 }
 
-func newView(e *Engine, root store.ID) *Workspace {
-	return &Workspace{e: e, root: root, readOnly: true, cache: newCache(), open: map[uint64]int{}}
+// NewView returns a read-only view of the tree at root.
+func NewView(env *Env, root store.ID) *Workspace {
+	return &Workspace{env: env, db: env.Store.DB(), root: root, readOnly: true, cache: newCache(), open: map[uint64]int{}}
 }
 
 // Branch returns the branch name, or "" for a read-only view.
@@ -101,7 +146,7 @@ func (ws *Workspace) get(ctx context.Context, k []byte) ([]byte, bool, error) {
 
 func (ws *Workspace) getUncached(ctx context.Context, k []byte) ([]byte, bool, error) {
 	if !ws.readOnly {
-		v, ok, err := ws.e.getKey(ws.overlayKey(k))
+		v, ok, err := kv.Get(ws.db, ws.overlayKey(k))
 		if err != nil {
 			return nil, false, err
 		}
@@ -112,7 +157,7 @@ func (ws *Workspace) getUncached(ctx context.Context, k []byte) ([]byte, bool, e
 			return v[1:], true, nil
 		}
 	}
-	return ws.e.tree.Get(ctx, ws.root, k)
+	return ws.env.Tree.Get(ctx, ws.root, k)
 }
 
 // scan calls fn for every visible key in [start, end) in order (nil end: to the end of the
@@ -120,18 +165,18 @@ func (ws *Workspace) getUncached(ctx context.Context, k []byte) ([]byte, bool, e
 func (ws *Workspace) scan(ctx context.Context, start, end []byte, fn func(k, v []byte) error) error {
 	var oit *pebble.Iterator
 	if !ws.readOnly {
-		upper := prefixEnd(ws.prefix)
+		upper := PrefixEnd(ws.prefix)
 		if end != nil {
 			upper = ws.overlayKey(end)
 		}
 		var err error
-		if oit, err = ws.e.db.NewIter(&pebble.IterOptions{LowerBound: ws.overlayKey(start), UpperBound: upper}); err != nil {
+		if oit, err = ws.db.NewIter(&pebble.IterOptions{LowerBound: ws.overlayKey(start), UpperBound: upper}); err != nil {
 			return err
 		}
 		defer oit.Close()
 		oit.First()
 	}
-	tit := ws.e.tree.NewIter(ctx, ws.root, start)
+	tit := ws.env.Tree.NewIter(ctx, ws.root, start)
 	tok := tit.Next() && (end == nil || bytes.Compare(tit.Key(), end) < 0)
 	for {
 		ook := oit != nil && oit.Valid()
@@ -180,45 +225,45 @@ func stopOK(err error) error {
 	return err
 }
 
-// txn stages the writes of one operation in a Pebble batch; reads see the staged values.
-type txn struct {
+// Txn stages the writes of one operation in a Pebble batch; reads see the staged values.
+type Txn struct {
 	ws     *Workspace
 	b      *pebble.Batch
 	staged map[string][]byte // nil value = deleted
 	pages  map[pageID][]byte // working pages written (see data.go); not cached
 }
 
-func (ws *Workspace) begin() (*txn, error) {
+func (ws *Workspace) begin() (*Txn, error) {
 	if ws.readOnly {
 		return nil, fmt.Errorf("%w: checkpoints cannot be changed; fork a branch from it", syscall.EROFS)
 	}
-	return &txn{ws: ws, b: ws.e.db.NewBatch(), staged: map[string][]byte{}, pages: map[pageID][]byte{}}, nil
+	return &Txn{ws: ws, b: ws.db.NewBatch(), staged: map[string][]byte{}, pages: map[pageID][]byte{}}, nil
 }
 
-func (t *txn) get(ctx context.Context, k []byte) ([]byte, bool, error) {
+func (t *Txn) get(ctx context.Context, k []byte) ([]byte, bool, error) {
 	if v, ok := t.staged[string(k)]; ok {
 		return v, v != nil, nil
 	}
 	return t.ws.get(ctx, k)
 }
 
-func (t *txn) set(k, v []byte) error {
+func (t *Txn) set(k, v []byte) error {
 	t.staged[string(k)] = v
 	return t.b.Set(t.ws.overlayKey(k), append([]byte{1}, v...), nil)
 }
 
-func (t *txn) del(k []byte) error {
+func (t *Txn) del(k []byte) error {
 	t.staged[string(k)] = nil
 	return t.b.Set(t.ws.overlayKey(k), []byte{0}, nil)
 }
 
 // commit writes the batch to the write-ahead log before it returns (it then survives the
 // death of the daemon); sync also makes it durable against a power cut.
-func (t *txn) commit(sync bool) error {
+func (t *Txn) commit(sync bool) error {
 	defer t.abort()
-	commit := t.ws.e.st.CommitWritten
+	commit := t.ws.env.Store.CommitWritten
 	if sync {
-		commit = t.ws.e.st.CommitDurable
+		commit = t.ws.env.Store.CommitDurable
 	}
 	if err := commit(t.b); err != nil {
 		// What this operation read may be cached, what it wrote is not: nothing to undo.
@@ -232,28 +277,28 @@ func (t *txn) commit(sync bool) error {
 
 // abort is idempotent: operations defer it after commit, and a Batch closed twice goes back
 // to Pebble's pool twice, to be handed to two concurrent transactions.
-func (t *txn) abort() {
+func (t *Txn) abort() {
 	if t.b != nil {
 		t.b.Close()
 		t.b = nil
 	}
 }
 
-func (t *txn) inode(ctx context.Context, ino uint64) (*Inode, error) {
-	v, ok, err := t.get(ctx, inodeKey(ino))
-	return inodeFrom(ino, v, ok, err)
+func (t *Txn) inode(ctx context.Context, ino uint64) (*Inode, error) {
+	v, ok, err := t.get(ctx, InodeKey(ino))
+	return InodeFrom(ino, v, ok, err)
 }
 
-func (t *txn) putInode(n *Inode) error { return t.set(inodeKey(n.Ino), encodeInode(n)) }
+func (t *Txn) putInode(n *Inode) error { return t.set(InodeKey(n.Ino), EncodeInode(n)) }
 
-func inodeFrom(ino uint64, v []byte, ok bool, err error) (*Inode, error) {
+func InodeFrom(ino uint64, v []byte, ok bool, err error) (*Inode, error) {
 	if err != nil {
 		return nil, err
 	}
 	if !ok {
 		return nil, syscall.ENOENT
 	}
-	n, err := decodeInode(v)
+	n, err := DecodeInode(v)
 	if err != nil {
 		return nil, fmt.Errorf("inode %d: %w: %w", ino, syscall.EIO, err)
 	}
@@ -262,14 +307,14 @@ func inodeFrom(ino uint64, v []byte, ok bool, err error) (*Inode, error) {
 
 // mutations returns the overlay as sorted tree mutations, except working pages (fold.go).
 func (ws *Workspace) mutations() ([]tree.Mutation, error) {
-	it, err := ws.e.db.NewIter(&pebble.IterOptions{LowerBound: ws.prefix, UpperBound: prefixEnd(ws.prefix)})
+	it, err := ws.db.NewIter(&pebble.IterOptions{LowerBound: ws.prefix, UpperBound: PrefixEnd(ws.prefix)})
 	if err != nil {
 		return nil, err
 	}
 	defer it.Close()
 	var muts []tree.Mutation
 	for it.First(); it.Valid(); it.Next() {
-		if it.Key()[len(ws.prefix)] == kindPage {
+		if it.Key()[len(ws.prefix)] == KindPage {
 			continue
 		}
 		k := bytes.Clone(it.Key()[len(ws.prefix):])
@@ -283,150 +328,12 @@ func (ws *Workspace) mutations() ([]tree.Mutation, error) {
 	return muts, it.Error()
 }
 
-// checkpointWith folds the working state into a commit carrying o's provenance and the
-// summary of the paths changed since the base (their list is returned too; the diff walks
-// only what changed).
-func (ws *Workspace) checkpointWith(ctx context.Context, o CheckpointOptions) (store.ID, []Change, error) {
-	ws.mu.Lock()
-	defer ws.mu.Unlock()
-	root, _, blocks, err := ws.foldBlocks(ctx)
-	if err != nil {
-		return store.ID{}, nil, err
-	}
-	changes, err := ws.e.DiffRoots(ctx, ws.root, root)
-	if err != nil {
-		return store.ID{}, nil, err
-	}
-	b := ws.e.db.NewBatch()
-	defer b.Close()
-	c := &Commit{Root: root, Parents: []store.ID{ws.base}, Time: ws.e.now().UTC(), Branch: ws.name, Name: o.Name, Message: o.Message,
-		Provenance: o.Provenance, Files: CountChanges(changes)}
-	id, err := ws.e.writeCommit(ctx, b, c)
-	if err != nil {
-		return store.ID{}, nil, err
-	}
-	if o.Name != "" {
-		if err := b.Set(nameKey(ws.name, o.Name), id[:], nil); err != nil {
-			return store.ID{}, nil, err
-		}
-	}
-	if err := ws.moveBase(b, id); err != nil {
-		return store.ID{}, nil, err
-	}
-	ws.root, ws.base = root, id
-	for _, m := range blocks {
-		ws.cache.Add(string(m.Key), cached{m.Value, !m.Delete})
-	}
-	return id, changes, nil
-}
-
-// CountChanges sums a diff by kind.
-func CountChanges(changes []Change) FileCounts {
-	var f FileCounts
-	for _, c := range changes {
-		switch c.Kind {
-		case "added":
-			f.Created++
-		case "modified":
-			f.Modified++
-		case "deleted":
-			f.Deleted++
-		}
-	}
-	return f
-}
-
 // replaceContent points the workspace at a base whose content differs from what it showed
 // (rollback, merge, pull): the key cache no longer holds. Callers hold mu and have moved
 // the branch (moveBase).
 func (ws *Workspace) replaceContent(root, base store.ID) {
 	ws.root, ws.base = root, base
 	ws.cache.Purge()
-}
-
-// moveBase commits b (synced) together with dropping the overlay and pointing the branch at
-// commit id.
-func (ws *Workspace) moveBase(b *pebble.Batch, id store.ID) error {
-	ws.e.mu.Lock()
-	defer ws.e.mu.Unlock()
-	br, err := ws.e.GetBranch(ws.name)
-	if err != nil {
-		return err
-	}
-	if br.ID != ws.id {
-		return fmt.Errorf("branch %q was deleted and re-created: %w", ws.name, ErrNotFound)
-	}
-	// The working state restarts in a fresh overlay. Reusing the old key range would make
-	// every later scan of it step over the range-deleted keys until Pebble compacts them:
-	// after a 100k-file import, a one-file checkpoint would take tens of milliseconds.
-	newID, err := ws.e.counter(b, keyNextBranch, 1)
-	if err != nil {
-		return err
-	}
-	br.Base, br.ID = id, newID
-	if err := b.DeleteRange(ws.prefix, prefixEnd(ws.prefix), nil); err != nil {
-		return err
-	}
-	if err := b.Set(refKey(ws.name), encodeBranch(br), nil); err != nil {
-		return err
-	}
-	if err := ws.e.st.CommitDurable(b); err != nil {
-		return err
-	}
-	ws.id, ws.prefix = newID, overlayPrefix(newID)
-	return nil
-}
-
-// snapshotCommit returns a commit of the current state without changing the branch: its base
-// when nothing changed, else a new commit folding the overlay in.
-func (ws *Workspace) snapshotCommit(ctx context.Context, msg string) (store.ID, error) {
-	ws.mu.Lock()
-	defer ws.mu.Unlock()
-	root, n, err := ws.fold(ctx)
-	if err != nil {
-		return store.ID{}, err
-	}
-	if n == 0 {
-		return ws.base, ws.e.st.Retain(ctx, ws.base)
-	}
-	b := ws.e.db.NewBatch()
-	defer b.Close()
-	id, err := ws.e.writeCommit(ctx, b, &Commit{Root: root, Parents: []store.ID{ws.base}, Time: ws.e.now().UTC(), Branch: ws.name, Message: msg})
-	if err != nil {
-		return store.ID{}, err
-	}
-	return id, b.Commit(pebble.NoSync)
-}
-
-// currentRoot returns the root of a tree holding the current state (writing tree nodes for
-// the overlay if there is one).
-func (ws *Workspace) currentRoot(ctx context.Context) (store.ID, error) {
-	if ws.readOnly {
-		return ws.root, nil
-	}
-	ws.mu.Lock()
-	defer ws.mu.Unlock()
-	root, _, err := ws.fold(ctx)
-	return root, err
-}
-
-// reset drops the working state and points the branch at commit target.
-// It returns the reset hooks for the caller to run once it holds no locks.
-func (ws *Workspace) reset(ctx context.Context, target store.ID) ([]func(), error) {
-	c, err := ws.e.ReadCommit(ctx, target)
-	if err != nil {
-		return nil, err
-	}
-	ws.mu.Lock()
-	defer ws.mu.Unlock()
-	b := ws.e.db.NewBatch()
-	defer b.Close()
-	if err := ws.moveBase(b, target); err != nil {
-		return nil, err
-	}
-	ws.replaceContent(c.Root, target)
-	ws.gen++
-	return append([]func(){}, ws.hooks...), nil
 }
 
 // Generation returns how many rollbacks the workspace has seen; a descriptor remembers it.
@@ -450,7 +357,7 @@ func (ws *Workspace) Changed() (bool, error) {
 	}
 	ws.mu.RLock()
 	defer ws.mu.RUnlock()
-	it, err := ws.e.db.NewIter(&pebble.IterOptions{LowerBound: ws.prefix, UpperBound: prefixEnd(ws.prefix)})
+	it, err := ws.db.NewIter(&pebble.IterOptions{LowerBound: ws.prefix, UpperBound: PrefixEnd(ws.prefix)})
 	if err != nil {
 		return false, err
 	}
@@ -461,15 +368,15 @@ func (ws *Workspace) Changed() (bool, error) {
 // purgeOrphans removes inodes left with no links by a crash while they were open.
 func (ws *Workspace) purgeOrphans(ctx context.Context) error {
 	var orphans []uint64
-	lo := ws.overlayKey([]byte{kindInode})
-	it, err := ws.e.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: prefixEnd(lo)})
+	lo := ws.overlayKey([]byte{KindInode})
+	it, err := ws.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: PrefixEnd(lo)})
 	if err != nil {
 		return err
 	}
 	for it.First(); it.Valid(); it.Next() {
 		v := it.Value()
 		if len(v) > 1 && v[0] == 1 {
-			if n, err := decodeInode(v[1:]); err == nil && n.Nlink == 0 {
+			if n, err := DecodeInode(v[1:]); err == nil && n.Nlink == 0 {
 				orphans = append(orphans, n.Ino)
 			}
 		}
@@ -491,7 +398,7 @@ func (ws *Workspace) purgeOrphans(ctx context.Context) error {
 }
 
 // removeInode deletes an inode with all its blocks and xattrs.
-func (ws *Workspace) removeInode(ctx context.Context, t *txn, ino uint64) error {
+func (ws *Workspace) removeInode(ctx context.Context, t *Txn, ino uint64) error {
 	n, err := t.inode(ctx, ino)
 	if err != nil {
 		return err
@@ -502,15 +409,15 @@ func (ws *Workspace) removeInode(ctx context.Context, t *txn, ino uint64) error 
 		}
 	}
 	var keys [][]byte
-	for _, p := range [][]byte{blockPrefix(ino), xattrPrefix(ino)} {
-		if err := ws.scan(ctx, p, prefixEnd(p), func(k, v []byte) error {
+	for _, p := range [][]byte{BlockPrefix(ino), XattrPrefix(ino)} {
+		if err := ws.scan(ctx, p, PrefixEnd(p), func(k, v []byte) error {
 			keys = append(keys, bytes.Clone(k))
 			return nil
 		}); err != nil {
 			return err
 		}
 	}
-	keys = append(keys, inodeKey(ino))
+	keys = append(keys, InodeKey(ino))
 	for _, k := range keys {
 		if err := t.del(k); err != nil {
 			return err
@@ -530,3 +437,110 @@ func (ws *Workspace) NotifyChanged() {
 		h()
 	}
 }
+
+// The methods below are for package branch, which changes a workspace's base (checkpoint,
+// rollback, merge, pull) while it holds the workspace's lock.
+
+// Lock takes the workspace's lock: no operation runs until Unlock.
+func (ws *Workspace) Lock() { ws.mu.Lock() }
+
+// Unlock releases Lock.
+func (ws *Workspace) Unlock() { ws.mu.Unlock() }
+
+// RLock takes the workspace's lock shared: operations that change it wait.
+func (ws *Workspace) RLock() { ws.mu.RLock() }
+
+// RUnlock releases RLock.
+func (ws *Workspace) RUnlock() { ws.mu.RUnlock() }
+
+// HeadLocked returns the tree root and commit the working state starts from. Callers hold
+// the lock.
+func (ws *Workspace) HeadLocked() (root, base store.ID) { return ws.root, ws.base }
+
+// SetBaseLocked points the workspace at commit base whose tree root holds the same content
+// the workspace shows (a checkpoint of it): the key cache stays. Callers hold the lock.
+func (ws *Workspace) SetBaseLocked(root, base store.ID) { ws.root, ws.base = root, base }
+
+// ReplaceContentLocked points the workspace at a base whose content differs from what it
+// showed (rollback, merge, pull): the key cache no longer holds. Callers hold the lock and
+// have moved the branch.
+func (ws *Workspace) ReplaceContentLocked(root, base store.ID) { ws.replaceContent(root, base) }
+
+// PurgeCacheLocked drops the key cache after the overlay was changed behind it.
+func (ws *Workspace) PurgeCacheLocked() { ws.cache.Purge() }
+
+// CacheLocked records visible values the caller wrote (tree mutations of a fold whose
+// result became the base).
+func (ws *Workspace) CacheLocked(muts []tree.Mutation) {
+	for _, m := range muts {
+		ws.cache.Add(string(m.Key), cached{m.Value, !m.Delete})
+	}
+}
+
+// NewGenerationLocked starts a new generation after a rollback: descriptors opened before it
+// write no more (see WriteSince).
+func (ws *Workspace) NewGenerationLocked() { ws.gen++ }
+
+// HooksLocked returns a copy of the reset hooks (OnReset), to run once no lock is held.
+func (ws *Workspace) HooksLocked() []func() { return append([]func(){}, ws.hooks...) }
+
+// OverlayID returns the id of the overlay holding the working state. Callers hold the lock.
+func (ws *Workspace) OverlayID() uint64 { return ws.id }
+
+// OverlayKey returns the Pebble key of tree key k in the workspace's overlay.
+func (ws *Workspace) OverlayKey(k []byte) []byte { return ws.overlayKey(k) }
+
+// SetOverlayLocked moves the working state to a fresh, empty overlay id (after the branch
+// dropped the old one in the same batch that moved its base).
+func (ws *Workspace) SetOverlayLocked(id uint64) { ws.id, ws.prefix = id, OverlayPrefix(id) }
+
+// FoldLocked writes the working state as a tree and returns its root and how many keys
+// changed (see fold). Callers hold the lock.
+func (ws *Workspace) FoldLocked(ctx context.Context) (store.ID, int, error) { return ws.fold(ctx) }
+
+// FoldBlocksLocked is FoldLocked that also returns the block entries made of working pages.
+func (ws *Workspace) FoldBlocksLocked(ctx context.Context) (store.ID, int, []tree.Mutation, error) {
+	return ws.foldBlocks(ctx)
+}
+
+// GetLocked returns the visible value of tree key k. Callers hold the lock, or ws is a view.
+func (ws *Workspace) GetLocked(ctx context.Context, k []byte) ([]byte, bool, error) {
+	return ws.get(ctx, k)
+}
+
+// ScanLocked calls fn for every visible key in [start, end) (see scan).
+func (ws *Workspace) ScanLocked(ctx context.Context, start, end []byte, fn func(k, v []byte) error) error {
+	return ws.scan(ctx, start, end, fn)
+}
+
+// InodeLocked returns inode ino. Callers hold the lock, or ws is a view.
+func (ws *Workspace) InodeLocked(ctx context.Context, ino uint64) (*Inode, error) {
+	return ws.inode(ctx, ino)
+}
+
+// Begin starts a change of the overlay. Callers hold the lock.
+func (ws *Workspace) Begin() (*Txn, error) { return ws.begin() }
+
+// Set stages key k = v.
+func (t *Txn) Set(k, v []byte) error { return t.set(k, v) }
+
+// Del stages the deletion of key k.
+func (t *Txn) Del(k []byte) error { return t.del(k) }
+
+// Batch returns the Pebble batch, for keys outside the overlay that must commit with it.
+func (t *Txn) Batch() *pebble.Batch { return t.b }
+
+// Commit writes the change to the write-ahead log; sync also makes it durable.
+func (t *Txn) Commit(sync bool) error { return t.commit(sync) }
+
+// Abort drops the change; it is a no-op after Commit.
+func (t *Txn) Abort() { t.abort() }
+
+// PurgeOrphans removes inodes left with no links by a crash while they were open.
+func (ws *Workspace) PurgeOrphans(ctx context.Context) error { return ws.purgeOrphans(ctx) }
+
+// RootLocked returns the tree root of the base. Callers hold the lock, or ws is a view.
+func (ws *Workspace) RootLocked() store.ID { return ws.root }
+
+// BaseLocked returns the base commit. Callers hold the lock.
+func (ws *Workspace) BaseLocked() store.ID { return ws.base }

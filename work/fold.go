@@ -1,4 +1,4 @@
-package branch
+package work
 
 import (
 	"bytes"
@@ -51,7 +51,7 @@ func (ws *Workspace) foldBlocks(ctx context.Context) (store.ID, int, []tree.Muta
 		}
 		sort.Slice(muts, func(i, j int) bool { return bytes.Compare(muts[i].Key, muts[j].Key) < 0 })
 	}
-	root, err := ws.e.tree.Apply(ctx, ws.root, muts)
+	root, err := ws.env.Tree.Apply(ctx, ws.root, muts)
 	return root, len(muts), blocks, err
 }
 
@@ -64,8 +64,8 @@ type foldJob struct {
 // foldPages turns every block with working pages into a block mutation. Pages are read in
 // key order and handed out block by block, so memory stays at a few blocks per worker.
 func (ws *Workspace) foldPages(ctx context.Context) ([]tree.Mutation, error) {
-	lo := ws.overlayKey([]byte{kindPage})
-	it, err := ws.e.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: prefixEnd(lo)})
+	lo := ws.overlayKey([]byte{KindPage})
+	it, err := ws.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: PrefixEnd(lo)})
 	if err != nil {
 		return nil, err
 	}
@@ -115,7 +115,7 @@ func (ws *Workspace) foldPages(ctx context.Context) ([]tree.Mutation, error) {
 		if len(v) == 0 || v[0] != 1 {
 			continue
 		}
-		ino, page := keyIno(k), keyPage(k)
+		ino, page := KeyIno(k), keyPage(k)
 		if cur == nil || cur.ino != ino || cur.index != page/pagesPerBlock {
 			if cur != nil {
 				jobs <- cur
@@ -137,7 +137,7 @@ func (ws *Workspace) foldPages(ctx context.Context) ([]tree.Mutation, error) {
 
 // foldBlock applies a job's pages to its block and stores the result.
 func (ws *Workspace) foldBlock(ctx context.Context, j *foldJob) (tree.Mutation, bool, error) {
-	key := blockKey(j.ino, j.index)
+	key := BlockKey(j.ino, j.index)
 	n, err := ws.inode(ctx, j.ino)
 	if err == syscall.ENOENT {
 		return tree.Mutation{}, false, nil // removed; its pages go with the overlay
@@ -160,17 +160,17 @@ func (ws *Workspace) foldBlock(ctx context.Context, j *foldJob) (tree.Mutation, 
 		clear(page[copy(page, v):])
 	}
 	block = block[:min(uint64(BlockSize), n.Size-start)]
-	if isZero(block) {
+	if IsZero(block) {
 		return tree.Mutation{Key: key, Delete: true}, true, nil
 	}
-	id, err := ws.e.st.Put(ctx, block)
+	id, err := ws.env.Store.Put(ctx, block)
 	if err != nil {
 		return tree.Mutation{}, false, err
 	}
 	return tree.Mutation{Key: key, Value: id[:]}, true, nil
 }
 
-func isZero(b []byte) bool {
+func IsZero(b []byte) bool {
 	for len(b) >= 8 {
 		if b[0]|b[1]|b[2]|b[3]|b[4]|b[5]|b[6]|b[7] != 0 {
 			return false
