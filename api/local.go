@@ -263,6 +263,7 @@ func (l *Local) Import(ctx context.Context, br, dir string) (ImportResult, error
 		res.Saved = &saved
 	}
 	res.Stats, err = transfer.ImportWith(ctx, ws, dir, transfer.ImportOptions{Progress: copyProgress(ctx)})
+	ws.NotifyChanged() // mounts of the branch drop what their kernels cached
 	if err != nil {
 		return res, err
 	}
