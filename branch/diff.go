@@ -33,6 +33,13 @@ func (e *Engine) Diff(ctx context.Context, a, b string) ([]Change, error) {
 		return nil, err
 	}
 	defer release()
+	// Each side is checked where it differs from the other (parent-link loops, names): a
+	// loop that is not in both trees passes through an entry that differs.
+	for i := range sides {
+		if err := e.checkTreeIn(ctx, t, sides[i].root, sides[1-i].root); err != nil {
+			return nil, fmt.Errorf("%s: %w", []string{a, b}[i], err)
+		}
+	}
 	return e.diffRootsIn(ctx, t, sides[0].root, sides[1].root)
 }
 
@@ -58,6 +65,9 @@ func (e *Engine) diffRootsIn(ctx context.Context, t *tree.Tree, ra, rb store.ID)
 		switch k[0] {
 		case kindDirent:
 			parent, name := keyIno(k), string(k[9:])
+			if checkEntryName(name) != nil {
+				return fmt.Errorf("%w: directory %d: entry %q is not a valid file name", ErrDamaged, parent, name)
+			}
 			_, ta, _ := decodeDirent(va)
 			_, tb, _ := decodeDirent(vb)
 			switch {

@@ -410,8 +410,14 @@ func (ws *Workspace) purgeOrphans(ctx context.Context) error {
 
 // removeInode deletes an inode with all its blocks and xattrs.
 func (ws *Workspace) removeInode(ctx context.Context, t *Txn, ino uint64) error {
-	if err := t.dropPages(ino, 0); err != nil {
+	n, err := t.inode(ctx, ino)
+	if err != nil {
 		return err
+	}
+	if !n.Inline { // inline content has no pages
+		if err := t.dropPages(ino, 0, n.Size); err != nil {
+			return err
+		}
 	}
 	var keys [][]byte
 	for _, p := range [][]byte{BlockPrefix(ino), XattrPrefix(ino)} {
