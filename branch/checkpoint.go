@@ -188,15 +188,22 @@ func (e *Engine) moveBaseCarry(ws *Workspace, b *pebble.Batch, id store.ID, carr
 // returned again until the state changes (fold once, foldonce.go).
 func (e *Engine) snapshotCommit(ctx context.Context, ws *Workspace, msg string) (store.ID, error) {
 	ws.Lock()
-	defer ws.Unlock()
 	if c := e.cachedFold(ws); c != nil && !c.commit.IsZero() {
+		ws.Unlock()
 		return c.commit, e.retainCommit(ctx, c.commit)
 	}
-	root, n, err := ws.FoldLocked(ctx)
+	// Fold a frozen copy with the lock released, like a checkpoint: writers go on meanwhile
+	// (the commit holds the writes that completed before the snapshot).
+	snap := e.db.NewSnapshot()
+	defer snap.Close()
+	frozen := ws.FreezeLocked(snap)
+	overlay, ver := ws.OverlayID(), ws.VersionLocked()
+	_, base := ws.HeadLocked()
+	ws.Unlock()
+	root, n, err := frozen.FoldLocked(ctx)
 	if err != nil {
 		return store.ID{}, err
 	}
-	_, base := ws.HeadLocked()
 	if n == 0 {
 		return base, e.st.Retain(ctx, base)
 	}
@@ -209,7 +216,7 @@ func (e *Engine) snapshotCommit(ctx context.Context, ws *Workspace, msg string) 
 	if err := b.Commit(pebble.NoSync); err != nil {
 		return store.ID{}, err
 	}
-	e.keepFold(ws, &foldCache{root: root, commit: id, epoch: e.folds.epoch.Load()})
+	e.keepFoldAt(ws, overlay, ver, &foldCache{root: root, commit: id, epoch: e.folds.epoch.Load()})
 	return id, nil
 }
 
