@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sort"
 
+	"github.com/agentfs/agentfs/branch/tree"
 	"github.com/agentfs/agentfs/store"
 )
 
@@ -44,6 +45,11 @@ func (e *Engine) CheckCommit(ctx context.Context, commit, trusted store.ID) erro
 }
 
 func (e *Engine) checkTree(ctx context.Context, root, trusted store.ID) error {
+	return e.checkTreeIn(ctx, e.tree, root, trusted)
+}
+
+// checkTreeIn is checkTree on trees read through t (a diff's folded working layers).
+func (e *Engine) checkTreeIn(ctx context.Context, t *tree.Tree, root, trusted store.ID) error {
 	l := &parentLinks{state: map[uint64]uint8{}}
 	visit := func(k, v []byte) error {
 		if v == nil || len(k) < 9 {
@@ -74,16 +80,16 @@ func (e *Engine) checkTree(ctx context.Context, root, trusted store.ID) error {
 	}
 	if trusted.IsZero() {
 		for _, kind := range []byte{kindDirent, kindInode} {
-			if err := e.tree.Scan(ctx, root, []byte{kind}, []byte{kind + 1}, visit); err != nil {
+			if err := t.Scan(ctx, root, []byte{kind}, []byte{kind + 1}, visit); err != nil {
 				return err
 			}
 		}
 	} else {
-		if err := e.tree.Diff(ctx, trusted, root, func(k, _, v []byte) error { return visit(k, v) }); err != nil {
+		if err := t.Diff(ctx, trusted, root, func(k, _, v []byte) error { return visit(k, v) }); err != nil {
 			return err
 		}
 		l.get = func(ino uint64) (uint64, bool, error) {
-			v, ok, err := e.tree.Get(ctx, root, inodeKey(ino))
+			v, ok, err := t.Get(ctx, root, inodeKey(ino))
 			if err != nil || !ok {
 				return 0, false, err
 			}
