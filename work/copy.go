@@ -207,12 +207,23 @@ func (ws *Workspace) shareBlocksLocked(ctx context.Context, since *uint64, src, 
 	return n, t.commit(false)
 }
 
-// dropPageRange deletes the pages [from, to) of ino.
+// dropPageRange deletes the pages [from, to) of ino, one by one and only those that exist
+// (a copy into a new file drops none): range deletions fragment every later read of the
+// memtable (see dropPages).
 func (t *Txn) dropPageRange(ino, from, to uint64) error {
 	for id := range t.pages {
 		if id.ino == ino && id.index >= from && id.index < to {
 			delete(t.pages, id)
 		}
 	}
-	return t.b.DeleteRange(t.ws.overlayKey(pageKey(ino, from)), t.ws.overlayKey(pageKey(ino, to)), nil)
+	var drop []uint64
+	if err := t.ws.pageSpan(ino, from, to-1, func(p uint64, _ []byte) { drop = append(drop, p) }); err != nil {
+		return err
+	}
+	for _, p := range drop {
+		if err := t.b.Delete(t.ws.overlayKey(pageKey(ino, p)), nil); err != nil {
+			return err
+		}
+	}
+	return nil
 }
