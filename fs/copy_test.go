@@ -109,6 +109,9 @@ func TestCopyFileRangeDifferential(t *testing.T) {
 		if err := os.WriteFile(filepath.Join(dir, "long"), bytes.Repeat([]byte{'x'}, 9*64<<10), 0o644); err != nil {
 			t.Fatal(err)
 		}
+		if err := os.WriteFile(filepath.Join(dir, "small"), bytes.Repeat([]byte{'s'}, 100), 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
 	// Half the source committed (blocks), then pages over part of it.
 	if _, err := r.e.Checkpoint(context.Background(), "main", "", ""); err != nil {
@@ -135,6 +138,7 @@ func TestCopyFileRangeDifferential(t *testing.T) {
 		{"long", 65536, 65536, 131072},           // over the middle of a longer file
 		{"long", 3, 5*64<<10 + 3, 64 << 10},      // unaligned into it
 		{"src", 0, 6 * 64 << 10, 2 * 64 << 10},   // within the source, past its end
+		{"small", 0, 0, 2 * 64 << 10},            // over a small file kept in its inode
 	}
 	for i, c := range cases {
 		var got [2]int
@@ -170,7 +174,7 @@ func TestCopyFileRangeDifferential(t *testing.T) {
 	if _, err := r.e.Checkpoint(context.Background(), "main", "", ""); err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range []string{"src", "all", "shifted", "same-misalign", "unaligned", "long"} {
+	for _, name := range []string{"src", "all", "shifted", "same-misalign", "unaligned", "long", "small"} {
 		a, _ := os.ReadFile(filepath.Join(m.Dir(), name))
 		b, _ := os.ReadFile(filepath.Join(plain, name))
 		if !bytes.Equal(a, b) {

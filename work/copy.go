@@ -211,12 +211,13 @@ func (ws *Workspace) shareBlocksLocked(ctx context.Context, since *uint64, src, 
 // (a copy into a new file drops none): range deletions fragment every later read of the
 // memtable (see dropPages).
 func (t *Txn) dropPageRange(ino, from, to uint64) error {
+	var drop []uint64 // pages staged in this transaction (uninline's), then stored ones
 	for id := range t.pages {
 		if id.ino == ino && id.index >= from && id.index < to {
 			delete(t.pages, id)
+			drop = append(drop, id.index)
 		}
 	}
-	var drop []uint64
 	if err := t.ws.pageSpan(ino, from, to-1, func(p uint64, _ []byte) { drop = append(drop, p) }); err != nil {
 		return err
 	}
