@@ -13,10 +13,11 @@ import (
 //
 // A hole is a range that reads as zeros. Zeroed data is stored as nothing: an all-zero page
 // or block is not kept when the file's data is folded into blocks, so a punched range frees
-// its space at the next checkpoint. lseek reports every all-zero 4 KiB page as a hole,
-// whether it was never written, punched, or written with zeros: POSIX lets a filesystem
-// report zeros as a hole, and the tools that look for holes (cp --sparse, tar -S, rsync -S)
-// want exactly that.
+// its space at the next checkpoint. lseek reports a 4 KiB page as a hole when nothing is
+// stored for it: never written, punched, or written with zeros (a page of zeros is stored
+// empty, a block of zeros not at all). POSIX lets a filesystem report zeros as a hole, and
+// the tools that look for holes (cp --sparse, tar -S, rsync -S) want that; zeros inside a
+// stored block are reported as data, since telling them apart would mean reading them.
 
 // seekUnit is the granularity of holes reported by Seek.
 const seekUnit = 4 << 10
@@ -196,21 +197,6 @@ func (c *pageCursor) close() {
 	if c.it != nil {
 		c.it.Close()
 	}
-}
-
-func allZero(b []byte) bool {
-	for len(b) >= 8 {
-		if b[0]|b[1]|b[2]|b[3]|b[4]|b[5]|b[6]|b[7] != 0 {
-			return false
-		}
-		b = b[8:]
-	}
-	for _, c := range b {
-		if c != 0 {
-			return false
-		}
-	}
-	return true
 }
 
 // StoredBytes returns what a file's data takes in the repository, for st_blocks: its stored
