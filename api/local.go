@@ -263,6 +263,7 @@ func (l *Local) Import(ctx context.Context, br, dir string) (ImportResult, error
 		res.Saved = &saved
 	}
 	res.Stats, err = transfer.ImportWith(ctx, ws, dir, transfer.ImportOptions{Progress: copyProgress(ctx)})
+	ws.NotifyChanged() // mounts of the branch drop what their kernels cached
 	if err != nil {
 		return res, err
 	}
@@ -278,9 +279,14 @@ func (l *Local) Export(ctx context.Context, ref, dir string, o ...ExportOptions)
 	if err := checkExportDir(dir); err != nil {
 		return err
 	}
-	ws, _, err := l.Engine.Open(ctx, ref)
+	ws, r, err := l.Engine.Open(ctx, ref)
 	if err != nil {
 		return err
+	}
+	// The whole committed tree is checked first: export walks only what the root reaches,
+	// and a tree with parent-link loops or bad names elsewhere is damaged or crafted.
+	if err := l.Engine.CheckCommit(ctx, r.Commit, store.ID{}); err != nil {
+		return fmt.Errorf("export %s: %w; nothing was exported", ref, err)
 	}
 	var eo ExportOptions
 	if len(o) > 0 {

@@ -30,8 +30,9 @@ type fsys struct {
 	errs       errSeq      // write errors per inode, reported at fsync and close
 
 	mu    sync.Mutex
-	open  map[*node]int  // nodes with open file handles, so a reset reaches unlinked files too
-	holds map[uint64]int // workspace Opens this mount holds, per inode
+	open  map[*node]int    // nodes with open file handles, so a reset reaches unlinked files too
+	holds map[uint64]int   // workspace Opens this mount holds, per inode
+	nodes map[uint64]*node // nodes the kernel knows, by inode number (see known)
 }
 
 // hold keeps inode ino alive in the workspace (ws.Open) while the kernel or a handle
@@ -61,6 +62,7 @@ func (f *fsys) releaseAll() {
 	holds := f.holds
 	f.holds = map[uint64]int{}
 	f.open = map[*node]int{}
+	f.nodes = map[uint64]*node{}
 	f.mu.Unlock()
 	for ino, c := range holds {
 		for range c {
@@ -86,6 +88,11 @@ type node struct {
 
 // OnForget runs when the kernel forgot the node.
 func (n *node) OnForget() {
+	n.fs.mu.Lock()
+	if n.fs.nodes[n.ino()] == n {
+		delete(n.fs.nodes, n.ino())
+	}
+	n.fs.mu.Unlock()
 	if n.held.CompareAndSwap(true, false) {
 		if err := n.fs.unhold(context.Background(), n.ino()); err != nil {
 			n.fs.errno("forget", err)
@@ -151,8 +158,13 @@ func splitNs(ns int64) (uint64, uint32) {
 func (n *node) child(ctx context.Context, in *work.Inode, out *fuse.EntryOut) *gofs.Inode {
 	n.fs.fillAttr(in, &out.Attr)
 	child := n.NewInode(ctx, &node{fs: n.fs}, gofs.StableAttr{Mode: in.Mode & syscall.S_IFMT, Ino: in.Ino})
-	if cn, ok := child.Operations().(*node); ok && cn.held.CompareAndSwap(false, true) {
-		n.fs.hold(in.Ino) // a new node, or one revived after OnForget
+	if cn, ok := child.Operations().(*node); ok {
+		n.fs.mu.Lock()
+		n.fs.nodes[in.Ino] = cn
+		n.fs.mu.Unlock()
+		if cn.held.CompareAndSwap(false, true) {
+			n.fs.hold(in.Ino) // a new node, or one revived after OnForget
+		}
 	}
 	return child
 }

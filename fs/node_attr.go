@@ -62,6 +62,7 @@ func (n *node) Setattr(ctx context.Context, f gofs.FileHandle, in *fuse.SetAttrI
 		return e
 	}
 	n.fs.fillAttr(res, &out.Attr)
+	n.inodeChanged()
 	return 0
 }
 
@@ -122,7 +123,11 @@ func (n *node) Setxattr(ctx context.Context, attr string, data []byte, flags uin
 	if e := n.fs.writable(); e != 0 {
 		return e
 	}
-	return n.fs.errno("setxattr", n.fs.ws.SetXattr(wctx(ctx), n.ino(), attr, data, flags))
+	e := n.fs.errno("setxattr", n.fs.ws.SetXattr(wctx(ctx), n.ino(), attr, data, flags))
+	if e == 0 {
+		n.inodeChanged()
+	}
+	return e
 }
 
 func (n *node) Removexattr(ctx context.Context, attr string) syscall.Errno {
@@ -132,7 +137,11 @@ func (n *node) Removexattr(ctx context.Context, attr string) syscall.Errno {
 	if e := n.fs.writable(); e != 0 {
 		return e
 	}
-	return n.fs.errno("removexattr", n.fs.ws.RemoveXattr(wctx(ctx), n.ino(), attr))
+	e := n.fs.errno("removexattr", n.fs.ws.RemoveXattr(wctx(ctx), n.ino(), attr))
+	if e == 0 {
+		n.inodeChanged()
+	}
+	return e
 }
 
 func (n *node) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errno) {

@@ -77,6 +77,6 @@ func (f *fsys) invalidateAll() {
 // cached.
 func (f *fsys) notify(what string, e syscall.Errno) {
 	if e != 0 && e != syscall.ENOENT && e != syscall.ENOTDIR {
-		f.log.Printf("agentfs: invalidating %s after reset: %v", what, e)
+		f.log.Printf("agentfs: invalidating a kernel cache %s: %v", what, e)
 	}
 }
