@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/schollz/progressbar/v3"
+	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
 
 	"github.com/agentfs/agentfs/api"
@@ -18,9 +19,18 @@ import (
 // Progress bars on stderr for long commands (import, export, push, pull, clone, gc, fsck), drawn by
 // github.com/schollz/progressbar: phase, count, percentage and ETA where the total is known,
 // a spinner with the count where it is not. Nothing is drawn when stderr is not a terminal
-// (scripts, CI, pipes) or with --quiet.
+// (scripts, CI, pipes), with --quiet, or with --json.
 
 var quiet bool // --quiet / -q (main.go)
+
+// quietForJSON draws no bars for a command run with --json: its output is for a program,
+// which may read stdout and stderr from one terminal (an agent's pty), and must find there
+// the JSON value alone.
+func quietForJSON(c *cobra.Command, _ []string) {
+	if f := c.Flags().Lookup("json"); f != nil && f.Value.String() == "true" {
+		quiet = true
+	}
+}
 
 func drawProgress() bool {
 	if quiet {
