@@ -110,7 +110,7 @@ func pushCmd() *cobra.Command {
 		RunE: func(c *cobra.Command, args []string) error {
 			rem, br := remoteAndBranch(args)
 			return run(func(ctx context.Context, s api.Service) error {
-				stop := showProgress(ctx, s)
+				stop := showProgress(ctx, s, "push", rem, br)
 				res, err := s.Push(ctx, rem, br)
 				stop()
 				if err != nil {
@@ -143,7 +143,7 @@ func pullCmd() *cobra.Command {
 		RunE: func(c *cobra.Command, args []string) error {
 			rem, br := remoteAndBranch(args)
 			return run(func(ctx context.Context, s api.Service) error {
-				stop := showProgress(ctx, s)
+				stop := showProgress(ctx, s, "pull", rem, br)
 				res, err := s.Pull(ctx, rem, br, remote.PullOptions{Full: full, NoMerge: noMerge})
 				stop()
 				if err != nil {
@@ -202,7 +202,7 @@ func cloneCmd() *cobra.Command {
 				return err
 			}
 			svc := &api.Local{Engine: r.Engine, Remotes: r.Remotes}
-			stop := showProgress(ctx, svc)
+			stop := showProgress(ctx, svc, "clone", "", "") // a new repository: its only transfer
 			res, err := r.Remotes.Clone(ctx, args[0], branches, remote.PullOptions{Full: full})
 			stop()
 			if err == nil && !slices.ContainsFunc(res.Branches, func(p remote.PullResult) bool { return p.Branch == "main" }) {
