@@ -310,6 +310,7 @@ func (s *suite) daemonPart(ctx context.Context) error {
 	s.agents(ctx, d, agentBase, memRow)
 	s.rollback(ctx, d, mnt)
 	s.fileWorkloads()
+	s.workloads(ctx, d) // workloads.go
 	return nil
 }
 
