@@ -113,7 +113,7 @@ func (l *Local) branchSpace(ctx context.Context, out []BranchInfo) error {
 	}
 	for i := range out {
 		s := space[out[i].Name]
-		out[i].SharedBytes, out[i].ExclusiveBytes = s.Shared, s.Exclusive
+		out[i].SharedBytes, out[i].ExclusiveBytes = &s.Shared, &s.Exclusive
 	}
 	return nil
 }
