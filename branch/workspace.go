@@ -347,8 +347,7 @@ func (ws *Workspace) replaceContent(root, base store.ID) {
 // moveBase commits b (synced) together with dropping the overlay and pointing the branch at
 // commit id.
 func (ws *Workspace) moveBase(b *pebble.Batch, id store.ID) error {
-	ws.e.mu.Lock()
-	defer ws.e.mu.Unlock()
+	defer ws.e.lockBranch(ws.name)()
 	br, err := ws.e.GetBranch(ws.name)
 	if err != nil {
 		return err
@@ -359,7 +358,7 @@ func (ws *Workspace) moveBase(b *pebble.Batch, id store.ID) error {
 	// The working state restarts in a fresh overlay. Reusing the old key range would make
 	// every later scan of it step over the range-deleted keys until Pebble compacts them:
 	// after a 100k-file import, a one-file checkpoint would take tens of milliseconds.
-	newID, err := ws.e.counter(b, keyNextBranch, 1)
+	newID, err := ws.e.newBranchID()
 	if err != nil {
 		return err
 	}
@@ -370,6 +369,7 @@ func (ws *Workspace) moveBase(b *pebble.Batch, id store.ID) error {
 	if err := b.Set(refKey(ws.name), encodeBranch(br), nil); err != nil {
 		return err
 	}
+	beforeRefCommit(ws.name)
 	if err := ws.e.st.CommitDurable(b); err != nil {
 		return err
 	}
