@@ -380,6 +380,9 @@ func (e *Engine) DeleteBranch(ctx context.Context, name string) error {
 	if err := b.Delete(quotaKey(name), nil); err != nil {
 		return err
 	}
+	if err := b.Delete(retentionKey(name), nil); err != nil {
+		return err
+	}
 	beforeRefCommit(name)
 	if err := e.st.CommitDurable(b); err != nil {
 		return err
