@@ -56,7 +56,8 @@ type Service interface {
 	PruneCheckpoints(ctx context.Context, branch string, keepLast int, keepWithin time.Duration) (PruneResult, error)
 	// SetQuota changes a branch's limits (api/quota.go); an omitted limit stays as it is.
 	SetQuota(ctx context.Context, branch string, q QuotaRequest) (BranchInfo, error)
-	Reviewer // api/review.go
+	Reviewer   // api/review.go
+	Maintainer // api/maintenance.go
 }
 
 // BranchInfo describes a branch.

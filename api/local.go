@@ -23,6 +23,8 @@ type Local struct {
 	Mounter *MountTable // nil when no daemon runs: mounting then needs one
 	// Remotes runs push and pull (api/remote.go); nil: remote calls fail.
 	Remotes *remote.Manager
+	// Schedule tells when the daemon's maintenance runs next; nil: no daemon runs it.
+	Schedule func() Schedule
 
 	allowed []string // host directories import and export may use (AllowPaths); none: any
 }

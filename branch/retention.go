@@ -62,9 +62,17 @@ func (r Retention) String() string {
 		if s != "" {
 			s += " and "
 		}
-		s += "keep those within " + r.KeepWithin.String()
+		s += "keep those within " + FormatAge(r.KeepWithin)
 	}
 	return s + ", and named ones"
+}
+
+// FormatAge writes a period as agentfs retention reads it: whole days as "30d".
+func FormatAge(d time.Duration) string {
+	if d > 0 && d%(24*time.Hour) == 0 {
+		return fmt.Sprintf("%dd", d/(24*time.Hour))
+	}
+	return d.String()
 }
 
 func retentionKey(branch string) []byte { return append([]byte("Mretention/"), branch...) }

@@ -73,6 +73,7 @@ func newRootCmd() *cobra.Command {
 		remoteCmd(), pushCmd(), pullCmd(), cloneCmd(),
 		csiCmd(), dockerPluginCmd(),
 		versionCmd(), statusCmd(),
+		retentionCmd(), maintenanceCmd(), // maintenance_cmd.go
 	)
 	addPruneCmd(root) // checkpoint prune (gc_cmd.go)
 	addReviewCmds(root)
