@@ -40,8 +40,9 @@ func connect() (svc api.Service, close func() error, err error) {
 		// Calls go through the same guard as the daemon's (audit log): agents_cmd.go.
 		// remote gc has its own route, as in serve.go.
 		mux := http.NewServeMux()
-		mux.Handle("POST /v1/remote.gc", api.RemoteGCHandler(l))
-		mux.Handle("/", guard(dir, l, false, nil))
+		g := guard(dir, l, false, nil)
+		mux.Handle("POST /v1/remote.gc", g.Wrap(api.RemoteGCHandler(l)))
+		mux.Handle("/", g)
 		c := api.InProcess(mux, "")
 		return c, func() error { c.Close(); return closeDirect() }, nil
 	}

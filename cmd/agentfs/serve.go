@@ -130,11 +130,12 @@ func serve(dir string, mounts []string, mo api.MountOptions, allowPaths []string
 	}
 	stop := make(chan struct{}, 1)
 	mux := http.NewServeMux()
-	mux.Handle("POST /v1/stop", api.StopHandler(func() { stop <- struct{}{} }))
-	mux.Handle("POST /v1/remote.gc", api.RemoteGCHandler(svc))
 	g := guard(dir, svc, false, logger.Printf)
 	g.Next = api.Handler(api.Instrument(svc)) // counts versions and transfers (internal/metrics)
 	mux.Handle("/", logCalls(g))              // one log line per call (serve_obs.go)
+	// stop and remote.gc have handlers of their own, behind the same guard and audit log.
+	mux.Handle("POST /v1/stop", logCalls(g.Wrap(api.StopHandler(func() { stop <- struct{}{} }))))
+	mux.Handle("POST /v1/remote.gc", logCalls(g.Wrap(api.RemoteGCHandler(svc))))
 	stopMetrics, err := serveObs.serveMetrics(r.Store.DB(), func(context.Context) error { _, err := r.Engine.Branches(); return err })
 	if err != nil {
 		gate.Open(nil, err)
