@@ -65,7 +65,7 @@ func (s *suite) fleet(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	d, err := StartDaemon(s.cfg.Bin, repoDir, filepath.Join(s.cfg.WorkDir, "fleet-daemon.log"), s.cl)
+	d, err := StartDaemon(s.cfg.Bin, repoDir, filepath.Join(s.cfg.WorkDir, "fleet-daemon.log"), "", s.cl)
 	if err != nil {
 		return err
 	}
