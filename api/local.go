@@ -23,6 +23,8 @@ type Local struct {
 	Mounter *MountTable // nil when no daemon runs: mounting then needs one
 	// Remotes runs push and pull (api/remote.go); nil: remote calls fail.
 	Remotes *remote.Manager
+	// Schedule tells when the daemon's maintenance runs next; nil: no daemon runs it.
+	Schedule func() Schedule
 
 	allowed []string // host directories import and export may use (AllowPaths); none: any
 }
@@ -45,18 +47,25 @@ func (l *Local) branchInfo(ctx context.Context, b *branch.Branch) (BranchInfo, e
 	return info, l.quotaInfo(ctx, &info)
 }
 
-func (l *Local) Branches(ctx context.Context) ([]BranchInfo, error) {
-	bs, err := l.Engine.Branches()
+func (l *Local) Branches(ctx context.Context, o ...ListOptions) ([]BranchInfo, error) {
+	bs, err := l.Engine.BranchStates()
 	if err != nil {
 		return nil, err
 	}
+	var mounted map[string]string
+	if l.Mounter != nil {
+		mounted = l.Mounter.ReadWriteDirs()
+	}
 	out := make([]BranchInfo, 0, len(bs))
 	for _, b := range bs {
-		info, err := l.branchInfo(ctx, b)
-		if err != nil {
+		info := BranchInfo{Name: b.Name, Base: b.Base.String(), Created: b.Created, Changed: b.Changed, Mounted: mounted[b.Name]}
+		if err := l.quotaInfo(ctx, &info); err != nil {
 			return nil, err
 		}
 		out = append(out, info)
+	}
+	if !listOptions(o).Space {
+		return out, nil
 	}
 	return out, l.branchSpace(ctx, out)
 }

@@ -40,6 +40,11 @@ type Request struct {
 	Path2      string             `json:"path2,omitempty"`      // file.move: the destination
 	Data       []byte             `json:"data,omitempty"`       // file.write: the content (base64 in JSON)
 
+	Space bool `json:"space,omitempty"` // branches: with the space accounting
+	Run   bool `json:"run,omitempty"`   // maintenance: run retention and gc now
+
+	Retention *RetentionRequest `json:"retention,omitempty"` // retention.set (api/maintenance.go)
+
 	DryRun     bool   `json:"dry_run,omitempty"`     // gc
 	KeepLast   int    `json:"keep_last,omitempty"`   // checkpoint.prune
 	KeepWithin string `json:"keep_within,omitempty"` // checkpoint.prune, a Go duration
@@ -82,7 +87,9 @@ var codes = []struct {
 type call func(ctx context.Context, s Service, r Request) (any, error)
 
 var calls = map[string]call{
-	"branches": func(ctx context.Context, s Service, r Request) (any, error) { return s.Branches(ctx) },
+	"branches": func(ctx context.Context, s Service, r Request) (any, error) {
+		return s.Branches(ctx, ListOptions{Space: r.Space})
+	},
 	"branch.create": func(ctx context.Context, s Service, r Request) (any, error) {
 		return s.CreateBranch(ctx, r.Name, r.From)
 	},
