@@ -114,8 +114,20 @@ func (l *Local) Log(ctx context.Context, br string) ([]CheckpointInfo, error) {
 // the others with the paths they changed.
 func (l *Local) checkpointInfos(ctx context.Context, entries []branch.LogEntry) ([]CheckpointInfo, error) {
 	out := make([]CheckpointInfo, 0, len(entries))
+	var via string // the newest signed checkpoint seen: it covers the older ones
 	for _, e := range entries {
 		info := commitInfo(e.ID, e.Commit)
+		if l.Remotes != nil {
+			si, err := l.Remotes.Signer(e.ID)
+			if err != nil {
+				return nil, err
+			}
+			if si != nil {
+				info.SignedBy, via = si.Signer, e.ID.String()
+			} else {
+				info.SignedVia = via
+			}
+		}
 		pruned, err := l.Engine.IsPruned(e.ID)
 		if err != nil {
 			return nil, err

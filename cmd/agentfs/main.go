@@ -70,7 +70,7 @@ func newRootCmd() *cobra.Command {
 		rollbackCmd(), diffCmd(), logCmd(), lsCmd(), catCmd(),
 		mountCmd(), unmountCmd(), mountsCmd(), serveCmd(), stopCmd(), mergeCmd(),
 		gcCmd(), fsckCmd(),
-		remoteCmd(), pushCmd(), pullCmd(), cloneCmd(),
+		remoteCmd(), pushCmd(), pullCmd(), cloneCmd(), keygenCmd(),
 		csiCmd(), dockerPluginCmd(),
 		versionCmd(), statusCmd(),
 	)
