@@ -131,7 +131,7 @@ var (
 		}
 		return s.RemoteRekey(ctx, r.Name, r.Security.KeyFiles[0])
 	}
-	callRemoteRm  = func(ctx context.Context, s Service, r Request) (any, error) {
+	callRemoteRm = func(ctx context.Context, s Service, r Request) (any, error) {
 		return struct{}{}, s.RemoteRemove(ctx, r.Name)
 	}
 	callRemoteList = func(ctx context.Context, s Service, r Request) (any, error) { return s.RemoteList(ctx) }

@@ -17,8 +17,8 @@ import (
 // RekeyResult says what a rekey rewrote.
 type RekeyResult struct {
 	Remote      string `json:"remote"`
-	KeyID       string `json:"key_id"`       // the new key's id
-	Packs       int    `json:"packs"`        // packs in the bucket
+	KeyID       string `json:"key_id"` // the new key's id
+	Packs       int    `json:"packs"`  // packs in the bucket
 	Rewritten   int    `json:"packs_rewritten"`
 	Objects     int64  `json:"objects_rewritten"`
 	Refs        int    `json:"refs_rewritten"`

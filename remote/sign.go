@@ -190,7 +190,9 @@ func verifyRef(remote, br string, rec refRecord, head store.ID, trust []ed25519.
 	return &SignInfo{Signer: PublicKeyString(pub), Remote: remote, Branch: br, Time: rec.Time}, nil
 }
 
-func untrustedf(format string, a ...any) error { return &tagged{ErrUntrusted, fmt.Sprintf(format, a...)} }
+func untrustedf(format string, a ...any) error {
+	return &tagged{ErrUntrusted, fmt.Sprintf(format, a...)}
+}
 
 // SignInfo says who signed a ref that named a checkpoint.
 type SignInfo struct {
