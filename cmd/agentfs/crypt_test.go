@@ -278,3 +278,125 @@ func TestEncryptedRemotePassphraseAndRekey(t *testing.T) {
 	}
 	ok(t, origin, "fsck", "--remote", "--verify-data")
 }
+
+// TestSignedRefs: pushes of a repository with a signing key sign their refs; clone and pull
+// with --trust accept them, and refuse with one line a branch signed by another key, an
+// unsigned one, and refs rewritten by hand in the bucket (a plaintext ref naming another
+// commit; an encrypted ref replaced by another branch's). The trust is remembered, also by a
+// daemon; log shows who signed each checkpoint.
+func TestSignedRefs(t *testing.T) {
+	t.Setenv("AGENTFS_REMOTE_KEY", "")
+	t.Setenv("AGENTFS_REMOTE_KEY_ORIGIN", "")
+	ctx := context.Background()
+	tmp := t.TempDir()
+	bucket := filepath.Join(tmp, "bucket")
+	url := "file://" + bucket
+	encBucket := filepath.Join(tmp, "enc")
+	encURL := "file://" + encBucket
+	key := writeKey(t, tmp, "key", randomKey(t))
+
+	origin := newRepo(t)
+	pub := strings.TrimSpace(ok(t, origin, "keygen"))
+	if fi, err := os.Stat(filepath.Join(origin, "signing.key")); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("signing key: %v %v", fi, err)
+	}
+	if again := strings.TrimSpace(ok(t, origin, "keygen")); again != pub {
+		t.Fatalf("keygen replaced the key without --force: %s, then %s", pub, again)
+	}
+	ok(t, origin, "import", "main", writeTree(t, map[string]string{"a.txt": "one\n"}))
+	first := lastCheckpoint(t, origin, "main")
+	ok(t, origin, "import", "main", writeTree(t, map[string]string{"a.txt": "two\n"}))
+	ok(t, origin, "fork", "main", "second")
+	ok(t, origin, "remote", "add", "origin", url)
+	ok(t, origin, "remote", "add", "enc", encURL, "--key-file", key)
+	for _, r := range []string{"origin", "enc"} {
+		ok(t, origin, "push", r, "main")
+		ok(t, origin, "push", r, "second")
+	}
+	other := newRepo(t)
+	otherPub := strings.TrimSpace(ok(t, other, "keygen"))
+	ok(t, other, "import", "main", writeTree(t, map[string]string{"b.txt": "foreign\n"}))
+	ok(t, other, "remote", "add", "origin", url)
+	ok(t, other, "fork", "main", "foreign")
+	ok(t, other, "push", "origin", "foreign")
+	unsigned := newRepo(t)
+	ok(t, unsigned, "import", "main", writeTree(t, map[string]string{"c.txt": "unsigned\n"}))
+	ok(t, unsigned, "remote", "add", "origin", url)
+	ok(t, unsigned, "fork", "main", "unsigned")
+	ok(t, unsigned, "push", "origin", "unsigned")
+
+	// The pusher's key: accepted; log names the signer.
+	clone := filepath.Join(tmp, "clone")
+	ok(t, clone, "clone", url, "--branch", "main", "--trust", pub)
+	var log []struct {
+		ID        string `json:"id"`
+		SignedBy  string `json:"signed_by"`
+		SignedVia string `json:"signed_via"`
+	}
+	if err := json.Unmarshal([]byte(ok(t, clone, "log", "main", "--json")), &log); err != nil {
+		t.Fatal(err)
+	}
+	if len(log) < 2 || log[0].SignedBy != pub || log[1].SignedVia != log[0].ID {
+		t.Fatalf("log of the clone: %+v; want the head signed by %s and the older ones signed via it", log, pub)
+	}
+	if text := ok(t, clone, "log", "main"); !strings.Contains(text, "signed by "+pub) {
+		t.Fatalf("log does not show the signer:\n%s", text)
+	}
+	if err := json.Unmarshal([]byte(ok(t, origin, "log", "main", "--json")), &log); err != nil || log[0].SignedBy != pub {
+		t.Fatalf("log of the pushing repository: %+v %v", log, err)
+	}
+	// A trust file works the same.
+	trustFile := writeKey(t, tmp, "trusted", []byte("# the fleet\n"+pub+"\n"))
+	ok(t, filepath.Join(tmp, "clone2"), "clone", url, "--branch", "main", "--trust-file", trustFile)
+
+	// Another key, or none: one line.
+	oneErrLine(t, agentfs(t, filepath.Join(tmp, "c3"), "clone", url, "--branch", "main", "--trust", otherPub),
+		"clone trusting another key", "branch main is signed by "+pub, "not a trusted key")
+	oneErrLine(t, agentfs(t, filepath.Join(tmp, "c4"), "clone", url, "--branch", "unsigned", "--trust", pub),
+		"clone of an unsigned branch", "branch unsigned is not signed")
+	// The trust is remembered: a pull of the foreign branch without --trust is refused, here
+	// through a daemon.
+	d := startDaemon(t, clone)
+	oneErrLine(t, agentfs(t, clone, "pull", "origin", "foreign"), "pull of a branch signed by another key",
+		"branch foreign is signed by "+otherPub, "not a trusted key")
+	oneErrLine(t, agentfs(t, clone, "pull", "origin", "unsigned"), "pull of an unsigned branch", "is not signed")
+	ok(t, clone, "pull", "origin", "foreign", "--trust", pub, "--trust", otherPub) // trusting both
+	d.stop(t)
+
+	// A plaintext ref rewritten by hand to name an older commit: the signature no longer
+	// matches.
+	refPath := filepath.Join(bucket, "refs", "heads", "main")
+	var rec map[string]any
+	if err := json.Unmarshal(mustRead(t, refPath), &rec); err != nil {
+		t.Fatal(err)
+	}
+	rec["commit"] = first
+	data, _ := json.Marshal(rec)
+	if err := os.WriteFile(refPath, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	oneErrLine(t, agentfs(t, filepath.Join(tmp, "c5"), "clone", url, "--branch", "main", "--trust", pub),
+		"clone of a ref rewritten by hand", "signature of branch main does not match")
+	oneErrLine(t, agentfs(t, clone, "pull", "origin", "main"), "pull of a ref rewritten by hand", "does not match")
+
+	// An encrypted ref replaced by another branch's sealed ref: the seal binds it to its name.
+	encRef := filepath.Join(encBucket, "refs", "heads", "main")
+	if err := os.WriteFile(encRef, mustRead(t, filepath.Join(encBucket, "refs", "heads", "second")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	oneErrLine(t, agentfs(t, filepath.Join(tmp, "c6"), "clone", encURL, "--branch", "main", "--key-file", key, "--trust", pub),
+		"clone of an encrypted ref swapped by hand", "ref main fails its authentication check")
+	_ = ctx
+}
+
+// lastCheckpoint returns the id of the newest checkpoint of br.
+func lastCheckpoint(t *testing.T, repo, br string) string {
+	t.Helper()
+	var log []struct {
+		ID string `json:"id"`
+	}
+	if err := json.Unmarshal([]byte(ok(t, repo, "log", br, "--json")), &log); err != nil || len(log) == 0 {
+		t.Fatalf("log %s: %v", br, err)
+	}
+	return log[0].ID
+}
