@@ -192,7 +192,7 @@ func (e *Engine) blameStep(ctx context.Context, x *blameVersion, queue map[store
 // findFile returns the parent's version of file n (at path p in the child): the same inode
 // if the parent has it (renames are followed), else whatever file is at p.
 func (e *Engine) findFile(ctx context.Context, pv *Workspace, root store.ID, n *Inode, p string) (*Inode, string, error) {
-	if pn, err := pv.inode(ctx, n.Ino); err == nil && (pn.IsRegular() || pn.IsSymlink()) {
+	if pn, err := pv.InodeLocked(ctx, n.Ino); err == nil && (pn.IsRegular() || pn.IsSymlink()) {
 		pp, err := newPather(e.tree, root).path(ctx, n.Ino)
 		if err == nil {
 			return pn, pp, nil
@@ -222,7 +222,7 @@ func (e *Engine) sameFile(ctx context.Context, x *blameVersion, pv *Workspace, p
 		ino uint64
 	}{{xv, a.Ino}, {pv, b.Ino}} {
 		pre := blockPrefix(side.ino)
-		if err := side.v.scan(ctx, pre, prefixEnd(pre), func(k, v []byte) error {
+		if err := side.v.ScanLocked(ctx, pre, prefixEnd(pre), func(k, v []byte) error {
 			refs[i] = append(refs[i], string(k[9:])+string(v))
 			return nil
 		}); err != nil {

@@ -24,6 +24,7 @@ import (
 	"github.com/agentfs/agentfs/branch/tree"
 	"github.com/agentfs/agentfs/internal/kv"
 	"github.com/agentfs/agentfs/store"
+	"github.com/agentfs/agentfs/work"
 )
 
 var (
@@ -38,16 +39,15 @@ var (
 // Pebble keys owned by this package (the store owns 'b' and 'B'):
 //
 //	'R' name                -> branch record
-//	'W' branch-id tree-key  -> overlay entry: 0 = deleted, 1 + value = set
+//	'W' branch-id tree-key  -> overlay entry (package work)
 //	'N' branch 0 name       -> commit id of a named checkpoint
 //	'C' commit-id           -> branch name (index for id-prefix lookups and GC roots)
 //	'M' name                -> counters and format
 const (
-	pfxRef     = 'R'
-	pfxOverlay = 'W'
-	pfxName    = 'N'
-	pfxCommit  = 'C'
-	pfxMeta    = 'M'
+	pfxRef    = 'R'
+	pfxName   = 'N'
+	pfxCommit = 'C'
+	pfxMeta   = 'M'
 )
 
 var (
@@ -112,6 +112,9 @@ type Engine struct {
 	quotas    map[string]*quotaState
 	quotaView atomic.Pointer[map[string]*quotaState]
 	usage     UsageFunc
+
+	workEnv *work.Env  // what workspaces need from the engine
+	folds   foldCaches // folds of working states, reused until they change (foldonce.go)
 }
 
 // Open returns an engine over st.
@@ -126,6 +129,7 @@ func Open(st *store.Store, o Options) (*Engine, error) {
 		st: st, db: st.DB(), tree: tree.New(st, 8192), now: o.Now, log: o.Logger,
 		ws: map[string]*Workspace{}, busy: map[string]string{},
 	}
+	e.workEnv = e.newEnv()
 	if err := e.loadQuotas(); err != nil {
 		return nil, err
 	}
@@ -146,6 +150,7 @@ func (e *Engine) op() func() {
 func (e *Engine) BeginGC() (*store.Window, *pebble.Snapshot, error) {
 	e.opMu.Lock()
 	defer e.opMu.Unlock()
+	e.folds.epoch.Add(1) // stored folds no branch references may be swept
 	w, err := e.st.BeginGC()
 	if err != nil {
 		return nil, nil, err
@@ -173,13 +178,6 @@ func nameKey(branch, name string) []byte {
 }
 
 func commitKey(id store.ID) []byte { return append([]byte{pfxCommit}, id[:]...) }
-
-func overlayPrefix(id uint64) []byte {
-	k := make([]byte, 9)
-	k[0] = pfxOverlay
-	binary.BigEndian.PutUint64(k[1:], id)
-	return k
-}
 
 func (e *Engine) getKey(k []byte) ([]byte, bool, error) { return kv.Get(e.db, k) }
 
@@ -376,6 +374,9 @@ func (e *Engine) DeleteBranch(ctx context.Context, name string) error {
 	if err := e.st.CommitDurable(b); err != nil {
 		return err
 	}
+	if ws, ok := e.ws[name]; ok {
+		e.dropFold(ws)
+	}
 	delete(e.ws, name)
 	e.dropQuota(name)
 	return nil
@@ -473,7 +474,7 @@ func (e *Engine) commitOf(ctx context.Context, r Ref, msg string) (store.ID, err
 	if err != nil {
 		return store.ID{}, err
 	}
-	return ws.snapshotCommit(ctx, msg)
+	return e.snapshotCommit(ctx, ws, msg)
 }
 
 // RootOf returns the tree root of a ref's current state.
@@ -488,7 +489,7 @@ func (e *Engine) rootOf(ctx context.Context, r Ref) (store.ID, error) {
 		if err != nil {
 			return store.ID{}, err
 		}
-		return ws.currentRoot(ctx)
+		return e.currentRoot(ctx, ws)
 	}
 	c, err := e.ReadCommit(ctx, r.Commit)
 	if err != nil {
@@ -533,7 +534,7 @@ func (e *Engine) CheckpointWith(ctx context.Context, branch string, o Checkpoint
 	if err != nil {
 		return store.ID{}, nil, err
 	}
-	return ws.checkpointWith(ctx, o)
+	return e.checkpointWith(ctx, ws, o)
 }
 
 // Rollback discards the branch's working state and points it at ref's state. Mounted views
@@ -554,7 +555,7 @@ func (e *Engine) Rollback(ctx context.Context, branch, ref string) error {
 		done()
 		return err
 	}
-	hooks, err := ws.reset(ctx, target)
+	hooks, err := e.reset(ctx, ws, target)
 	done()
 	// Hooks invalidate kernel caches, which may call back into the mount: run them after
 	// op is released.
@@ -617,7 +618,7 @@ func (e *Engine) Workspace(ctx context.Context, name string) (*Workspace, error)
 		return nil, err
 	}
 	ws := newWorkspace(e, br, c.Root)
-	if err := ws.purgeOrphans(ctx); err != nil {
+	if err := ws.PurgeOrphans(ctx); err != nil {
 		return nil, err
 	}
 	e.ws[name] = ws

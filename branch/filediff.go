@@ -7,9 +7,9 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/agentfs/agentfs/branch/tree"
 	"github.com/agentfs/agentfs/internal/diff3"
 	"github.com/agentfs/agentfs/internal/gitdiff"
-	"github.com/agentfs/agentfs/store"
 )
 
 // FileDiff is one path's change with its content: what `agentfs diff --patch/--stat/--json`
@@ -44,17 +44,12 @@ const maxDiffSize = 64 << 20
 // same file (a renamed directory lists every file below it as renamed).
 func (e *Engine) DiffFiles(ctx context.Context, a, b string, o DiffOptions) ([]FileDiff, error) {
 	defer e.op()()
-	var roots [2]store.ID
-	for i, ref := range []string{a, b} {
-		r, err := e.Resolve(ctx, ref)
-		if err != nil {
-			return nil, err
-		}
-		if roots[i], err = e.rootOf(ctx, r); err != nil {
-			return nil, err
-		}
+	sides, t, release, err := e.readSides(ctx, a, b)
+	if err != nil {
+		return nil, err
 	}
-	return e.diffFilesRoots(ctx, roots[0], roots[1], o)
+	defer release()
+	return e.diffFilesIn(ctx, t, sides[0], sides[1], o)
 }
 
 // side is one path on one side of a diff.
@@ -63,16 +58,16 @@ type side struct {
 	n    *Inode
 }
 
-func (e *Engine) diffFilesRoots(ctx context.Context, ra, rb store.ID, o DiffOptions) ([]FileDiff, error) {
+func (e *Engine) diffFilesIn(ctx context.Context, t *tree.Tree, a, b readSide, o DiffOptions) ([]FileDiff, error) {
 	if o.Context <= 0 {
 		o.Context = 3
 	}
-	changes, err := e.DiffRoots(ctx, ra, rb)
+	changes, err := e.diffRootsIn(ctx, t, a.root, b.root)
 	if err != nil {
 		return nil, err
 	}
-	va, vb := newView(e, ra), newView(e, rb)
-	pa := newPather(e.tree, ra)
+	va, vb := a.view, b.view
+	pa := newPather(t, a.root)
 	var dels, adds []side
 	mods := map[string][2]*Inode{}
 	for _, c := range changes {
@@ -98,7 +93,7 @@ func (e *Engine) diffFilesRoots(ctx context.Context, ra, rb store.ID, o DiffOpti
 			if err != nil {
 				// Below a renamed directory: the same file under its old name, or a new
 				// file that replaced one there.
-				if x, err = va.inode(ctx, y.Ino); err != nil {
+				if x, err = va.InodeLocked(ctx, y.Ino); err != nil {
 					adds = append(adds, side{c.Path, y})
 					continue
 				}
@@ -129,7 +124,7 @@ func (e *Engine) diffFilesRoots(ctx context.Context, ra, rb store.ID, o DiffOpti
 		}
 		// Everything below a renamed directory moved with it.
 		err := walkTree(ctx, vb, ad.n.Ino, ad.path, func(p string, n *Inode) error {
-			x, err := va.inode(ctx, n.Ino)
+			x, err := va.InodeLocked(ctx, n.Ino)
 			if err != nil {
 				return nil // new below the renamed directory: listed as added
 			}
@@ -280,7 +275,7 @@ func lookupPath(ctx context.Context, v *Workspace, p string) (*Inode, error) {
 		if part == "" || part == "." {
 			continue
 		}
-		val, ok, err := v.get(ctx, direntKey(ino, part))
+		val, ok, err := v.GetLocked(ctx, direntKey(ino, part))
 		if err != nil {
 			return nil, err
 		}
@@ -290,7 +285,7 @@ func lookupPath(ctx context.Context, v *Workspace, p string) (*Inode, error) {
 		}
 		ino = child
 	}
-	return v.inode(ctx, ino)
+	return v.InodeLocked(ctx, ino)
 }
 
 // walkTree calls fn for every entry below directory dir (named p), depth first.
@@ -303,7 +298,7 @@ func walkTree(ctx context.Context, v *Workspace, dir uint64, p string, fn func(p
 func walkTreeOnce(ctx context.Context, v *Workspace, dir uint64, p string, fn func(p string, n *Inode) error, seen map[uint64]bool) error {
 	var children []DirEntry
 	pre := direntPrefix(dir)
-	if err := v.scan(ctx, pre, prefixEnd(pre), func(k, val []byte) error {
+	if err := v.ScanLocked(ctx, pre, prefixEnd(pre), func(k, val []byte) error {
 		ino, typ, ok := decodeDirent(val)
 		if ok {
 			children = append(children, DirEntry{Name: string(k[len(pre):]), Ino: ino, Mode: typ})
@@ -316,7 +311,7 @@ func walkTreeOnce(ctx context.Context, v *Workspace, dir uint64, p string, fn fu
 		if checkEntryName(c.Name) != nil {
 			return fmt.Errorf("directory %d: %w: %q is not a valid file name", dir, ErrDamaged, c.Name)
 		}
-		n, err := v.inode(ctx, c.Ino)
+		n, err := v.InodeLocked(ctx, c.Ino)
 		if err != nil {
 			return err
 		}

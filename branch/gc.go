@@ -613,13 +613,13 @@ func (e *Engine) Where(ctx context.Context, o *Object) string {
 	case o.Kind == ObjCommit:
 		return "(history)"
 	case !o.TreeRoot.IsZero():
-		get = newView(e, o.TreeRoot).get
+		get = newView(e, o.TreeRoot).GetLocked
 	case o.Root != nil && o.Root.Branch != "":
 		ws, err := e.Workspace(ctx, o.Root.Branch)
 		if err != nil {
 			return "(unknown path)"
 		}
-		get = ws.get
+		get = ws.GetLocked
 	default:
 		return "(unknown path)"
 	}

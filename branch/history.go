@@ -89,7 +89,7 @@ func (e *Engine) CheckpointIfChanged(ctx context.Context, branch string, o Check
 			return store.ID{}, nil, false, err
 		}
 		done := e.op()
-		same, base, err := ws.sameAsBase(ctx)
+		same, base, err := sameAsBase(ctx, ws)
 		done()
 		if err != nil || same {
 			return base, nil, false, err
@@ -100,9 +100,10 @@ func (e *Engine) CheckpointIfChanged(ctx context.Context, branch string, o Check
 }
 
 // sameAsBase reports whether the working state holds the same tree as the base commit.
-func (ws *Workspace) sameAsBase(ctx context.Context) (bool, store.ID, error) {
-	ws.mu.Lock()
-	defer ws.mu.Unlock()
-	root, _, err := ws.fold(ctx)
-	return root == ws.root, ws.base, err
+func sameAsBase(ctx context.Context, ws *Workspace) (bool, store.ID, error) {
+	ws.Lock()
+	defer ws.Unlock()
+	root, _, err := ws.FoldLocked(ctx)
+	baseRoot, base := ws.HeadLocked()
+	return root == baseRoot, base, err
 }

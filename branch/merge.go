@@ -100,7 +100,7 @@ func (e *Engine) Merge(ctx context.Context, src, dst string, o MergeOptions) (*M
 	if res != nil && res.srcWS != nil && (err == nil || res.Pending) && !o.DryRun {
 		// The merge used a commit of the source's uncommitted changes: make it the source's
 		// checkpoint, so that merging the source again finds its work merged.
-		if ok, aerr := res.srcWS.adopt(ctx, res.srcCommit); aerr != nil && err == nil {
+		if ok, aerr := e.adopt(ctx, res.srcWS, res.srcCommit); aerr != nil && err == nil {
 			err = aerr
 		} else if ok {
 			res.SourceCheckpoint = res.srcCommit
@@ -118,7 +118,7 @@ func (e *Engine) merge(ctx context.Context, src string, dws *Workspace, o MergeO
 	if err != nil {
 		return nil, nil, err
 	}
-	if r.Branch == dws.name {
+	if r.Branch == dws.Branch() {
 		return nil, nil, fmt.Errorf("%w: cannot merge branch %s into itself", ErrInvalidName, src)
 	}
 	// Fold the source before taking the target's lock: two merges in opposite directions
@@ -131,24 +131,24 @@ func (e *Engine) merge(ctx context.Context, src string, dws *Workspace, o MergeO
 		if sws, err = e.Workspace(ctx, r.Branch); err != nil {
 			return nil, nil, err
 		}
-		if srcCommit, err = sws.snapshotCommit(ctx, "checkpoint for merge into "+dws.name); err != nil {
+		if srcCommit, err = e.snapshotCommit(ctx, sws, "checkpoint for merge into "+dws.Branch()); err != nil {
 			return nil, nil, err
 		}
 	} else if err := e.retainCommit(ctx, srcCommit); err != nil {
 		return nil, nil, err
 	}
-	dws.mu.Lock()
-	defer dws.mu.Unlock()
-	if p, err := e.pendingMerge(dws.name); err != nil {
+	dws.Lock()
+	defer dws.Unlock()
+	if p, err := e.pendingMerge(dws.Branch()); err != nil {
 		return nil, nil, err
 	} else if p != nil {
-		return nil, nil, fmt.Errorf("%w: a merge of %s into %s is pending; finish it with: agentfs merge --continue %s (or --abort)", ErrBusy, p.Source, dws.name, dws.name)
+		return nil, nil, fmt.Errorf("%w: a merge of %s into %s is pending; finish it with: agentfs merge --continue %s (or --abort)", ErrBusy, p.Source, dws.Branch(), dws.Branch())
 	}
-	oursRoot, pending, err := dws.fold(ctx)
+	oursRoot, pending, err := dws.FoldLocked(ctx)
 	if err != nil {
 		return nil, nil, err
 	}
-	base, err := e.mergeBase(ctx, srcCommit, dws.base)
+	base, err := e.mergeBase(ctx, srcCommit, dws.BaseLocked())
 	if err != nil {
 		return nil, nil, err
 	}
@@ -172,8 +172,18 @@ func (e *Engine) merge(ctx context.Context, src string, dws *Workspace, o MergeO
 	if err != nil {
 		return nil, nil, err
 	}
+	// Both sides are checked where they differ from the base (a crafted tree pulled into a
+	// repository by an older agentfs, or a damaged one, must not reach the merged tree).
+	for _, side := range []struct {
+		name string
+		root store.ID
+	}{{src, sc.Root}, {dws.Branch(), oursRoot}} {
+		if err := e.checkTree(ctx, side.root, baseRoot); err != nil {
+			return nil, nil, fmt.Errorf("%s: %w", side.name, err)
+		}
+	}
 	m := e.newMerger(ctx, o.Strategy, baseRoot, oursRoot, sc.Root)
-	m.take, m.labels = o.Take, [2]string{dws.name, src}
+	m.take, m.labels = o.Take, [2]string{dws.Branch(), src}
 	if err := m.run(); err != nil {
 		return nil, nil, err
 	}
@@ -205,31 +215,31 @@ func (e *Engine) merge(ctx context.Context, src string, dws *Workspace, o MergeO
 		if err != nil {
 			return nil, nil, err
 		}
-		return res, hooks, fmt.Errorf("%w: %d conflicting paths written into %s; edit them, then run: agentfs merge --continue %s (or --abort)", ErrConflict, len(open), dws.name, dws.name)
+		return res, hooks, fmt.Errorf("%w: %d conflicting paths written into %s; edit them, then run: agentfs merge --continue %s (or --abort)", ErrConflict, len(open), dws.Branch(), dws.Branch())
 	}
 	b := e.db.NewBatch()
 	defer b.Close()
-	head := dws.base
+	head := dws.BaseLocked()
 	if pending > 0 {
-		head, err = e.writeCommit(ctx, b, &Commit{Root: oursRoot, Parents: []store.ID{dws.base}, Time: e.now().UTC(), Branch: dws.name, Message: "changes before merge of " + src})
+		head, err = e.writeCommit(ctx, b, &Commit{Root: oursRoot, Parents: []store.ID{dws.BaseLocked()}, Time: e.now().UTC(), Branch: dws.Branch(), Message: "changes before merge of " + src})
 		if err != nil {
 			return nil, nil, err
 		}
 	}
 	msg := o.Message
 	if msg == "" {
-		msg = fmt.Sprintf("merge %s into %s", src, dws.name)
+		msg = fmt.Sprintf("merge %s into %s", src, dws.Branch())
 	}
-	id, err := e.writeCommit(ctx, b, &Commit{Root: newRoot, Parents: []store.ID{head, srcCommit}, Time: e.now().UTC(), Branch: dws.name, Message: msg})
+	id, err := e.writeCommit(ctx, b, &Commit{Root: newRoot, Parents: []store.ID{head, srcCommit}, Time: e.now().UTC(), Branch: dws.Branch(), Message: msg})
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := dws.moveBase(b, id); err != nil {
+	if err := e.moveBase(dws, b, id); err != nil {
 		return nil, nil, err
 	}
-	dws.replaceContent(newRoot, id)
+	dws.ReplaceContentLocked(newRoot, id)
 	res.Commit = id
-	return res, append([]func(){}, dws.hooks...), nil
+	return res, dws.HooksLocked(), nil
 }
 
 // mergeBase returns the nearest common ancestor of commits a and b (zero if none), from the
@@ -344,7 +354,7 @@ type sideDiff struct {
 
 func (m *merger) diff(a, b *Workspace) (*sideDiff, error) {
 	d := &sideDiff{keys: map[string]*change{}, byIno: map[uint64][]string{}}
-	err := m.e.tree.Diff(m.ctx, a.root, b.root, func(k, va, vb []byte) error {
+	err := m.e.tree.Diff(m.ctx, a.RootLocked(), b.RootLocked(), func(k, va, vb []byte) error {
 		key := string(k)
 		d.keys[key] = &change{old: bytes.Clone(va), new: bytes.Clone(vb), hadOld: va != nil, hasNew: vb != nil}
 		if k[0] == kindDirent {
@@ -444,7 +454,7 @@ func (m *merger) conflict(p, kind string) {
 // pathOf names an inode from whichever side still has it.
 func (m *merger) pathOf(ino uint64) string {
 	for _, ws := range []*Workspace{m.ours, m.theirs, m.base} {
-		if p, err := newPather(m.e.tree, ws.root).path(m.ctx, ino); err == nil {
+		if p, err := newPather(m.e.tree, ws.RootLocked()).path(m.ctx, ino); err == nil {
 			return p
 		}
 	}
@@ -473,15 +483,15 @@ func (m *merger) mergeInode(ino uint64) error {
 	case delA || delB:
 		return m.resolveInode(ino, ConflictModifyDelete, append(ka, kb...))
 	}
-	o, err := m.base.inode(m.ctx, ino)
+	o, err := m.base.InodeLocked(m.ctx, ino)
 	if err != nil {
 		return err
 	}
-	a, err := m.ours.inode(m.ctx, ino)
+	a, err := m.ours.InodeLocked(m.ctx, ino)
 	if err != nil {
 		return err
 	}
-	b, err := m.theirs.inode(m.ctx, ino)
+	b, err := m.theirs.InodeLocked(m.ctx, ino)
 	if err != nil {
 		return err
 	}
@@ -590,8 +600,8 @@ func (m *merger) mergeContent(ino uint64, o, a, b *Inode, merged *Inode, ka, kb 
 		if k[0] != kindBlock {
 			continue
 		}
-		va, _, _ := m.ours.get(m.ctx, []byte(k))
-		vb, _, _ := m.theirs.get(m.ctx, []byte(k))
+		va, _, _ := m.ours.GetLocked(m.ctx, []byte(k))
+		vb, _, _ := m.theirs.GetLocked(m.ctx, []byte(k))
 		if !bytes.Equal(va, vb) {
 			same = false
 		}
@@ -691,7 +701,7 @@ func (m *merger) mergeReplaced() error {
 // theirsIno into oursIno. On a conflict, theirs' side wins only with StrategyTheirs.
 func (m *merger) mergeFile(x, oursIno uint64, theirs *Workspace, theirsIno uint64, key string) error {
 	read := func(ws *Workspace, ino uint64) (*Inode, []byte, error) {
-		n, err := ws.inode(m.ctx, ino)
+		n, err := ws.InodeLocked(m.ctx, ino)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -774,7 +784,7 @@ func (m *merger) takeTheirsFile(x, oursIno, theirsIno uint64, key string) {
 // blocks, replacing every block ours had.
 func (m *merger) contentMutations(n *Inode, data []byte) (map[string]*tree.Mutation, error) {
 	out := map[string]*tree.Mutation{}
-	if err := m.ours.scan(m.ctx, blockPrefix(n.Ino), prefixEnd(blockPrefix(n.Ino)), func(k, v []byte) error {
+	if err := m.ours.ScanLocked(m.ctx, blockPrefix(n.Ino), prefixEnd(blockPrefix(n.Ino)), func(k, v []byte) error {
 		out[string(k)] = &tree.Mutation{Key: bytes.Clone(k), Delete: true}
 		return nil
 	}); err != nil {
@@ -910,7 +920,7 @@ func (m *merger) checkOrphans() error {
 		if pm, ok := m.muts[string(inodeKey(parent))]; ok && !pm.Delete {
 			continue
 		}
-		if _, err := m.ours.inode(m.ctx, parent); err == nil {
+		if _, err := m.ours.InodeLocked(m.ctx, parent); err == nil {
 			continue
 		}
 		p := m.pathOf(parent)
@@ -933,10 +943,10 @@ func (m *merger) restoreDir(ino uint64) error {
 		if pm, ok := m.muts[string(inodeKey(ino))]; ok && !pm.Delete {
 			return nil
 		}
-		if _, err := m.ours.inode(m.ctx, ino); err == nil {
+		if _, err := m.ours.InodeLocked(m.ctx, ino); err == nil {
 			return nil
 		}
-		n, err := m.theirs.inode(m.ctx, ino)
+		n, err := m.theirs.InodeLocked(m.ctx, ino)
 		if err != nil {
 			return err
 		}
@@ -958,5 +968,5 @@ func (m *merger) mergedInode(ino uint64) (*Inode, error) {
 		}
 		return decodeInode(mu.Value)
 	}
-	return m.ours.inode(m.ctx, ino)
+	return m.ours.InodeLocked(m.ctx, ino)
 }

@@ -133,7 +133,7 @@ func (m *merger) addTheirsCopies(root store.ID, open []string) (store.ID, []stri
 		muts = append(muts, tree.Mutation{Key: inodeKey(ino), Value: encodeInode(&c)},
 			tree.Mutation{Key: direntKey(dir.Ino, name), Value: encodeDirent(ino, c.Mode)})
 		for _, pre := range [][]byte{blockPrefix(n.Ino), xattrPrefix(n.Ino)} {
-			if err := m.theirs.scan(m.ctx, pre, prefixEnd(pre), func(k, v []byte) error {
+			if err := m.theirs.ScanLocked(m.ctx, pre, prefixEnd(pre), func(k, v []byte) error {
 				nk := append([]byte{k[0]}, inodeKey(ino)[1:]...)
 				muts = append(muts, tree.Mutation{Key: append(nk, k[9:]...), Value: bytes.Clone(v)})
 				return nil
@@ -166,65 +166,65 @@ func (e *Engine) startPending(ctx context.Context, dws *Workspace, oursRoot stor
 	if pending > 0 {
 		b := e.db.NewBatch()
 		defer b.Close()
-		head, err := e.writeCommit(ctx, b, &Commit{Root: oursRoot, Parents: []store.ID{dws.base}, Time: e.now().UTC(), Branch: dws.name, Message: "changes before merge of " + p.Source})
+		head, err := e.writeCommit(ctx, b, &Commit{Root: oursRoot, Parents: []store.ID{dws.BaseLocked()}, Time: e.now().UTC(), Branch: dws.Branch(), Message: "changes before merge of " + p.Source})
 		if err != nil {
 			return nil, err
 		}
-		if err := dws.moveBase(b, head); err != nil {
+		if err := e.moveBase(dws, b, head); err != nil {
 			return nil, err
 		}
-		dws.replaceContent(oursRoot, head)
+		dws.ReplaceContentLocked(oursRoot, head)
 	}
-	p.Branch, p.Head = dws.name, dws.base
+	p.Branch, p.Head = dws.Branch(), dws.BaseLocked()
 	rec, err := json.Marshal(p)
 	if err != nil {
 		return nil, err
 	}
-	t, err := dws.begin()
+	t, err := dws.Begin()
 	if err != nil {
 		return nil, err
 	}
-	defer t.abort()
+	defer t.Abort()
 	if err := e.tree.Diff(ctx, oursRoot, newRoot, func(k, va, vb []byte) error {
 		if vb == nil {
-			return t.del(bytes.Clone(k))
+			return t.Del(bytes.Clone(k))
 		}
-		return t.set(bytes.Clone(k), bytes.Clone(vb))
+		return t.Set(bytes.Clone(k), bytes.Clone(vb))
 	}); err != nil {
 		return nil, err
 	}
-	if err := t.b.Set(pendingKey(dws.name), rec, nil); err != nil {
+	if err := t.Batch().Set(pendingKey(dws.Branch()), rec, nil); err != nil {
 		return nil, err
 	}
-	if err := t.commit(true); err != nil {
+	if err := t.Commit(true); err != nil {
 		return nil, err
 	}
-	dws.cache.Purge()
-	return append([]func(){}, dws.hooks...), nil
+	dws.PurgeCacheLocked()
+	return dws.HooksLocked(), nil
 }
 
 // adopt makes commit id (a fold of the workspace's changes on its base) the branch's new
 // base, if the workspace still holds exactly that state. It reports whether it did.
-func (ws *Workspace) adopt(ctx context.Context, id store.ID) (bool, error) {
-	c, err := ws.e.ReadCommit(ctx, id)
+func (e *Engine) adopt(ctx context.Context, ws *Workspace, id store.ID) (bool, error) {
+	c, err := e.ReadCommit(ctx, id)
 	if err != nil {
 		return false, err
 	}
-	ws.mu.Lock()
-	defer ws.mu.Unlock()
-	if len(c.Parents) != 1 || c.Parents[0] != ws.base {
+	ws.Lock()
+	defer ws.Unlock()
+	if len(c.Parents) != 1 || c.Parents[0] != ws.BaseLocked() {
 		return false, nil
 	}
-	root, _, err := ws.fold(ctx)
+	root, _, err := ws.FoldLocked(ctx)
 	if err != nil || root != c.Root {
 		return false, err // changed since: its changes stay uncommitted
 	}
-	b := ws.e.db.NewBatch()
+	b := e.db.NewBatch()
 	defer b.Close()
-	if err := ws.moveBase(b, id); err != nil {
+	if err := e.moveBase(ws, b, id); err != nil {
 		return false, err
 	}
-	ws.root, ws.base = root, id // same content: the key cache still holds
+	ws.SetBaseLocked(root, id) // same content: the key cache still holds
 	return true, nil
 }
 
@@ -240,8 +240,8 @@ func (e *Engine) MergeStatus(ctx context.Context, branch string) (*PendingMerge,
 	if err != nil || p == nil {
 		return p, err
 	}
-	ws.mu.Lock()
-	defer ws.mu.Unlock()
+	ws.Lock()
+	defer ws.Unlock()
 	return p, e.narrowOpen(ctx, ws, p)
 }
 
@@ -255,7 +255,7 @@ func (e *Engine) narrowOpen(ctx context.Context, ws *Workspace, p *PendingMerge)
 			continue
 		}
 		buf := make([]byte, n.Size)
-		if _, err := readLocked(ctx, ws, n, buf); err != nil {
+		if _, err := ws.ReadAllLocked(ctx, n, buf); err != nil {
 			return err
 		}
 		if diff3.HasMarkers(buf) {
@@ -269,23 +269,6 @@ func (e *Engine) narrowOpen(ctx context.Context, ws *Workspace, p *PendingMerge)
 	}
 	p.Open, p.Copies = open, copies
 	return nil
-}
-
-// readLocked reads a whole file while the caller holds ws.mu.
-func readLocked(ctx context.Context, ws *Workspace, n *Inode, buf []byte) (int, error) {
-	if n.Inline {
-		return copy(buf, n.Data), nil
-	}
-	for off := 0; off < len(buf); off += BlockSize {
-		block, err := ws.storedBlock(ctx, n.Ino, uint64(off/BlockSize), nil)
-		if err != nil {
-			return off, err
-		}
-		end := min(len(buf), off+BlockSize)
-		k := copy(buf[off:end], block)
-		clear(buf[off+k : end])
-	}
-	return len(buf), nil
 }
 
 // ContinueResult is what MergeContinue did.
@@ -303,8 +286,8 @@ func (e *Engine) MergeContinue(ctx context.Context, branch string) (*ContinueRes
 	if err != nil {
 		return nil, err
 	}
-	ws.mu.Lock()
-	defer ws.mu.Unlock()
+	ws.Lock()
+	defer ws.Unlock()
 	p, err := e.pendingMerge(branch)
 	if err != nil {
 		return nil, err
@@ -320,12 +303,12 @@ func (e *Engine) MergeContinue(ctx context.Context, branch string) (*ContinueRes
 	}
 	res := &ContinueResult{}
 	for _, q := range p.Copies {
-		if err := ws.removePathLocked(ctx, q); err != nil {
+		if err := removePathLocked(ctx, ws, q); err != nil {
 			return nil, err
 		}
 		res.Removed = append(res.Removed, q)
 	}
-	root, _, err := ws.fold(ctx)
+	root, _, err := ws.FoldLocked(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -335,23 +318,23 @@ func (e *Engine) MergeContinue(ctx context.Context, branch string) (*ContinueRes
 	}
 	b := e.db.NewBatch()
 	defer b.Close()
-	id, err := e.writeCommit(ctx, b, &Commit{Root: root, Parents: []store.ID{ws.base, p.SourceCommit}, Time: e.now().UTC(), Branch: branch, Message: msg})
+	id, err := e.writeCommit(ctx, b, &Commit{Root: root, Parents: []store.ID{ws.BaseLocked(), p.SourceCommit}, Time: e.now().UTC(), Branch: branch, Message: msg})
 	if err != nil {
 		return nil, err
 	}
 	if err := b.Delete(pendingKey(branch), nil); err != nil {
 		return nil, err
 	}
-	if err := ws.moveBase(b, id); err != nil {
+	if err := e.moveBase(ws, b, id); err != nil {
 		return nil, err
 	}
-	ws.root, ws.base = root, id
+	ws.SetBaseLocked(root, id)
 	res.Commit = id
 	return res, nil
 }
 
 // removePathLocked unlinks a file by path. Callers hold ws.mu.
-func (ws *Workspace) removePathLocked(ctx context.Context, p string) error {
+func removePathLocked(ctx context.Context, ws *Workspace, p string) error {
 	dir, err := lookupPath(ctx, ws, path.Dir(p))
 	if err != nil {
 		return err
@@ -360,15 +343,15 @@ func (ws *Workspace) removePathLocked(ctx context.Context, p string) error {
 	if err != nil {
 		return err
 	}
-	t, err := ws.begin()
+	t, err := ws.Begin()
 	if err != nil {
 		return err
 	}
-	defer t.abort()
-	if err := ws.unlinkLocked(ctx, t, dir, path.Base(p), n); err != nil {
+	defer t.Abort()
+	if err := ws.UnlinkLocked(ctx, t, dir, path.Base(p), n); err != nil {
 		return err
 	}
-	return t.commit(false)
+	return t.Commit(false)
 }
 
 // MergeAbort ends a pending merge into branch and restores the branch's head: the state
@@ -391,19 +374,19 @@ func (e *Engine) MergeAbort(ctx context.Context, branch string) error {
 		if err != nil {
 			return nil, err
 		}
-		ws.mu.Lock()
-		defer ws.mu.Unlock()
+		ws.Lock()
+		defer ws.Unlock()
 		b := e.db.NewBatch()
 		defer b.Close()
 		if err := b.Delete(pendingKey(branch), nil); err != nil {
 			return nil, err
 		}
-		if err := ws.moveBase(b, p.Head); err != nil {
+		if err := e.moveBase(ws, b, p.Head); err != nil {
 			return nil, err
 		}
-		ws.replaceContent(c.Root, p.Head)
-		ws.gen++ // like a rollback: descriptors of the discarded state write no more
-		return append([]func(){}, ws.hooks...), nil
+		ws.ReplaceContentLocked(c.Root, p.Head)
+		ws.NewGenerationLocked() // like a rollback: descriptors of the discarded state write no more
+		return ws.HooksLocked(), nil
 	}()
 	done()
 	for _, h := range hooks {

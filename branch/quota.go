@@ -36,11 +36,6 @@ type Quota struct {
 	Inodes int64 `json:"inodes,omitempty"`
 }
 
-// Usage is what a branch holds exclusively.
-type Usage struct {
-	Bytes, Inodes int64
-}
-
 // UsageFunc counts a branch's exclusive usage exactly.
 type UsageFunc func(ctx context.Context, e *Engine, branch string) (Usage, error)
 
@@ -159,51 +154,15 @@ func (e *Engine) quotaOf(name string) *quotaState {
 	return (*m)[name]
 }
 
-// Write writes data at off, within the branch's quota (see admitQuota). The pages it
-// touches go into the overlay in the operation's batch, which reaches the write-ahead log
-// before Write returns.
-func (ws *Workspace) Write(ctx context.Context, ino uint64, off int64, data []byte) (int, error) {
-	return ws.WriteSince(ctx, nil, ino, off, data)
-}
-
-// WriteSince is Write through a descriptor opened in workspace generation *since (nil: no
-// descriptor). After a rollback (a new generation) it fails with ESTALE, so that a
-// descriptor of the discarded state never changes the restored tree.
-func (ws *Workspace) WriteSince(ctx context.Context, since *uint64, ino uint64, off int64, data []byte) (int, error) {
-	done, err := ws.admitQuota(ctx, Usage{Bytes: int64(len(data))})
-	if err != nil {
-		return 0, err
-	}
-	n, err := ws.writeSince(ctx, since, ino, off, data)
-	done(err == nil)
-	return n, err
-}
-
-// create makes a new inode, within the branch's quota (see admitQuota).
-func (ws *Workspace) create(ctx context.Context, parent uint64, name string, a Attr, data []byte) (*Inode, error) {
-	done, err := ws.admitQuota(ctx, Usage{Bytes: int64(len(data)), Inodes: 1})
-	if err != nil {
-		return nil, err
-	}
-	n, err := ws.createEntry(ctx, parent, name, a, data)
-	done(err == nil)
-	return n, err
-}
-
-func noop(bool) {}
-
-// admitQuota checks that ws's branch may grow by add. The operation calls the returned
+// admitQuota checks that branch name may grow by add (the working layer's Env.Admit). The operation calls the returned
 // function when it is done, saying whether it happened, so that concurrent operations are
 // counted while they run (an exact count does not see them yet). It returns EDQUOT, and logs
 // one line per episode, when the exact usage plus add exceeds a limit. It runs before the
 // operation takes any lock: an exact count walks the repository.
-func (ws *Workspace) admitQuota(ctx context.Context, add Usage) (func(bool), error) {
-	if ws.name == "" {
-		return noop, nil
-	}
-	q := ws.e.quotaOf(ws.name)
+func (e *Engine) admitQuota(ctx context.Context, name string, add Usage) (func(bool), error) {
+	q := e.quotaOf(name)
 	if q == nil {
-		return noop, nil
+		return func(bool) {}, nil
 	}
 	q.mu.Lock()
 	defer q.mu.Unlock()
@@ -222,8 +181,8 @@ func (ws *Workspace) admitQuota(ctx context.Context, add Usage) (func(bool), err
 		for q.inflight != (Usage{}) {
 			q.drained.Wait()
 		}
-		if ws.e.usage != nil {
-			u, err := ws.e.usage(ctx, ws.e, ws.name)
+		if e.usage != nil {
+			u, err := e.usage(ctx, e, name)
 			if err != nil {
 				return nil, err
 			}
@@ -232,8 +191,8 @@ func (ws *Workspace) admitQuota(ctx context.Context, add Usage) (func(bool), err
 		q.counted = true
 		if !fits() {
 			if !q.refused {
-				ws.e.log.Printf("branch %s is at its quota (%s): a write or create got EDQUOT; raise it with: agentfs branch quota %s --bytes SIZE --inodes N",
-					ws.name, q.describe(), ws.name)
+				e.log.Printf("branch %s is at its quota (%s): a write or create got EDQUOT; raise it with: agentfs branch quota %s --bytes SIZE --inodes N",
+					name, q.describe(), name)
 			}
 			q.refused = true
 			return nil, syscall.EDQUOT
@@ -310,9 +269,10 @@ func (e *Engine) ExclusiveInodes(ctx context.Context, name string) (int64, error
 	if err != nil {
 		return 0, err
 	}
-	ws.mu.RLock()
-	defer ws.mu.RUnlock()
-	fork, err := e.forkPoint(ctx, name, ws.base)
+	ws.RLock()
+	defer ws.RUnlock()
+	root, base := ws.HeadLocked()
+	fork, err := e.forkPoint(ctx, name, base)
 	if err != nil {
 		return 0, err
 	}
@@ -333,8 +293,8 @@ func (e *Engine) ExclusiveInodes(ctx context.Context, name string) (int64, error
 	}
 	var n int64
 	// Committed since the fork: inode keys in the base tree that the fork point lacks.
-	if forkRoot != ws.root {
-		err = e.tree.Diff(ctx, forkRoot, ws.root, func(k, va, vb []byte) error {
+	if forkRoot != root {
+		err = e.tree.Diff(ctx, forkRoot, root, func(k, va, vb []byte) error {
 			if len(k) > 0 && k[0] == kindInode && keyIno(k) != RootIno && va == nil && vb != nil {
 				n++
 			}
@@ -345,19 +305,19 @@ func (e *Engine) ExclusiveInodes(ctx context.Context, name string) (int64, error
 		}
 	}
 	// Uncommitted: inode keys the overlay sets or deletes.
-	p := ws.overlayKey([]byte{kindInode})
+	p := ws.OverlayKey([]byte{kindInode})
 	it, err := e.db.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: prefixEnd(p)})
 	if err != nil {
 		return 0, err
 	}
 	defer it.Close()
 	for it.First(); it.Valid(); it.Next() {
-		k := it.Key()[len(ws.prefix):]
+		k := it.Key()[len(overlayPrefix(0)):]
 		if keyIno(k) == RootIno {
 			continue // every tree has one
 		}
 		set := len(it.Value()) > 0 && it.Value()[0] != 0
-		_, inBase, err := e.tree.Get(ctx, ws.root, k)
+		_, inBase, err := e.tree.Get(ctx, root, k)
 		if err != nil {
 			return 0, err
 		}

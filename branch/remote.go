@@ -89,12 +89,13 @@ func (e *Engine) FastForward(ctx context.Context, name string, from, to store.ID
 	}
 	done := e.op()
 	hooks, err := func() ([]func(), error) {
-		ws.mu.Lock()
-		defer ws.mu.Unlock()
-		if ws.base != from {
+		ws.Lock()
+		defer ws.Unlock()
+		if ws.BaseLocked() != from {
 			return nil, fmt.Errorf("branch %q: %w (it moved or has changes)", name, ErrNotFastForward)
 		}
-		it, err := e.db.NewIter(&pebble.IterOptions{LowerBound: ws.prefix, UpperBound: prefixEnd(ws.prefix)})
+		prefix := overlayPrefix(ws.OverlayID())
+		it, err := e.db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
 		if err != nil {
 			return nil, err
 		}
@@ -107,11 +108,11 @@ func (e *Engine) FastForward(ctx context.Context, name string, from, to store.ID
 		}
 		b := e.db.NewBatch()
 		defer b.Close()
-		if err := ws.moveBase(b, to); err != nil {
+		if err := e.moveBase(ws, b, to); err != nil {
 			return nil, err
 		}
-		ws.replaceContent(c.Root, to)
-		return append([]func(){}, ws.hooks...), nil
+		ws.ReplaceContentLocked(c.Root, to)
+		return ws.HooksLocked(), nil
 	}()
 	done()
 	for _, h := range hooks {

@@ -54,9 +54,9 @@ func (e *Engine) revert(ctx context.Context, checkpoint string, dws *Workspace, 
 	if err != nil {
 		return nil, nil, fmt.Errorf("the parent of checkpoint %s: %w", id, err)
 	}
-	dws.mu.Lock()
-	defer dws.mu.Unlock()
-	oursRoot, pending, err := dws.fold(ctx)
+	dws.Lock()
+	defer dws.Unlock()
+	oursRoot, pending, err := dws.FoldLocked(ctx)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -66,7 +66,7 @@ func (e *Engine) revert(ctx context.Context, checkpoint string, dws *Workspace, 
 	}
 	res := &MergeResult{Base: id, Conflicts: m.conflicts}
 	if len(m.conflicts) > 0 {
-		return res, nil, fmt.Errorf("%w: %d conflicting paths; the branch was not changed (edit them on %s and revert again, or roll back)", ErrConflict, len(m.conflicts), dws.name)
+		return res, nil, fmt.Errorf("%w: %d conflicting paths; the branch was not changed (edit them on %s and revert again, or roll back)", ErrConflict, len(m.conflicts), dws.Branch())
 	}
 	newRoot, err := e.tree.Apply(ctx, oursRoot, m.sorted())
 	if err != nil {
@@ -92,7 +92,7 @@ func (e *Engine) revert(ctx context.Context, checkpoint string, dws *Workspace, 
 	if res.Commit, err = e.commitResult(ctx, dws, oursRoot, pending, newRoot, nil, msg); err != nil {
 		return nil, nil, err
 	}
-	return res, append([]func(){}, dws.hooks...), nil
+	return res, dws.HooksLocked(), nil
 }
 
 // newMerger prepares a three-way merge of the trees base, ours and theirs.
@@ -109,21 +109,21 @@ func (e *Engine) newMerger(ctx context.Context, strategy string, base, ours, the
 func (e *Engine) commitResult(ctx context.Context, dws *Workspace, oursRoot store.ID, pending int, newRoot store.ID, extra []store.ID, msg string) (store.ID, error) {
 	b := e.db.NewBatch()
 	defer b.Close()
-	head := dws.base
+	head := dws.BaseLocked()
 	var err error
 	if pending > 0 {
-		head, err = e.writeCommit(ctx, b, &Commit{Root: oursRoot, Parents: []store.ID{dws.base}, Time: e.now().UTC(), Branch: dws.name, Message: "changes before: " + msg})
+		head, err = e.writeCommit(ctx, b, &Commit{Root: oursRoot, Parents: []store.ID{dws.BaseLocked()}, Time: e.now().UTC(), Branch: dws.Branch(), Message: "changes before: " + msg})
 		if err != nil {
 			return store.ID{}, err
 		}
 	}
-	id, err := e.writeCommit(ctx, b, &Commit{Root: newRoot, Parents: append([]store.ID{head}, extra...), Time: e.now().UTC(), Branch: dws.name, Message: msg})
+	id, err := e.writeCommit(ctx, b, &Commit{Root: newRoot, Parents: append([]store.ID{head}, extra...), Time: e.now().UTC(), Branch: dws.Branch(), Message: msg})
 	if err != nil {
 		return store.ID{}, err
 	}
-	if err := dws.moveBase(b, id); err != nil {
+	if err := e.moveBase(dws, b, id); err != nil {
 		return store.ID{}, err
 	}
-	dws.replaceContent(newRoot, id)
+	dws.ReplaceContentLocked(newRoot, id)
 	return id, nil
 }

@@ -4,10 +4,10 @@ import (
 	"context"
 	"sync"
 
-	"github.com/agentfs/agentfs/branch"
+	"github.com/agentfs/agentfs/work"
 )
 
-// stBlocks computes st_blocks from what a file stores (branch.StoredBytes), so that a sparse
+// stBlocks computes st_blocks from what a file stores (work.StoredBytes), so that a sparse
 // file reports its data, not its size. The count walks the file's block keys, so it is
 // cached per inode until the file's size, mtime or ctime change.
 type stBlocks struct {
@@ -23,7 +23,7 @@ type blocksEntry struct {
 
 const blocksCacheMax = 64 << 10
 
-func (s *stBlocks) get(ctx context.Context, ws *branch.Workspace, in *branch.Inode) uint64 {
+func (s *stBlocks) get(ctx context.Context, ws *work.Workspace, in *work.Inode) uint64 {
 	sizeBased := (in.Size + 511) / 512
 	if !in.IsRegular() || in.Inline {
 		return sizeBased

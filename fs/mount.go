@@ -1,15 +1,13 @@
-// Package fs serves a branch.Workspace as a FUSE filesystem (github.com/hanwen/go-fuse/v2).
+// Package fs serves a work.Workspace as a FUSE filesystem (github.com/hanwen/go-fuse/v2).
 //
 // It is a thin adapter: every operation maps onto one Workspace call, and the only
-// FUSE-specific logic is cache control. The kernel caches entries, attributes, symlink
-// targets and file pages (FOPEN_KEEP_CACHE) with non-zero timeouts, because every change to a
-// mounted workspace passes through this mount, except a rollback or merge, which replaces the
-// whole content: the Workspace's OnReset hook then invalidates every kernel cache entry the
-// mount knows of (see reset.go).
-//
-// Limitation: two mounts of the same branch in one process share a Workspace but not their
-// kernel caches; a write through one is seen by the other only after the timeouts
-// (Options.cacheTimeout) expire.
+// FUSE-specific logic is cache control. The kernel caches entries, negative entries,
+// attributes, symlink targets and file pages (FOPEN_KEEP_CACHE) for an hour, because the
+// daemon sees every change to a mounted workspace and invalidates what changed underneath:
+// a rollback, merge, revert, pull, import or a file written through the control API runs the
+// Workspace's reset hook, which invalidates every kernel cache entry the mount knows of
+// (reset.go); a change through another mount of the same branch is sent to this mount's
+// kernel entry by entry (invalidate.go).
 package fs
 
 import (
@@ -29,7 +27,7 @@ import (
 	gofs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
 
-	"github.com/agentfs/agentfs/branch"
+	"github.com/agentfs/agentfs/work"
 )
 
 // Options configures a mount.
@@ -48,11 +46,12 @@ type Options struct {
 	AllowOther bool
 }
 
-// Cache timeouts. Everything that changes a writable workspace goes through its mount, except
-// rollback and merge, which invalidate explicitly; the timeouts only bound how stale a second
-// mount of the same branch can be. A read-only view never changes.
+// Cache timeouts. Every change to a workspace that does not come through the mount
+// invalidates explicitly (invalidate.go), so the timeouts only bound the damage of a change
+// path that forgot to; with 5 s, `find` and `git status` over a tree looked up every name
+// again after each pause. A read-only view never changes.
 const (
-	cacheTimeout         = 5 * time.Second
+	cacheTimeout         = time.Hour
 	readOnlyCacheTimeout = time.Hour
 	// maxWrite is the largest READ/WRITE request (the kernel caps it at 1 MiB).
 	maxWrite = 1 << 20
@@ -71,7 +70,7 @@ type Mounted struct {
 
 // Mount mounts ws at dir, which must be an existing empty directory that is not already a
 // mount point, and serves it until Unmount.
-func Mount(ws *branch.Workspace, dir string, o Options) (*Mounted, error) {
+func Mount(ws *work.Workspace, dir string, o Options) (*Mounted, error) {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
 		return nil, fmt.Errorf("mount point %q: %w", dir, err)
@@ -87,7 +86,7 @@ func Mount(ws *branch.Workspace, dir string, o Options) (*Mounted, error) {
 	if o.AllowOther && !allowOtherPermitted() {
 		return nil, fmt.Errorf("--allow-other needs user_allow_other in /etc/fuse.conf when not mounting as root")
 	}
-	f := &fsys{ws: ws, ro: ro, log: logger, statfsPath: o.StatfsPath, ids: o.Owner, open: map[*node]int{}, holds: map[uint64]int{}}
+	f := &fsys{ws: ws, ro: ro, log: logger, statfsPath: o.StatfsPath, ids: o.Owner, open: map[*node]int{}, holds: map[uint64]int{}, nodes: map[uint64]*node{}}
 	root := &node{fs: f}
 	f.root = root
 
@@ -125,7 +124,7 @@ func Mount(ws *branch.Workspace, dir string, o Options) (*Mounted, error) {
 		EntryTimeout:    &timeout,
 		AttrTimeout:     &timeout,
 		NegativeTimeout: &negTimeout,
-		RootStableAttr:  &gofs.StableAttr{Ino: branch.RootIno, Mode: syscall.S_IFDIR},
+		RootStableAttr:  &gofs.StableAttr{Ino: work.RootIno, Mode: syscall.S_IFDIR},
 		Logger:          logger,
 		// Report mode 0000 as 0000: without this go-fuse shows 0644/0755, and the kernel,
 		// which enforces what we report (default_permissions), lets everyone read.
@@ -138,6 +137,7 @@ func Mount(ws *branch.Workspace, dir string, o Options) (*Mounted, error) {
 	}
 	m := &Mounted{dir: abs, fsys: f, server: server}
 	ws.OnReset(f.invalidateAll)
+	f.register()
 	return m, nil
 }
 
@@ -228,5 +228,6 @@ func (m *Mounted) Unmount() error {
 	}
 	m.unmounted = true
 	m.fsys.closed.Store(true)
+	m.fsys.unregister()
 	return ferr
 }

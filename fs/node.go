@@ -11,16 +11,15 @@ import (
 	gofs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
 
-	"github.com/agentfs/agentfs/branch"
-	"github.com/agentfs/agentfs/branch/tree"
+	"github.com/agentfs/agentfs/work"
 )
 
 // errStop ends a workspace directory scan early.
-var errStop = tree.Stop
+var errStop = work.Stop
 
 // fsys is the state shared by all nodes of one mount.
 type fsys struct {
-	ws         *branch.Workspace
+	ws         *work.Workspace
 	ro         bool
 	log        *log.Logger
 	statfsPath string
@@ -31,8 +30,9 @@ type fsys struct {
 	errs       errSeq      // write errors per inode, reported at fsync and close
 
 	mu    sync.Mutex
-	open  map[*node]int  // nodes with open file handles, so a reset reaches unlinked files too
-	holds map[uint64]int // workspace Opens this mount holds, per inode
+	open  map[*node]int    // nodes with open file handles, so a reset reaches unlinked files too
+	holds map[uint64]int   // workspace Opens this mount holds, per inode
+	nodes map[uint64]*node // nodes the kernel knows, by inode number (see known)
 }
 
 // hold keeps inode ino alive in the workspace (ws.Open) while the kernel or a handle
@@ -62,6 +62,7 @@ func (f *fsys) releaseAll() {
 	holds := f.holds
 	f.holds = map[uint64]int{}
 	f.open = map[*node]int{}
+	f.nodes = map[uint64]*node{}
 	f.mu.Unlock()
 	for ino, c := range holds {
 		for range c {
@@ -87,6 +88,11 @@ type node struct {
 
 // OnForget runs when the kernel forgot the node.
 func (n *node) OnForget() {
+	n.fs.mu.Lock()
+	if n.fs.nodes[n.ino()] == n {
+		delete(n.fs.nodes, n.ino())
+	}
+	n.fs.mu.Unlock()
 	if n.held.CompareAndSwap(true, false) {
 		if err := n.fs.unhold(context.Background(), n.ino()); err != nil {
 			n.fs.errno("forget", err)
@@ -126,7 +132,7 @@ func (f *fsys) writable() syscall.Errno {
 }
 
 // fillAttr copies an inode's attributes into a FUSE attribute, with the mount's identities.
-func (f *fsys) fillAttr(in *branch.Inode, out *fuse.Attr) {
+func (f *fsys) fillAttr(in *work.Inode, out *fuse.Attr) {
 	out.Ino = in.Ino
 	out.Mode = in.Mode
 	out.Nlink = in.Nlink
@@ -149,11 +155,16 @@ func splitNs(ns int64) (uint64, uint32) {
 }
 
 // child returns the go-fuse inode for a workspace inode found under n, filling out.
-func (n *node) child(ctx context.Context, in *branch.Inode, out *fuse.EntryOut) *gofs.Inode {
+func (n *node) child(ctx context.Context, in *work.Inode, out *fuse.EntryOut) *gofs.Inode {
 	n.fs.fillAttr(in, &out.Attr)
 	child := n.NewInode(ctx, &node{fs: n.fs}, gofs.StableAttr{Mode: in.Mode & syscall.S_IFMT, Ino: in.Ino})
-	if cn, ok := child.Operations().(*node); ok && cn.held.CompareAndSwap(false, true) {
-		n.fs.hold(in.Ino) // a new node, or one revived after OnForget
+	if cn, ok := child.Operations().(*node); ok {
+		n.fs.mu.Lock()
+		n.fs.nodes[in.Ino] = cn
+		n.fs.mu.Unlock()
+		if cn.held.CompareAndSwap(false, true) {
+			n.fs.hold(in.Ino) // a new node, or one revived after OnForget
+		}
 	}
 	return child
 }

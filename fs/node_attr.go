@@ -9,7 +9,7 @@ import (
 	"github.com/hanwen/go-fuse/v2/fuse"
 	"golang.org/x/sys/unix"
 
-	"github.com/agentfs/agentfs/branch"
+	"github.com/agentfs/agentfs/work"
 )
 
 func (n *node) Getattr(ctx context.Context, f gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
@@ -21,7 +21,7 @@ func (n *node) Getattr(ctx context.Context, f gofs.FileHandle, out *fuse.AttrOut
 	return 0
 }
 
-func setSize(s *uint64) branch.SetAttr { return branch.SetAttr{Size: s} }
+func setSize(s *uint64) work.SetAttr { return work.SetAttr{Size: s} }
 
 // Setattr applies chmod, chown, truncate and utimes. The kernel has checked permissions
 // (default_permissions); UTIME_NOW arrives as a flag and is resolved to the current time here.
@@ -29,7 +29,7 @@ func (n *node) Setattr(ctx context.Context, f gofs.FileHandle, in *fuse.SetAttrI
 	if e := n.fs.writable(); e != 0 {
 		return e
 	}
-	var a branch.SetAttr
+	var a work.SetAttr
 	if m, ok := in.GetMode(); ok {
 		a.Mode = &m
 	}
@@ -62,6 +62,7 @@ func (n *node) Setattr(ctx context.Context, f gofs.FileHandle, in *fuse.SetAttrI
 		return e
 	}
 	n.fs.fillAttr(res, &out.Attr)
+	n.inodeChanged()
 	return 0
 }
 
@@ -76,7 +77,7 @@ func (n *node) Readlink(ctx context.Context) ([]byte, syscall.Errno) {
 // Statfs reports the free space of the repository's file system; the file counts are
 // nominal (inodes are allocated without a fixed table).
 func (n *node) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
-	out.Bsize, out.Frsize, out.NameLen = 4096, 4096, branch.MaxEntryName
+	out.Bsize, out.Frsize, out.NameLen = 4096, 4096, work.MaxEntryName
 	out.Files, out.Ffree = 1<<40, 1<<40
 	if n.fs.statfsPath == "" {
 		out.Blocks, out.Bfree, out.Bavail = 1<<30, 1<<30, 1<<30
@@ -122,7 +123,11 @@ func (n *node) Setxattr(ctx context.Context, attr string, data []byte, flags uin
 	if e := n.fs.writable(); e != 0 {
 		return e
 	}
-	return n.fs.errno("setxattr", n.fs.ws.SetXattr(wctx(ctx), n.ino(), attr, data, flags))
+	e := n.fs.errno("setxattr", n.fs.ws.SetXattr(wctx(ctx), n.ino(), attr, data, flags))
+	if e == 0 {
+		n.inodeChanged()
+	}
+	return e
 }
 
 func (n *node) Removexattr(ctx context.Context, attr string) syscall.Errno {
@@ -132,7 +137,11 @@ func (n *node) Removexattr(ctx context.Context, attr string) syscall.Errno {
 	if e := n.fs.writable(); e != 0 {
 		return e
 	}
-	return n.fs.errno("removexattr", n.fs.ws.RemoveXattr(wctx(ctx), n.ino(), attr))
+	e := n.fs.errno("removexattr", n.fs.ws.RemoveXattr(wctx(ctx), n.ino(), attr))
+	if e == 0 {
+		n.inodeChanged()
+	}
+	return e
 }
 
 func (n *node) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errno) {

@@ -7,7 +7,7 @@ import (
 	gofs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
 
-	"github.com/agentfs/agentfs/branch"
+	"github.com/agentfs/agentfs/work"
 )
 
 // Workspace operations are transactions: they run to the end once started. A FUSE interrupt
@@ -23,9 +23,9 @@ func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*go
 	return n.child(ctx, in, out), 0
 }
 
-func (n *node) newAttr(ctx context.Context, mode, rdev uint32) branch.Attr {
+func (n *node) newAttr(ctx context.Context, mode, rdev uint32) work.Attr {
 	uid, gid := n.fs.caller(ctx)
-	return branch.Attr{Mode: mode, Uid: uid, Gid: gid, Rdev: rdev}
+	return work.Attr{Mode: mode, Uid: uid, Gid: gid, Rdev: rdev}
 }
 
 func (n *node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
@@ -36,6 +36,7 @@ func (n *node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.En
 	if err != nil {
 		return nil, n.fs.errno("mkdir", err)
 	}
+	n.nameChanged(name)
 	return n.child(ctx, in, out), 0
 }
 
@@ -47,6 +48,7 @@ func (n *node) Mknod(ctx context.Context, name string, mode uint32, dev uint32, 
 	if err != nil {
 		return nil, n.fs.errno("mknod", err)
 	}
+	n.nameChanged(name)
 	return n.child(ctx, in, out), 0
 }
 
@@ -57,7 +59,7 @@ func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint3
 	in, err := n.fs.ws.Create(wctx(ctx), n.ino(), name, n.newAttr(ctx, mode|syscall.S_IFREG, 0))
 	if err == syscall.EEXIST && flags&syscall.O_EXCL == 0 {
 		// Another creator won the race: open the existing file, as open(2) does.
-		var existing *branch.Inode
+		var existing *work.Inode
 		if existing, err = n.fs.ws.Lookup(wctx(ctx), n.ino(), name); err == nil {
 			if existing.IsDir() {
 				return nil, nil, 0, syscall.EISDIR
@@ -78,6 +80,7 @@ func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint3
 	if err != nil {
 		return nil, nil, 0, n.fs.errno("create", err)
 	}
+	n.nameChanged(name)
 	child := n.child(ctx, in, out)
 	n.fs.opened(child.Operations().(*node))
 	return child, n.fs.newHandle(in.Ino), openFlags(flags), 0
@@ -91,6 +94,7 @@ func (n *node) Symlink(ctx context.Context, target, name string, out *fuse.Entry
 	if err != nil {
 		return nil, n.fs.errno("symlink", err)
 	}
+	n.nameChanged(name)
 	return n.child(ctx, in, out), 0
 }
 
@@ -102,6 +106,7 @@ func (n *node) Link(ctx context.Context, target gofs.InodeEmbedder, name string,
 	if err != nil {
 		return nil, n.fs.errno("link", err)
 	}
+	n.nameChanged(name, in.Ino)
 	return n.child(ctx, in, out), 0
 }
 
@@ -109,14 +114,24 @@ func (n *node) Unlink(ctx context.Context, name string) syscall.Errno {
 	if e := n.fs.writable(); e != 0 {
 		return e
 	}
-	return n.fs.errno("unlink", n.fs.ws.Unlink(wctx(ctx), n.ino(), name))
+	ino := n.childIno(name)
+	e := n.fs.errno("unlink", n.fs.ws.Unlink(wctx(ctx), n.ino(), name))
+	if e == 0 {
+		n.nameChanged(name, ino)
+	}
+	return e
 }
 
 func (n *node) Rmdir(ctx context.Context, name string) syscall.Errno {
 	if e := n.fs.writable(); e != 0 {
 		return e
 	}
-	return n.fs.errno("rmdir", n.fs.ws.Rmdir(wctx(ctx), n.ino(), name))
+	ino := n.childIno(name)
+	e := n.fs.errno("rmdir", n.fs.ws.Rmdir(wctx(ctx), n.ino(), name))
+	if e == 0 {
+		n.nameChanged(name, ino)
+	}
+	return e
 }
 
 func (n *node) Rename(ctx context.Context, name string, newParent gofs.InodeEmbedder, newName string, flags uint32) syscall.Errno {
@@ -126,7 +141,18 @@ func (n *node) Rename(ctx context.Context, name string, newParent gofs.InodeEmbe
 	// RENAME_NOREPLACE and RENAME_EXCHANGE have the same values in branch; anything else
 	// (RENAME_WHITEOUT) is refused there with EINVAL.
 	np := newParent.EmbeddedInode().StableAttr().Ino
-	return n.fs.errno("rename", n.fs.ws.Rename(wctx(ctx), n.ino(), name, np, newName, flags))
+	src, dst := n.childIno(name), newParent.EmbeddedInode().GetChild(newName)
+	e := n.fs.errno("rename", n.fs.ws.Rename(wctx(ctx), n.ino(), name, np, newName, flags))
+	if e == 0 {
+		n.fs.changed(func() change {
+			c := change{inodes: []uint64{n.ino(), np, src}, entries: []entryRef{{n.ino(), name}, {np, newName}}}
+			if dst != nil {
+				c.inodes = append(c.inodes, dst.StableAttr().Ino)
+			}
+			return c
+		})
+	}
+	return e
 }
 
 // OpendirHandle opens a directory stream that reads the directory in batches, resuming after
@@ -159,7 +185,7 @@ type dirHandle struct {
 }
 
 func (d *dirHandle) rewind() {
-	parent := uint64(branch.RootIno)
+	parent := uint64(work.RootIno)
 	if _, p := d.n.Parent(); p != nil {
 		parent = p.StableAttr().Ino
 	}
@@ -175,7 +201,7 @@ func (d *dirHandle) fill(ctx context.Context) syscall.Errno {
 		after = d.ents[len(d.ents)-1].Name
 	}
 	got := 0
-	err := d.n.fs.ws.ReadDir(wctx(ctx), d.n.ino(), after, func(e branch.DirEntry) error {
+	err := d.n.fs.ws.ReadDir(wctx(ctx), d.n.ino(), after, func(e work.DirEntry) error {
 		d.ents = append(d.ents, fuse.DirEntry{Name: e.Name, Ino: e.Ino, Mode: e.Mode, Off: uint64(len(d.ents) + 1)})
 		got++
 		if got == readDirBatch {

@@ -92,6 +92,7 @@ func (n *node) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32,
 			if _, err := n.fs.ws.SetAttr(wctx(ctx), n.ino(), setSize(&zero)); err != nil {
 				return nil, 0, n.fs.errno("open", err)
 			}
+			n.inodeChanged()
 		}
 	}
 	n.fs.opened(n)
@@ -126,6 +127,7 @@ func (n *node) Write(ctx context.Context, f gofs.FileHandle, data []byte, off in
 		n.fs.errs.set(n.ino(), e)
 		return 0, e
 	}
+	n.inodeChanged()
 	return uint32(got), 0
 }
 
@@ -153,7 +155,16 @@ const (
 // (always with KEEP_SIZE, the kernel checks) and ZERO_RANGE (with or without KEEP_SIZE)
 // make the range read as zeros and store nothing for it. Other modes (COLLAPSE_RANGE,
 // INSERT_RANGE, UNSHARE_RANGE) get EOPNOTSUPP, as on many local filesystems.
+// Allocate implements fallocate (see allocate) and tells the other mounts.
 func (n *node) Allocate(ctx context.Context, f gofs.FileHandle, off uint64, size uint64, mode uint32) syscall.Errno {
+	e := n.allocate(ctx, f, off, size, mode)
+	if e == 0 {
+		n.inodeChanged()
+	}
+	return e
+}
+
+func (n *node) allocate(ctx context.Context, f gofs.FileHandle, off uint64, size uint64, mode uint32) syscall.Errno {
 	if e := n.fs.writable(); e != 0 {
 		return e
 	}

@@ -6,7 +6,7 @@ import (
 
 	gofs "github.com/hanwen/go-fuse/v2/fs"
 
-	"github.com/agentfs/agentfs/branch"
+	"github.com/agentfs/agentfs/work"
 )
 
 // invalidateAll runs after a rollback or merge replaced the workspace's content. It drops
@@ -49,7 +49,7 @@ func (f *fsys) invalidateAll() {
 			walk(c)
 		}
 		// Names of the new content, which the kernel may hold as negative entries.
-		_ = f.ws.ReadDir(ctx, dir.StableAttr().Ino, "", func(e branch.DirEntry) error {
+		_ = f.ws.ReadDir(ctx, dir.StableAttr().Ino, "", func(e work.DirEntry) error {
 			if _, ok := known[e.Name]; !ok {
 				entries = append(entries, dirEntry{dir, e.Name})
 			}
@@ -77,6 +77,6 @@ func (f *fsys) invalidateAll() {
 // cached.
 func (f *fsys) notify(what string, e syscall.Errno) {
 	if e != 0 && e != syscall.ENOENT && e != syscall.ENOTDIR {
-		f.log.Printf("agentfs: invalidating %s after reset: %v", what, e)
+		f.log.Printf("agentfs: invalidating a kernel cache %s: %v", what, e)
 	}
 }

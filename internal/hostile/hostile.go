@@ -17,7 +17,7 @@ import (
 	"github.com/agentfs/agentfs/store"
 )
 
-// Tree is a tree's key/value map (branch/keys.go): inodes, dirents, block references.
+// Tree is a tree's key/value map (work/keys.go): inodes, dirents, block references.
 type Tree map[string][]byte
 
 func ino8(k byte, ino uint64) []byte {

@@ -1,4 +1,4 @@
-package branch
+package work
 
 import (
 	"bytes"
@@ -13,7 +13,7 @@ import (
 // MaxEntryName is the longest file name, as on Linux.
 const MaxEntryName = 255
 
-func checkEntryName(name string) error {
+func CheckEntryName(name string) error {
 	switch {
 	case name == "" || name == "." || name == ".." || strings.ContainsAny(name, "/\x00"):
 		return syscall.EINVAL
@@ -34,8 +34,8 @@ type Attr struct {
 func (ws *Workspace) GetAttr(ctx context.Context, ino uint64) (*Inode, error) {
 	ws.mu.RLock()
 	defer ws.mu.RUnlock()
-	v, ok, err := ws.get(ctx, inodeKey(ino))
-	return inodeFrom(ino, v, ok, err)
+	v, ok, err := ws.get(ctx, InodeKey(ino))
+	return InodeFrom(ino, v, ok, err)
 }
 
 // Lookup returns the inode called name in directory parent.
@@ -46,22 +46,22 @@ func (ws *Workspace) Lookup(ctx context.Context, parent uint64, name string) (*I
 	if err != nil {
 		return nil, err
 	}
-	v, ok, err := ws.get(ctx, inodeKey(ino))
-	return inodeFrom(ino, v, ok, err)
+	v, ok, err := ws.get(ctx, InodeKey(ino))
+	return InodeFrom(ino, v, ok, err)
 }
 
 func (ws *Workspace) lookupLocked(ctx context.Context, parent uint64, name string) (uint64, uint32, error) {
 	if len(name) > MaxEntryName {
 		return 0, 0, syscall.ENAMETOOLONG
 	}
-	v, ok, err := ws.get(ctx, direntKey(parent, name))
+	v, ok, err := ws.get(ctx, DirentKey(parent, name))
 	if err != nil {
 		return 0, 0, err
 	}
 	if !ok {
 		return 0, 0, syscall.ENOENT
 	}
-	ino, typ, ok := decodeDirent(v)
+	ino, typ, ok := DecodeDirent(v)
 	if !ok {
 		return 0, 0, fmt.Errorf("directory %d entry %q: %w: malformed", parent, name, syscall.EIO)
 	}
@@ -75,8 +75,11 @@ type DirEntry struct {
 	Mode uint32 // file type bits only
 }
 
+// Stop, returned by a ReadDir callback, ends the listing without an error.
+var Stop = tree.Stop
+
 // ReadDir lists a directory in name order, starting after the name `after` (empty: from the
-// beginning), calling fn until it returns tree.Stop or an error.
+// beginning), calling fn until it returns Stop or an error.
 func (ws *Workspace) ReadDir(ctx context.Context, dir uint64, after string, fn func(DirEntry) error) error {
 	ws.mu.RLock()
 	defer ws.mu.RUnlock()
@@ -87,18 +90,18 @@ func (ws *Workspace) ReadDir(ctx context.Context, dir uint64, after string, fn f
 	if !n.IsDir() {
 		return syscall.ENOTDIR
 	}
-	p := direntPrefix(dir)
+	p := DirentPrefix(dir)
 	start := p
 	if after != "" {
-		start = append(direntKey(dir, after), 0)
+		start = append(DirentKey(dir, after), 0)
 	}
-	return ws.scan(ctx, start, prefixEnd(p), func(k, v []byte) error {
-		ino, typ, ok := decodeDirent(v)
+	return ws.scan(ctx, start, PrefixEnd(p), func(k, v []byte) error {
+		ino, typ, ok := DecodeDirent(v)
 		if !ok {
 			return fmt.Errorf("directory %d: %w: malformed entry", dir, syscall.EIO)
 		}
 		name := string(k[len(p):])
-		if err := checkEntryName(name); err != nil {
+		if err := CheckEntryName(name); err != nil {
 			return fmt.Errorf("directory %d: entry %q is not a valid file name (the tree is damaged or crafted): %w", dir, name, syscall.EIO)
 		}
 		return fn(DirEntry{Name: name, Ino: ino, Mode: typ})
@@ -118,8 +121,8 @@ func (ws *Workspace) Readlink(ctx context.Context, ino uint64) (string, error) {
 }
 
 // newEntry creates a new inode called name in parent. Callers hold ws.mu.
-func (ws *Workspace) newEntry(ctx context.Context, t *txn, parent uint64, name string, a Attr, data []byte) (*Inode, error) {
-	if err := checkEntryName(name); err != nil {
+func (ws *Workspace) newEntry(ctx context.Context, t *Txn, parent uint64, name string, a Attr, data []byte) (*Inode, error) {
+	if err := CheckEntryName(name); err != nil {
 		return nil, err
 	}
 	p, err := t.inode(ctx, parent)
@@ -132,16 +135,16 @@ func (ws *Workspace) newEntry(ctx context.Context, t *txn, parent uint64, name s
 	if p.Nlink == 0 {
 		return nil, syscall.ENOENT // the directory was removed while open
 	}
-	if _, ok, err := t.get(ctx, direntKey(parent, name)); err != nil {
+	if _, ok, err := t.get(ctx, DirentKey(parent, name)); err != nil {
 		return nil, err
 	} else if ok {
 		return nil, syscall.EEXIST
 	}
-	ino, err := ws.e.allocIno()
+	ino, err := ws.env.AllocIno()
 	if err != nil {
 		return nil, err
 	}
-	now := ws.e.now().UnixNano()
+	now := ws.env.Now().UnixNano()
 	n := &Inode{Ino: ino, Mode: a.Mode, Uid: a.Uid, Gid: a.Gid, Rdev: a.Rdev, Nlink: 1,
 		Atime: now, Mtime: now, Ctime: now, Parent: parent, Name: name}
 	if p.Mode&syscall.S_ISGID != 0 {
@@ -166,14 +169,14 @@ func (ws *Workspace) newEntry(ctx context.Context, t *txn, parent uint64, name s
 	if err := t.putInode(n); err != nil {
 		return nil, err
 	}
-	return n, t.set(direntKey(parent, name), encodeDirent(ino, n.Mode))
+	return n, t.set(DirentKey(parent, name), EncodeDirent(ino, n.Mode))
 }
 
 func (ws *Workspace) createEntry(ctx context.Context, parent uint64, name string, a Attr, data []byte) (*Inode, error) {
-	if err := ws.e.st.CheckSpace(); err != nil {
+	if err := ws.env.Store.CheckSpace(); err != nil {
 		return nil, err
 	}
-	defer ws.e.op()()
+	defer ws.env.Op()()
 	ws.mu.Lock()
 	defer ws.mu.Unlock()
 	t, err := ws.begin()
@@ -217,8 +220,8 @@ func (ws *Workspace) Symlink(ctx context.Context, parent uint64, name, target st
 
 // Link makes name in parent another link to inode ino.
 func (ws *Workspace) Link(ctx context.Context, ino, parent uint64, name string) (*Inode, error) {
-	defer ws.e.op()()
-	if err := checkEntryName(name); err != nil {
+	defer ws.env.Op()()
+	if err := CheckEntryName(name); err != nil {
 		return nil, err
 	}
 	ws.mu.Lock()
@@ -245,16 +248,16 @@ func (ws *Workspace) Link(ctx context.Context, ino, parent uint64, name string) 
 	if !p.IsDir() {
 		return nil, syscall.ENOTDIR
 	}
-	if _, ok, err := t.get(ctx, direntKey(parent, name)); err != nil {
+	if _, ok, err := t.get(ctx, DirentKey(parent, name)); err != nil {
 		return nil, err
 	} else if ok {
 		return nil, syscall.EEXIST
 	}
-	now := ws.e.now().UnixNano()
+	now := ws.env.Now().UnixNano()
 	n.Nlink++
 	n.Ctime = now
 	p.Mtime, p.Ctime = now, now
-	for _, err := range []error{t.putInode(n), t.putInode(p), t.set(direntKey(parent, name), encodeDirent(ino, n.Mode))} {
+	for _, err := range []error{t.putInode(n), t.putInode(p), t.set(DirentKey(parent, name), EncodeDirent(ino, n.Mode))} {
 		if err != nil {
 			return nil, err
 		}
@@ -274,7 +277,7 @@ func (ws *Workspace) Rmdir(ctx context.Context, parent uint64, name string) erro
 }
 
 func (ws *Workspace) remove(ctx context.Context, parent uint64, name string, dir bool) error {
-	defer ws.e.op()()
+	defer ws.env.Op()()
 	if name == "." {
 		return syscall.EINVAL
 	}
@@ -313,8 +316,8 @@ func (ws *Workspace) remove(ctx context.Context, parent uint64, name string, dir
 }
 
 // unlinkLocked removes the entry name (for inode n) from directory p and updates both.
-func (ws *Workspace) unlinkLocked(ctx context.Context, t *txn, p *Inode, name string, n *Inode) error {
-	now := ws.e.now().UnixNano()
+func (ws *Workspace) unlinkLocked(ctx context.Context, t *Txn, p *Inode, name string, n *Inode) error {
+	now := ws.env.Now().UnixNano()
 	if n.IsDir() {
 		empty, err := ws.emptyDir(ctx, t, n.Ino)
 		if err != nil {
@@ -330,7 +333,7 @@ func (ws *Workspace) unlinkLocked(ctx context.Context, t *txn, p *Inode, name st
 	}
 	p.Mtime, p.Ctime = now, now
 	n.Ctime = now
-	if err := t.del(direntKey(p.Ino, name)); err != nil {
+	if err := t.del(DirentKey(p.Ino, name)); err != nil {
 		return err
 	}
 	if err := t.putInode(p); err != nil {
@@ -342,10 +345,10 @@ func (ws *Workspace) unlinkLocked(ctx context.Context, t *txn, p *Inode, name st
 	return t.putInode(n)
 }
 
-func (ws *Workspace) emptyDir(ctx context.Context, t *txn, ino uint64) (bool, error) {
+func (ws *Workspace) emptyDir(ctx context.Context, t *Txn, ino uint64) (bool, error) {
 	empty := true
-	p := direntPrefix(ino)
-	err := ws.scan(ctx, p, prefixEnd(p), func(k, v []byte) error {
+	p := DirentPrefix(ino)
+	err := ws.scan(ctx, p, PrefixEnd(p), func(k, v []byte) error {
 		if sv, ok := t.staged[string(k)]; ok && sv == nil {
 			return nil // deleted earlier in this operation
 		}
@@ -363,8 +366,8 @@ const (
 
 // Rename moves oldName in oldParent to newName in newParent, replacing a compatible target.
 func (ws *Workspace) Rename(ctx context.Context, oldParent uint64, oldName string, newParent uint64, newName string, flags uint32) error {
-	defer ws.e.op()()
-	if err := checkEntryName(newName); err != nil {
+	defer ws.env.Op()()
+	if err := CheckEntryName(newName); err != nil {
 		return err
 	}
 	if flags&^(RenameNoReplace|RenameExchange) != 0 || flags == RenameNoReplace|RenameExchange {
@@ -414,7 +417,7 @@ func (ws *Workspace) Rename(ctx context.Context, oldParent uint64, oldName strin
 			return err
 		}
 	}
-	now := ws.e.now().UnixNano()
+	now := ws.env.Now().UnixNano()
 	if flags&RenameExchange != 0 {
 		dst, err := t.inode(ctx, dstIno)
 		if err != nil {
@@ -452,10 +455,10 @@ func (ws *Workspace) Rename(ctx context.Context, oldParent uint64, oldName strin
 	if oldParent == newParent {
 		op = np
 	}
-	if err := t.del(direntKey(oldParent, oldName)); err != nil {
+	if err := t.del(DirentKey(oldParent, oldName)); err != nil {
 		return err
 	}
-	if err := t.set(direntKey(newParent, newName), encodeDirent(srcIno, src.Mode)); err != nil {
+	if err := t.set(DirentKey(newParent, newName), EncodeDirent(srcIno, src.Mode)); err != nil {
 		return err
 	}
 	if src.IsDir() && oldParent != newParent {
@@ -472,11 +475,11 @@ func (ws *Workspace) Rename(ctx context.Context, oldParent uint64, oldName strin
 	return t.commit(false)
 }
 
-func (ws *Workspace) exchange(ctx context.Context, t *txn, op uint64, on string, src *Inode, np uint64, nn string, dst *Inode, now int64) error {
-	if err := t.set(direntKey(op, on), encodeDirent(dst.Ino, dst.Mode)); err != nil {
+func (ws *Workspace) exchange(ctx context.Context, t *Txn, op uint64, on string, src *Inode, np uint64, nn string, dst *Inode, now int64) error {
+	if err := t.set(DirentKey(op, on), EncodeDirent(dst.Ino, dst.Mode)); err != nil {
 		return err
 	}
-	if err := t.set(direntKey(np, nn), encodeDirent(src.Ino, src.Mode)); err != nil {
+	if err := t.set(DirentKey(np, nn), EncodeDirent(src.Ino, src.Mode)); err != nil {
 		return err
 	}
 	src.Parent, src.Name, src.Ctime = np, nn, now
@@ -518,7 +521,7 @@ func (ws *Workspace) exchange(ctx context.Context, t *txn, op uint64, on string,
 
 // checkNotAncestor fails with EINVAL if dir is target or one of its ancestors (a directory
 // may not move into itself).
-func (ws *Workspace) checkNotAncestor(ctx context.Context, t *txn, dir, target uint64) error {
+func (ws *Workspace) checkNotAncestor(ctx context.Context, t *Txn, dir, target uint64) error {
 	for ino := target; ; {
 		if ino == dir {
 			return syscall.EINVAL
@@ -549,7 +552,7 @@ type SetAttr struct {
 
 // SetAttr applies a, updating ctime.
 func (ws *Workspace) SetAttr(ctx context.Context, ino uint64, a SetAttr) (*Inode, error) {
-	defer ws.e.op()()
+	defer ws.env.Op()()
 	ws.mu.Lock()
 	defer ws.mu.Unlock()
 	t, err := ws.begin()
@@ -561,7 +564,7 @@ func (ws *Workspace) SetAttr(ctx context.Context, ino uint64, a SetAttr) (*Inode
 	if err != nil {
 		return nil, err
 	}
-	now := ws.e.now().UnixNano()
+	now := ws.env.Now().UnixNano()
 	if a.Size != nil {
 		if a.Since != nil && *a.Since != ws.gen {
 			return nil, fmt.Errorf("%w: the branch was rolled back after this file was opened; open it again", syscall.ESTALE)
@@ -636,8 +639,8 @@ func (ws *Workspace) ListXattr(ctx context.Context, ino uint64) ([]string, error
 		return nil, err
 	}
 	var names []string
-	p := xattrPrefix(ino)
-	err := ws.scan(ctx, p, prefixEnd(p), func(k, v []byte) error {
+	p := XattrPrefix(ino)
+	err := ws.scan(ctx, p, PrefixEnd(p), func(k, v []byte) error {
 		names = append(names, string(k[len(p):]))
 		return nil
 	})
@@ -674,7 +677,7 @@ func (ws *Workspace) RemoveXattr(ctx context.Context, ino uint64, name string) e
 }
 
 func (ws *Workspace) xattrChange(ctx context.Context, ino uint64, name string, next func(exists bool) ([]byte, error)) error {
-	defer ws.e.op()()
+	defer ws.env.Op()()
 	ws.mu.Lock()
 	defer ws.mu.Unlock()
 	t, err := ws.begin()
@@ -702,7 +705,7 @@ func (ws *Workspace) xattrChange(ctx context.Context, ino uint64, name string, n
 	if err != nil {
 		return err
 	}
-	n.Ctime = ws.e.now().UnixNano()
+	n.Ctime = ws.env.Now().UnixNano()
 	if err := t.putInode(n); err != nil {
 		return err
 	}
@@ -738,7 +741,7 @@ func (ws *Workspace) Release(ctx context.Context, ino uint64) error {
 	if !last || ws.readOnly {
 		return nil
 	}
-	defer ws.e.op()()
+	defer ws.env.Op()()
 	ws.mu.Lock()
 	defer ws.mu.Unlock()
 	if ws.isOpen(ino) {
@@ -769,3 +772,30 @@ func (ws *Workspace) Release(ctx context.Context, ino uint64) error {
 // write-ahead log before it returned. (Errors of failed writes are reported by the FUSE
 // layer's per-file error sequence.)
 func (ws *Workspace) FlushFile(ctx context.Context, ino uint64) error { return nil }
+
+// create makes a new inode, within the branch's quota (Env.Admit).
+func (ws *Workspace) create(ctx context.Context, parent uint64, name string, a Attr, data []byte) (*Inode, error) {
+	done, err := ws.admit(ctx, Usage{Bytes: int64(len(data)), Inodes: 1})
+	if err != nil {
+		return nil, err
+	}
+	n, err := ws.createEntry(ctx, parent, name, a, data)
+	done(err == nil)
+	return n, err
+}
+
+func noop(bool) {}
+
+// admit asks the repository whether the branch may grow by add (Env.Admit). It runs before
+// the operation takes any lock: an exact count walks the repository.
+func (ws *Workspace) admit(ctx context.Context, add Usage) (func(bool), error) {
+	if ws.name == "" || ws.env.Admit == nil {
+		return noop, nil
+	}
+	return ws.env.Admit(ctx, ws.name, add)
+}
+
+// UnlinkLocked removes entry name (inode n) from directory p in t. Callers hold the lock.
+func (ws *Workspace) UnlinkLocked(ctx context.Context, t *Txn, p *Inode, name string, n *Inode) error {
+	return ws.unlinkLocked(ctx, t, p, name, n)
+}

@@ -1,4 +1,4 @@
-package branch
+package work
 
 import (
 	"encoding/binary"
@@ -21,54 +21,54 @@ import (
 //
 // Integers are big-endian so that keys sort by number.
 const (
-	kindInode  = 'i'
-	kindDirent = 'd'
-	kindXattr  = 'x'
-	kindBlock  = 'b'
-	kindPage   = 'p'
+	KindInode  = 'i'
+	KindDirent = 'd'
+	KindXattr  = 'x'
+	KindBlock  = 'b'
+	KindPage   = 'p'
 )
 
 // RootIno is the inode number of every tree's root directory.
 const RootIno = 1
 
-func inodeKey(ino uint64) []byte {
+func InodeKey(ino uint64) []byte {
 	k := make([]byte, 9)
-	k[0] = kindInode
+	k[0] = KindInode
 	binary.BigEndian.PutUint64(k[1:], ino)
 	return k
 }
 
-func direntKey(parent uint64, name string) []byte {
+func DirentKey(parent uint64, name string) []byte {
 	k := make([]byte, 9, 9+len(name))
-	k[0] = kindDirent
+	k[0] = KindDirent
 	binary.BigEndian.PutUint64(k[1:], parent)
 	return append(k, name...)
 }
 
-func direntPrefix(parent uint64) []byte { return direntKey(parent, "") }
+func DirentPrefix(parent uint64) []byte { return DirentKey(parent, "") }
 
 func xattrKey(ino uint64, name string) []byte {
 	k := make([]byte, 9, 9+len(name))
-	k[0] = kindXattr
+	k[0] = KindXattr
 	binary.BigEndian.PutUint64(k[1:], ino)
 	return append(k, name...)
 }
 
-func xattrPrefix(ino uint64) []byte { return xattrKey(ino, "") }
+func XattrPrefix(ino uint64) []byte { return xattrKey(ino, "") }
 
-func blockKey(ino, index uint64) []byte {
+func BlockKey(ino, index uint64) []byte {
 	k := make([]byte, 17)
-	k[0] = kindBlock
+	k[0] = KindBlock
 	binary.BigEndian.PutUint64(k[1:], ino)
 	binary.BigEndian.PutUint64(k[9:], index)
 	return k
 }
 
-func blockPrefix(ino uint64) []byte { return blockKey(ino, 0)[:9] }
+func BlockPrefix(ino uint64) []byte { return BlockKey(ino, 0)[:9] }
 
 func pageKey(ino, index uint64) []byte {
-	k := blockKey(ino, index)
-	k[0] = kindPage
+	k := BlockKey(ino, index)
+	k[0] = KindPage
 	return k
 }
 
@@ -77,26 +77,26 @@ func pagePrefix(ino uint64) []byte { return pageKey(ino, 0)[:9] }
 // keyPage returns the page index of a page key.
 func keyPage(k []byte) uint64 { return binary.BigEndian.Uint64(k[9:17]) }
 
-// keyIno returns the inode a key belongs to (for a dirent, the parent directory).
-func keyIno(k []byte) uint64 {
+// KeyIno returns the inode a key belongs to (for a dirent, the parent directory).
+func KeyIno(k []byte) uint64 {
 	if len(k) < 9 {
 		return 0
 	}
 	return binary.BigEndian.Uint64(k[1:9])
 }
 
-// prefixEnd returns the smallest key greater than every key with prefix p.
-func prefixEnd(p []byte) []byte { return kv.PrefixEnd(p) }
+// PrefixEnd returns the smallest key greater than every key with prefix p.
+func PrefixEnd(p []byte) []byte { return kv.PrefixEnd(p) }
 
 // dirent values: 8-byte child ino, then the file type bits of its mode (mode >> 12).
-func encodeDirent(ino uint64, mode uint32) []byte {
+func EncodeDirent(ino uint64, mode uint32) []byte {
 	v := make([]byte, 9)
 	binary.BigEndian.PutUint64(v, ino)
 	v[8] = byte(mode >> 12)
 	return v
 }
 
-func decodeDirent(v []byte) (ino uint64, typ uint32, ok bool) {
+func DecodeDirent(v []byte) (ino uint64, typ uint32, ok bool) {
 	if len(v) != 9 {
 		return 0, 0, false
 	}

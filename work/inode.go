@@ -1,4 +1,4 @@
-package branch
+package work
 
 import (
 	"encoding/binary"
@@ -56,7 +56,7 @@ var errBadInode = errors.New("branch: malformed inode record")
 // name): the repository or the bucket it came from is damaged, or the tree was crafted.
 var ErrDamaged = errors.New("damaged tree")
 
-func encodeInode(n *Inode) []byte {
+func EncodeInode(n *Inode) []byte {
 	b := make([]byte, 0, 64+len(n.Name)+len(n.Data))
 	flags := byte(0)
 	if n.Inline {
@@ -75,7 +75,7 @@ func encodeInode(n *Inode) []byte {
 	return append(b, n.Data...)
 }
 
-func decodeInode(b []byte) (*Inode, error) {
+func DecodeInode(b []byte) (*Inode, error) {
 	if len(b) < 3 || b[0] != inodeMagic || b[1] != inodeVersion {
 		return nil, errBadInode
 	}

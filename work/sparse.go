@@ -1,4 +1,4 @@
-package branch
+package work
 
 import (
 	"context"
@@ -93,8 +93,8 @@ func (ws *Workspace) Seek(ctx context.Context, ino uint64, off int64, hole bool)
 			break
 		}
 		for p := 0; p < k; p += seekUnit {
-			isZero := allZero(buf[p:min(p+seekUnit, k)])
-			if isZero == hole {
+			IsZero := allZero(buf[p:min(p+seekUnit, k)])
+			if IsZero == hole {
 				return max(off, pos+int64(p)), nil
 			}
 		}
@@ -132,7 +132,7 @@ func (ws *Workspace) StoredBytes(ctx context.Context, n *Inode) (int64, error) {
 	ws.mu.RLock()
 	defer ws.mu.RUnlock()
 	var blocks int64
-	err := ws.scan(ctx, blockPrefix(n.Ino), prefixEnd(blockPrefix(n.Ino)), func(k, v []byte) error {
+	err := ws.scan(ctx, BlockPrefix(n.Ino), PrefixEnd(BlockPrefix(n.Ino)), func(k, v []byte) error {
 		blocks++
 		return nil
 	})
