@@ -245,9 +245,11 @@ func parseKey(origin string, data []byte) (keySource, error) {
 			return ks, nil
 		}
 	}
-	if k, err := base64.StdEncoding.DecodeString(string(t)); err == nil && len(k) == 32 {
-		ks.master = k
-		return ks, nil
+	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.URLEncoding, base64.RawStdEncoding, base64.RawURLEncoding} {
+		if k, err := enc.DecodeString(string(t)); err == nil && len(k) == 32 {
+			ks.master = k // KMS command lines print keys in base64 (Azure: URL-safe)
+			return ks, nil
+		}
 	}
 	if len(t) < 8 {
 		return ks, keyErrorf("%s: a key is 32 bytes (raw, 64 hex digits or base64) and a passphrase at least 8 characters", origin)
