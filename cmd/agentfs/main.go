@@ -73,7 +73,7 @@ func newRootCmd() *cobra.Command {
 		rollbackCmd(), diffCmd(), logCmd(), lsCmd(), catCmd(),
 		mountCmd(), unmountCmd(), mountsCmd(), serveCmd(), stopCmd(), mergeCmd(),
 		gcCmd(), fsckCmd(),
-		remoteCmd(), pushCmd(), pullCmd(), cloneCmd(),
+		remoteCmd(), pushCmd(), pullCmd(), cloneCmd(), keygenCmd(),
 		csiCmd(), dockerPluginCmd(),
 		versionCmd(), statusCmd(),
 		retentionCmd(), maintenanceCmd(), // maintenance_cmd.go
