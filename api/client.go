@@ -60,7 +60,7 @@ func (c *Client) postJSON(ctx context.Context, call string, r any) (*http.Respon
 	if c.token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.token)
 	}
-	resp, err := c.http.Do(req)
+	resp, err := c.http.Do(clientEvents(req)) // api/events.go
 	if err != nil {
 		return nil, fmt.Errorf("daemon at %s: %w", c.sock, err)
 	}

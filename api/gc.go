@@ -10,8 +10,8 @@ import (
 	"github.com/agentfs/agentfs/remote"
 )
 
-// GCOptions configure a collection. Progress is only called when the repository is open
-// in this process (Local); over the socket the reply comes at the end.
+// GCOptions configure a collection. Progress is called in this process only; a caller
+// over the socket gets the progress as events (api/events.go).
 type GCOptions struct {
 	DryRun   bool              `json:"dry_run"`
 	Progress func(gc.Progress) `json:"-"`
@@ -37,11 +37,11 @@ type PruneResult struct {
 // keep_last and keep_within (a Go duration such as "24h").
 
 func (l *Local) GC(ctx context.Context, o GCOptions) (gc.Stats, error) {
-	return gc.Run(ctx, l.Engine, gc.Options{DryRun: o.DryRun, Progress: progressOr(o.Progress)})
+	return gc.Run(ctx, l.Engine, gc.Options{DryRun: o.DryRun, Progress: gcProgress(ctx, o.Progress)})
 }
 
 func (l *Local) Fsck(ctx context.Context, o FsckOptions) (*gc.Report, error) {
-	co := gc.CheckOptions{Progress: progressOr(o.Progress), Repair: o.Repair}
+	co := gc.CheckOptions{Progress: gcProgress(ctx, o.Progress), Repair: o.Repair}
 	var remotes []remote.Remote
 	if l.Remotes != nil {
 		var err error

@@ -78,7 +78,9 @@ type statusWriter struct {
 }
 
 func (w *statusWriter) WriteHeader(s int) {
-	w.status = s
+	if s >= 200 { // 1xx are events ahead of the reply (api/events.go)
+		w.status = s
+	}
 	w.ResponseWriter.WriteHeader(s)
 }
 

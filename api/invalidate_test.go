@@ -169,10 +169,3 @@ func mountAt(t *testing.T, l *Local, ref string) string {
 	})
 	return dir
 }
-
-func must(t *testing.T, err error) {
-	t.Helper()
-	if err != nil {
-		t.Fatal(err)
-	}
-}

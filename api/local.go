@@ -262,7 +262,7 @@ func (l *Local) Import(ctx context.Context, br, dir string) (ImportResult, error
 		}
 		res.Saved = &saved
 	}
-	res.Stats, err = transfer.Import(ctx, ws, dir)
+	res.Stats, err = transfer.ImportWith(ctx, ws, dir, transfer.ImportOptions{Progress: copyProgress(ctx)})
 	ws.NotifyChanged() // mounts of the branch drop what their kernels cached
 	if err != nil {
 		return res, err
@@ -279,18 +279,26 @@ func (l *Local) Export(ctx context.Context, ref, dir string, o ...ExportOptions)
 	if err := checkExportDir(dir); err != nil {
 		return err
 	}
-	ws, _, err := l.Engine.Open(ctx, ref)
+	ws, r, err := l.Engine.Open(ctx, ref)
 	if err != nil {
 		return err
+	}
+	// The whole committed tree is checked first: export walks only what the root reaches,
+	// and a tree with parent-link loops or bad names elsewhere is damaged or crafted.
+	if err := l.Engine.CheckCommit(ctx, r.Commit, store.ID{}); err != nil {
+		return fmt.Errorf("export %s: %w; nothing was exported", ref, err)
 	}
 	var eo ExportOptions
 	if len(o) > 0 {
 		eo = o[0]
 	}
-	// Warnings go to this process's stderr: the user's terminal for a CLI that opened the
-	// repository, the daemon's log otherwise.
+	// Warnings go to the caller as events (the CLI prints them), or to this process's
+	// stderr when nobody listens: the daemon's log.
 	warn := func(msg string) { fmt.Fprintln(os.Stderr, "agentfs: "+msg) }
-	return transfer.ExportWith(ctx, ws, dir, transfer.ExportOptions{Devices: eo.Devices, SetID: eo.SetID, Warn: warn})
+	if eventsOf(ctx) != nil {
+		warn = func(msg string) { report(ctx, Event{Warning: msg}) }
+	}
+	return transfer.ExportWith(ctx, ws, dir, transfer.ExportOptions{Devices: eo.Devices, SetID: eo.SetID, Warn: warn, Progress: copyProgress(ctx)})
 }
 
 // ExportOptions: what an export may restore beyond plain files (see transfer.ExportOptions).

@@ -156,7 +156,9 @@ func Handler(s Service) http.Handler {
 			writeError(w, fmt.Errorf("%w: unknown call %q", branch.ErrNotFound, name))
 			return
 		}
-		res, err := c(hr.Context(), s, r)
+		ctx, endEvents := serverEvents(hr.Context(), w, hr) // api/events.go
+		res, err := c(ctx, s, r)
+		endEvents()
 		if err != nil {
 			writeError(w, err)
 			return

@@ -42,44 +42,82 @@ func (c *Cleanup) Run() {
 
 // Daemon is a real `agentfs serve` child process.
 type Daemon struct {
-	Repo   string
-	Cmd    *exec.Cmd
-	Client *api.Client
-	done   chan struct{}
-	mu     sync.Mutex
-	dirs   []string // mount points made through it
+	Repo      string
+	Cmd       *exec.Cmd
+	Client    *api.Client
+	PprofAddr string // AGENTFS_PPROF of the daemon, if profiling was asked for
+	bin, log  string
+	done      chan struct{}
+	mu        sync.Mutex
+	dirs      []string // mount points made through it
 }
 
-// StartDaemon starts `bin --repo repoDir serve` and waits for its socket.
-func StartDaemon(bin, repoDir, logPath string, cl *Cleanup) (*Daemon, error) {
-	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
+// StartDaemon starts `bin --repo repoDir serve` and waits for its socket. If pprofAddr is
+// set the daemon serves net/http/pprof there (AGENTFS_PPROF).
+func StartDaemon(bin, repoDir, logPath, pprofAddr string, cl *Cleanup) (*Daemon, error) {
+	d := &Daemon{Repo: repoDir, PprofAddr: pprofAddr, bin: bin, log: logPath}
+	if err := d.start(); err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(bin, "--repo", repoDir, "serve")
+	cl.Add(d.Stop)
+	return d, nil
+}
+
+func (d *Daemon) start() error {
+	logf, err := os.OpenFile(d.log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(d.bin, "--repo", d.Repo, "serve")
 	cmd.Stdout, cmd.Stderr = logf, logf
+	if d.PprofAddr != "" {
+		cmd.Env = append(os.Environ(), "AGENTFS_PPROF="+d.PprofAddr)
+	}
 	// Own process group: Ctrl-C reaches the driver, which stops the daemon in order.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		logf.Close()
-		return nil, err
+		return err
 	}
-	d := &Daemon{Repo: repoDir, Cmd: cmd, done: make(chan struct{})}
-	go func() { cmd.Wait(); logf.Close(); close(d.done) }()
-	cl.Add(d.Stop)
-	sock := repo.SocketPath(repoDir)
+	done := make(chan struct{})
+	d.Cmd, d.done = cmd, done
+	go func() { cmd.Wait(); logf.Close(); close(done) }()
+	sock := repo.SocketPath(d.Repo)
 	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 		select {
-		case <-d.done:
-			return nil, fmt.Errorf("agentfs serve exited at start; see %s", logPath)
+		case <-done:
+			return fmt.Errorf("agentfs serve exited at start; see %s", d.log)
 		default:
 		}
 		if c, err := api.Dial(sock); err == nil {
+			// The socket answers before the daemon has restored its saved mounts; the
+			// first call waits until it has.
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			_, err = c.Mounts(ctx)
+			cancel()
+			if err != nil {
+				return fmt.Errorf("agentfs serve does not answer: %v; see %s", err, d.log)
+			}
 			d.Client = c
-			return d, nil
+			return nil
 		}
 	}
-	return nil, fmt.Errorf("agentfs serve did not answer on %s within 20s; see %s", sock, logPath)
+	return fmt.Errorf("agentfs serve did not answer on %s within 20s; see %s", sock, d.log)
+}
+
+// Restart stops the daemon and starts it again on the same repository, so that its
+// in-process caches start empty, and makes sure ref is mounted at dir again (the daemon
+// restores its saved mounts itself; this mounts it if it did not).
+func (d *Daemon) Restart(ctx context.Context, ref, dir string) error {
+	d.stopProcess()
+	if err := d.start(); err != nil {
+		return err
+	}
+	var st syscall.Statfs_t
+	if isMountPoint(dir) && syscall.Statfs(dir, &st) == nil {
+		return nil
+	}
+	return d.Mount(ctx, ref, dir)
 }
 
 // Mount mounts ref at dir (created) through the daemon.
@@ -97,6 +135,19 @@ func (d *Daemon) Mount(ctx context.Context, ref, dir string) error {
 // Stop asks the daemon to flush and unmount (SIGTERM), kills it if it does not exit, and
 // detaches any mount it left behind.
 func (d *Daemon) Stop() {
+	d.stopProcess()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, dir := range d.dirs {
+		for i := 0; i < 4 && isMountPoint(dir); i++ {
+			syscall.Unmount(dir, syscall.MNT_DETACH)
+		}
+	}
+}
+
+// stopProcess stops the daemon (SIGTERM, then SIGKILL after 60 s). Its mounts stay in the
+// repository's mount table, which a new daemon restores.
+func (d *Daemon) stopProcess() {
 	select {
 	case <-d.done:
 	default:
@@ -108,12 +159,9 @@ func (d *Daemon) Stop() {
 			<-d.done
 		}
 	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	for _, dir := range d.dirs {
-		if isMountPoint(dir) {
-			syscall.Unmount(dir, syscall.MNT_DETACH)
-		}
+	if d.Client != nil {
+		d.Client.Close()
+		d.Client = nil
 	}
 }
 
@@ -176,4 +224,32 @@ func FsType(dir string) string {
 		}
 	}
 	return typ
+}
+
+// sampleRSS runs fn while sampling the VmRSS of pid every 20 ms (pid 0: no sampling) and
+// returns fn's value and the peak.
+func sampleRSS(pid int, fn func() (Value, error)) (Value, int64, error) {
+	var peak int64
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	if pid != 0 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				if b, err := VmRSS(pid); err == nil && b > peak {
+					peak = b
+				}
+				select {
+				case <-stop:
+					return
+				case <-time.After(20 * time.Millisecond):
+				}
+			}
+		}()
+	}
+	v, err := fn()
+	close(stop)
+	wg.Wait()
+	return v, peak, err
 }

@@ -99,37 +99,49 @@ func readAll(path string) (Value, error) {
 	return Value{Rate: float64(total) / d.Seconds() / 1e6, Unit: "MB/s", Dur: d}, nil
 }
 
+// RandomN is the number of operations of each random I/O figure.
+type RandomN struct{ ReadWarm, WriteWarm, ReadCold, WriteCold, Fsync int }
+
 // RandomIO holds the random 4 KiB I/O figures of one directory.
 type RandomIO struct {
 	ReadWarm, WriteWarm, ReadCold, WriteCold, WriteFsync Value
 }
 
 // RunRandomIO makes a file of fileSize bytes in dir and measures 4 KiB random reads and
-// writes at aligned offsets on one open file: warm (file in the page cache), cold (caches
-// dropped just before, POSIX_FADV_RANDOM), and write + fsync.
-func RunRandomIO(p *pool, dir string, fileSize int64, warmN, coldN, fsyncN int, cold bool) (RandomIO, error) {
+// writes at aligned offsets: warm (the file read once through the same descriptor just
+// before), cold (cold() just before, the file opened again, POSIX_FADV_RANDOM) and write +
+// fsync. cold nil: the cold figures are n/a.
+// A count of zero skips that figure (used to repeat one figure under the profiler).
+func RunRandomIO(p *pool, dir string, fileSize int64, n RandomN, cold func() error) (RandomIO, error) {
 	var out RandomIO
 	path := filepath.Join(dir, "random.dat")
 	if _, err := writeFileFrom(p, path, fileSize, 7); err != nil {
 		return out, err
 	}
 	defer os.Remove(path)
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
-	if err != nil {
-		return out, err
-	}
-	defer f.Close()
-	fd := int(f.Fd())
 	pages := fileSize / 4096
 	rng := rand.New(rand.NewPCG(1, 2))
 	buf := make([]byte, 4096)
 	wbuf := p.chunk(999, 4096)
-	op := func(n int, write, sync bool) (Value, error) {
+	// op opens the file, runs n random reads or writes (each followed by fsync if sync) and
+	// closes it; prepare runs on the open file, untimed.
+	op := func(n int, write, sync bool, prepare func(f *os.File) error) (Value, error) {
+		if n == 0 {
+			return Value{Text: "skipped"}, nil
+		}
+		f, err := os.OpenFile(path, os.O_RDWR, 0)
+		if err != nil {
+			return Value{}, err
+		}
+		defer f.Close()
+		fd := int(f.Fd())
+		if err := prepare(f); err != nil {
+			return Value{}, err
+		}
 		s := make([]time.Duration, n)
 		for i := range s {
 			off := rng.Int64N(pages) * 4096
 			t := time.Now()
-			var err error
 			if write {
 				_, err = unix.Pwrite(fd, wbuf, off)
 				if err == nil && sync {
@@ -143,41 +155,43 @@ func RunRandomIO(p *pool, dir string, fileSize int64, warmN, coldN, fsyncN int, 
 				return Value{}, err
 			}
 		}
-		return Latencies(s), nil
+		return Latencies(s), f.Sync()
 	}
-	// Warm: read the whole file once through this descriptor.
-	if _, err := io.Copy(io.Discard, io.NewSectionReader(f, 0, fileSize)); err != nil {
+	warm := func(f *os.File) error {
+		_, err := io.Copy(io.Discard, io.NewSectionReader(f, 0, fileSize))
+		return err
+	}
+	random := func(f *os.File) error { return unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_RANDOM) }
+	nothing := func(*os.File) error { return nil }
+	var err error
+	if out.ReadWarm, err = op(n.ReadWarm, false, false, warm); err != nil {
 		return out, err
 	}
-	if out.ReadWarm, err = op(warmN, false, false); err != nil {
+	if out.WriteWarm, err = op(n.WriteWarm, true, false, warm); err != nil {
 		return out, err
 	}
-	if out.WriteWarm, err = op(warmN, true, false); err != nil {
-		return out, err
-	}
-	if err := f.Sync(); err != nil {
-		return out, err
-	}
-	if cold {
-		unix.Fadvise(fd, 0, 0, unix.FADV_RANDOM)
-		if err := DropCaches(); err != nil {
+	if cold != nil {
+		if n.ReadCold > 0 {
+			if err := cold(); err != nil {
+				return out, err
+			}
+		}
+		if out.ReadCold, err = op(n.ReadCold, false, false, random); err != nil {
 			return out, err
 		}
-		if out.ReadCold, err = op(coldN, false, false); err != nil {
+		if n.WriteCold > 0 {
+			if err := cold(); err != nil {
+				return out, err
+			}
+		}
+		if out.WriteCold, err = op(n.WriteCold, true, false, random); err != nil {
 			return out, err
 		}
-		if err := DropCaches(); err != nil {
-			return out, err
-		}
-		if out.WriteCold, err = op(coldN, true, false); err != nil {
-			return out, err
-		}
-		unix.Fadvise(fd, 0, 0, unix.FADV_NORMAL)
 	} else {
 		out.ReadCold = Value{Text: "n/a (cannot drop caches: not root)"}
 		out.WriteCold = out.ReadCold
 	}
-	if out.WriteFsync, err = op(fsyncN, true, true); err != nil {
+	if out.WriteFsync, err = op(n.Fsync, true, true, nothing); err != nil {
 		return out, err
 	}
 	return out, nil
@@ -232,8 +246,8 @@ type Sequential struct {
 }
 
 // RunSequential writes a size-byte file with 1 MiB writes and fsyncs it, then reads it cold
-// (caches dropped) and warm (right after).
-func RunSequential(p *pool, dir string, size int64, cold bool) (Sequential, error) {
+// (after cold(); nil: n/a) and warm (right after).
+func RunSequential(p *pool, dir string, size int64, cold func() error) (Sequential, error) {
 	var out Sequential
 	path := filepath.Join(dir, "seq.dat")
 	defer os.Remove(path)
@@ -242,8 +256,8 @@ func RunSequential(p *pool, dir string, size int64, cold bool) (Sequential, erro
 		return out, err
 	}
 	out.WriteFsync = Value{Rate: float64(size) / d.Seconds() / 1e6, Unit: "MB/s", Dur: d}
-	if cold {
-		if err := DropCaches(); err != nil {
+	if cold != nil {
+		if err := cold(); err != nil {
 			return out, err
 		}
 		if out.ReadCold, err = readAll(path); err != nil {

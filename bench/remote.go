@@ -125,7 +125,7 @@ func RemoteFirstRead(ctx context.Context, bin, work string, p *pool, rtt time.Du
 	if err := cli(bin, clone, "clone", "file://"+delayed, "--branch", "main"); err != nil {
 		return small, big, err
 	}
-	d, err := StartDaemon(bin, clone, filepath.Join(work, "..", "remote-daemon.log"), cl)
+	d, err := StartDaemon(bin, clone, filepath.Join(work, "..", "remote-daemon.log"), "", cl)
 	if err != nil {
 		return small, big, err
 	}

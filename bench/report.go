@@ -1,6 +1,7 @@
 // Package bench is the agentfs benchmark suite: version operations through the engine API,
-// file workloads run with plain os calls on an agentfs mount and on a plain directory of the
-// same disk (and on any --compare directory), daemon memory, storage and agent fan-out.
+// file workloads run with plain os calls on an agentfs mount, on a plain directory of the
+// same disk and on a go-fuse loopback mount of that disk (the cost of FUSE alone), and on any
+// --compare directory; daemon memory, storage and agent fan-out.
 // cmd/agentfs-bench drives it; docs/performance.md holds the latest full run.
 package bench
 
@@ -136,19 +137,31 @@ type Target struct {
 	Check func(r *Row) (pass, known bool)
 }
 
-// Row is one figure of the report.
+// Row is one figure of the report: agentfs, and for file workloads the same workload on the
+// plain directory and on the go-fuse loopback mount (three columns, see suite.go).
 type Row struct {
-	Area    string  `json:"area"`
-	Figure  string  `json:"figure"`
-	Params  string  `json:"params"`
-	AgentFS Value   `json:"agentfs"`
-	Plain   *Value  `json:"plain,omitempty"`
-	Ratio   float64 `json:"ratio,omitempty"` // agentfs cost / plain cost (>1 = agentfs slower or bigger)
-	Others  []Named `json:"compare,omitempty"`
-	Target  string  `json:"target,omitempty"`
-	Result  string  `json:"result,omitempty"` // pass, MISS, or ? (not measurable)
+	Area     string  `json:"area"`
+	Figure   string  `json:"figure"`
+	Params   string  `json:"params"`
+	AgentFS  Value   `json:"agentfs"`
+	Plain    *Value  `json:"plain,omitempty"`
+	Loopback *Value  `json:"loopback,omitempty"`
+	Ratio    float64 `json:"ratio,omitempty"`          // agentfs cost / plain cost (>1 = agentfs slower or bigger)
+	RatioLB  float64 `json:"ratio_loopback,omitempty"` // agentfs cost / loopback cost
+	LBRatio  float64 `json:"loopback_ratio,omitempty"` // loopback cost / plain cost: what FUSE alone costs
+	Others   []Named `json:"compare,omitempty"`
+	Target   string  `json:"target,omitempty"`
+	Result   string  `json:"result,omitempty"`  // pass, MISS, or ? (not measurable)
+	Profile  string  `json:"profile,omitempty"` // CPU profile of the daemon taken for a miss (-pprof)
 
 	target *Target
+	again  func() error // runs the agentfs side once more (for -pprof); nil if not repeatable
+	// againIn, if set before fileRows, is what again runs in a fresh directory on the agentfs
+	// side instead of the whole workload (one figure of several measured together).
+	againIn func(dir string) error
+	// inProcess: the row measures this process (the engine API), so that is what -pprof
+	// profiles instead of the daemon.
+	inProcess bool
 }
 
 func ratio(a, b Value) float64 {
@@ -161,6 +174,12 @@ func ratio(a, b Value) float64 {
 
 // finish computes ratios and evaluates the target.
 func (r *Row) finish() {
+	if r.Loopback != nil {
+		r.RatioLB = ratio(r.AgentFS, *r.Loopback)
+		if r.Plain != nil {
+			r.LBRatio = ratio(*r.Loopback, *r.Plain)
+		}
+	}
 	if r.Plain != nil {
 		r.Ratio = ratio(r.AgentFS, *r.Plain)
 		for i := range r.Others {
@@ -191,11 +210,28 @@ type Report struct {
 	Machine  map[string]string `json:"machine"`
 	Rows     []*Row            `json:"rows"`
 	Failed   int               `json:"failed"`
+	// The load average (/proc/loadavg: 1, 5, 15 min) when the run started and ended: on a
+	// shared machine it says how much to trust the figures.
+	LoadStart string `json:"loadavg_start"`
+	LoadEnd   string `json:"loadavg_end"`
+}
+
+// LoadAvg returns the 1, 5 and 15 minute load averages from /proc/loadavg.
+func LoadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "?"
+	}
+	return strings.Join(f[:3], " ")
 }
 
 func (rep *Report) add(r *Row) {
 	r.finish()
-	if r.AgentFS.Err != "" || r.Plain != nil && r.Plain.Err != "" {
+	if r.AgentFS.Err != "" || r.Plain != nil && r.Plain.Err != "" || r.Loopback != nil && r.Loopback.Err != "" {
 		rep.Failed++
 	}
 	for _, o := range r.Others {
@@ -209,20 +245,14 @@ func (rep *Report) add(r *Row) {
 // Print writes the table.
 func (rep *Report) Print(w io.Writer, compare []string) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	hdr := []string{"area", "figure", "parameters", "agentfs", "plain dir", "ratio"}
+	hdr := []string{"area", "figure", "parameters", "agentfs", "plain dir", "loopback", "÷plain", "÷loopback"}
 	for _, c := range compare {
 		hdr = append(hdr, c, "ratio")
 	}
 	hdr = append(hdr, "target", "result")
 	fmt.Fprintln(tw, strings.Join(hdr, "\t"))
 	for _, r := range rep.Rows {
-		cols := []string{r.Area, r.Figure, r.Params, r.AgentFS.String(), "-", "-"}
-		if r.Plain != nil {
-			cols[4] = r.Plain.String()
-			if !math.IsNaN(r.Ratio) && r.Ratio != 0 {
-				cols[5] = fmt.Sprintf("%.2fx", r.Ratio)
-			}
-		}
+		cols := r.columns()
 		for i := range compare {
 			if i < len(r.Others) {
 				cols = append(cols, r.Others[i].Value.String(), orDash(r.Others[i].Ratio))
@@ -234,26 +264,37 @@ func (rep *Report) Print(w io.Writer, compare []string) {
 		fmt.Fprintln(tw, strings.Join(cols, "\t"))
 	}
 	tw.Flush()
-	fmt.Fprintln(w, "ratio = agentfs cost / plain-dir cost (time, or bytes): >1 means agentfs is slower or bigger.")
+	fmt.Fprintln(w, "÷plain = agentfs cost / plain-dir cost, ÷loopback = agentfs cost / go-fuse loopback cost (time, or bytes): >1 means agentfs is slower or bigger.")
+}
+
+// columns are the first eight cells of a row: area to ÷loopback.
+func (r *Row) columns() []string {
+	val := func(v *Value) string {
+		if v == nil {
+			return "-"
+		}
+		return v.String()
+	}
+	return []string{r.Area, r.Figure, r.Params, r.AgentFS.String(), val(r.Plain), val(r.Loopback), fmtRatio(r.Ratio), fmtRatio(r.RatioLB)}
+}
+
+func fmtRatio(x float64) string {
+	if math.IsNaN(x) || x == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.2fx", x)
 }
 
 // Markdown writes the table as GitHub markdown.
 func (rep *Report) Markdown(w io.Writer) {
-	fmt.Fprintln(w, "| area | figure | parameters | agentfs | plain dir | ratio | target | result |")
-	fmt.Fprintln(w, "| --- | --- | --- | --- | --- | --- | --- | --- |")
+	fmt.Fprintln(w, "| area | figure | parameters | agentfs | plain dir | loopback | ÷plain | ÷loopback | target | result |")
+	fmt.Fprintln(w, "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
 	for _, r := range rep.Rows {
-		plain, rt := "-", "-"
-		if r.Plain != nil {
-			plain = r.Plain.String()
-			if !math.IsNaN(r.Ratio) && r.Ratio != 0 {
-				rt = fmt.Sprintf("%.2fx", r.Ratio)
-			}
-		}
 		res := orDash(r.Result)
 		if res == "MISS" {
 			res = "**MISS**"
 		}
-		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %s |\n", r.Area, r.Figure, r.Params, r.AgentFS.String(), plain, rt, orDash(r.Target), res)
+		fmt.Fprintf(w, "| %s | %s | %s |\n", strings.Join(r.columns(), " | "), orDash(r.Target), res)
 	}
 }
 
@@ -267,8 +308,10 @@ func orDash(s string) string {
 // WriteJSON writes the report as JSON to path.
 func (rep *Report) WriteJSON(path string) error {
 	for _, r := range rep.Rows {
-		if math.IsNaN(r.Ratio) {
-			r.Ratio = 0
+		for _, x := range []*float64{&r.Ratio, &r.RatioLB, &r.LBRatio} {
+			if math.IsNaN(*x) {
+				*x = 0
+			}
 		}
 	}
 	b, err := json.MarshalIndent(rep, "", "  ")
@@ -278,7 +321,28 @@ func (rep *Report) WriteJSON(path string) error {
 	return os.WriteFile(path, append(b, '\n'), 0o644)
 }
 
-// Targets.
+// Targets. Each prints as the issue's wording ("#10: p50 ≤ 20µs") beside the figure.
+
+// forIssue prefixes a target with the issue that set it.
+func forIssue(n int, t *Target) *Target {
+	return &Target{Text: fmt.Sprintf("#%d: %s", n, t.Text), Check: t.Check}
+}
+
+// all is met when every target is; its result is known when every result is.
+func all(ts ...*Target) *Target {
+	var texts []string
+	for _, t := range ts {
+		texts = append(texts, t.Text)
+	}
+	return &Target{Text: strings.Join(texts, " and "), Check: func(r *Row) (bool, bool) {
+		pass, known := true, true
+		for _, t := range ts {
+			p, k := t.Check(r)
+			pass, known = pass && p, known && k
+		}
+		return pass, known
+	}}
+}
 
 func p99Below(d time.Duration) *Target {
 	return &Target{Text: "p99 < " + fmtDur(d), Check: func(r *Row) (bool, bool) {
@@ -294,6 +358,13 @@ func p50Below(d time.Duration) *Target {
 	}}
 }
 
+func p50AtMost(d time.Duration) *Target {
+	return &Target{Text: "p50 ≤ " + fmtDur(d), Check: func(r *Row) (bool, bool) {
+		v := r.AgentFS
+		return v.P50 <= d, v.Err == "" && v.isLatency()
+	}}
+}
+
 func durBelow(d time.Duration) *Target {
 	return &Target{Text: "< " + fmtDur(d), Check: func(r *Row) (bool, bool) {
 		v := r.AgentFS
@@ -301,14 +372,33 @@ func durBelow(d time.Duration) *Target {
 	}}
 }
 
+// ratioBelow: agentfs cost at most x times the plain directory's (what = "p50", "time"...).
 func ratioBelow(x float64, what string) *Target {
-	return &Target{Text: fmt.Sprintf("%s within %gx of plain", what, x), Check: func(r *Row) (bool, bool) {
+	return &Target{Text: fmt.Sprintf("%s ≤ %gx plain", what, x), Check: func(r *Row) (bool, bool) {
 		return r.Ratio <= x, !math.IsNaN(r.Ratio) && r.Ratio > 0
 	}}
 }
 
+// rateShareOfPlain: a rate at least share (0.5 = 50%) of the plain directory's.
+func rateShareOfPlain(share float64) *Target {
+	text := fmt.Sprintf("≥ %g%% of plain", share*100)
+	if share == 1 {
+		text = "≥ plain"
+	}
+	return &Target{Text: text, Check: func(r *Row) (bool, bool) {
+		return r.Ratio <= 1/share, !math.IsNaN(r.Ratio) && r.Ratio > 0
+	}}
+}
+
+// atMostLoopback: agentfs cost at most the go-fuse loopback's (what = "p50"...).
+func atMostLoopback(what string) *Target {
+	return &Target{Text: what + " ≤ loopback", Check: func(r *Row) (bool, bool) {
+		return r.RatioLB <= 1, !math.IsNaN(r.RatioLB) && r.RatioLB > 0
+	}}
+}
+
 func rateAtLeast(x float64, unit string) *Target {
-	return &Target{Text: fmt.Sprintf(">= %g %s", x, unit), Check: func(r *Row) (bool, bool) {
+	return &Target{Text: fmt.Sprintf("≥ %g %s", x, unit), Check: func(r *Row) (bool, bool) {
 		v := r.AgentFS
 		return v.Rate >= x, v.Err == "" && v.Rate > 0
 	}}
@@ -318,6 +408,13 @@ func bytesBelow(b int64) *Target {
 	return &Target{Text: "< " + fmtBytes(b), Check: func(r *Row) (bool, bool) {
 		v := r.AgentFS
 		return v.Bytes < b, v.Err == "" && v.Bytes > 0
+	}}
+}
+
+func bytesAtMost(b int64) *Target {
+	return &Target{Text: "≤ " + fmtBytes(b), Check: func(r *Row) (bool, bool) {
+		v := r.AgentFS
+		return v.Bytes <= b, v.Err == "" && v.Bytes > 0
 	}}
 }
 

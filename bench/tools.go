@@ -23,16 +23,16 @@ func run(dir string, name string, args ...string) (time.Duration, error) {
 	return d, nil
 }
 
-// MakeTarball writes a tar of $(go env GOROOT)/src to path once and returns how many files
-// it holds.
-func MakeTarball(goroot, path string) (int, error) {
+// MakeTarball writes a tar of $(go env GOROOT)/SUB (e.g. "src") to path once and returns how
+// many files it holds.
+func MakeTarball(goroot, sub, path string) (int, error) {
 	if _, err := os.Stat(path); err != nil {
-		if _, err := run(goroot, "tar", "-cf", path, "src"); err != nil {
+		if _, err := run(goroot, "tar", "-cf", path, sub); err != nil {
 			return 0, err
 		}
 	}
 	n := 0
-	err := filepath.WalkDir(filepath.Join(goroot, "src"), func(p string, d os.DirEntry, err error) error {
+	err := filepath.WalkDir(filepath.Join(goroot, sub), func(p string, d os.DirEntry, err error) error {
 		if err == nil && d.Type().IsRegular() {
 			n++
 		}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -25,7 +26,18 @@ func BuildTree(ctx context.Context, e *branch.Engine, name string, files int) (s
 	return e.BulkBranch(ctx, name, files, perDir, smallContent)
 }
 
-// changeFiles rewrites files first..first+n-1 (modulo total) of a bulk tree in ws.
+// changedContent is 4 KiB of incompressible bytes unique to (tag, i), so that a checkpoint
+// hashes and stores every changed file (no dedup, no compression shortcut).
+func changedContent(tag string, i int) []byte {
+	var seed [32]byte
+	copy(seed[:], fmt.Sprintf("%s/%d", tag, i))
+	b := make([]byte, 4096)
+	rand.NewChaCha8(seed).Read(b)
+	return b
+}
+
+// changeFiles rewrites files first..first+n-1 (modulo total) of a bulk tree in ws with 4 KiB
+// each.
 func changeFiles(ctx context.Context, ws *branch.Workspace, total, first, n int, tag string) error {
 	for k := 0; k < n; k++ {
 		i := (first + k) % total
@@ -37,7 +49,7 @@ func changeFiles(ctx context.Context, ws *branch.Workspace, total, first, n int,
 		if err != nil {
 			return err
 		}
-		if _, err := ws.Write(ctx, f.Ino, 0, fmt.Appendf(nil, "changed %s %d\n", tag, i)); err != nil {
+		if _, err := ws.Write(ctx, f.Ino, 0, changedContent(tag, i)); err != nil {
 			return err
 		}
 	}
@@ -70,7 +82,7 @@ func CheckpointLatency(ctx context.Context, e *branch.Engine, commit store.ID, t
 	}
 	s := make([]time.Duration, runs)
 	for r := range s {
-		if err := changeFiles(ctx, ws, total, r*n*7919, n, strconv.Itoa(r)); err != nil {
+		if err := changeFiles(ctx, ws, total, r*n*7919, n, name+"/"+strconv.Itoa(r)); err != nil {
 			return Value{}, err
 		}
 		t := time.Now()
@@ -94,7 +106,7 @@ func DiffLatency(ctx context.Context, e *branch.Engine, commit store.ID, total, 
 	}
 	// Spread the changes over the tree.
 	for k := 0; k < n; k++ {
-		if err := changeFiles(ctx, ws, total, k*(total/n), 1, "diff"); err != nil {
+		if err := changeFiles(ctx, ws, total, k*(total/n), 1, name); err != nil {
 			return Value{}, err
 		}
 	}

@@ -99,10 +99,14 @@ func (e *Engine) moveBase(ws *Workspace, b *pebble.Batch, id store.ID) error {
 }
 
 // snapshotCommit returns a commit of ws's current state without changing the branch: its
-// base when nothing changed, else a new commit folding the overlay in.
+// base when nothing changed, else a commit folding the overlay in. The commit is kept and
+// returned again until the state changes (fold once, foldonce.go).
 func (e *Engine) snapshotCommit(ctx context.Context, ws *Workspace, msg string) (store.ID, error) {
 	ws.Lock()
 	defer ws.Unlock()
+	if c := e.cachedFold(ws); c != nil && !c.commit.IsZero() {
+		return c.commit, e.retainCommit(ctx, c.commit)
+	}
 	root, n, err := ws.FoldLocked(ctx)
 	if err != nil {
 		return store.ID{}, err
@@ -117,20 +121,29 @@ func (e *Engine) snapshotCommit(ctx context.Context, ws *Workspace, msg string) 
 	if err != nil {
 		return store.ID{}, err
 	}
-	return id, b.Commit(pebble.NoSync)
+	if err := b.Commit(pebble.NoSync); err != nil {
+		return store.ID{}, err
+	}
+	e.keepFold(ws, &foldCache{root: root, commit: id, epoch: e.folds.epoch.Load()})
+	return id, nil
 }
 
-// currentRoot returns the root of a tree holding ws's current state (writing tree nodes for
-// the overlay if there is one).
+// currentRoot returns the root of a tree holding ws's current state: for a branch with
+// changes, the root of its stored fold (snapshotCommit, made once until the state changes).
 func (e *Engine) currentRoot(ctx context.Context, ws *Workspace) (store.ID, error) {
 	if ws.ReadOnly() {
 		root, _ := ws.HeadLocked() // a view never changes
 		return root, nil
 	}
-	ws.Lock()
-	defer ws.Unlock()
-	root, _, err := ws.FoldLocked(ctx)
-	return root, err
+	id, err := e.snapshotCommit(ctx, ws, "uncommitted changes of "+ws.Branch())
+	if err != nil {
+		return store.ID{}, err
+	}
+	c, err := e.ReadCommit(ctx, id)
+	if err != nil {
+		return store.ID{}, err
+	}
+	return c.Root, nil
 }
 
 // reset drops ws's working state and points its branch at commit target.

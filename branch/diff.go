@@ -23,24 +23,34 @@ type Change struct {
 // Diff lists the paths that differ between refs a and b. It walks only the parts of the two
 // trees that differ (shared subtrees are skipped by ID), then names each changed inode by
 // following its parent links, so its cost follows the size of the difference.
+//
+// A branch's uncommitted changes are folded in memory (or a fold a fork stored is reused):
+// a diff writes nothing to the repository.
 func (e *Engine) Diff(ctx context.Context, a, b string) ([]Change, error) {
-	defer e.op()() // the folded roots of branches are not referenced by anything else
-	var roots [2]store.ID
-	for i, ref := range []string{a, b} {
-		r, err := e.Resolve(ctx, ref)
-		if err != nil {
-			return nil, err
-		}
-		if roots[i], err = e.rootOf(ctx, r); err != nil {
-			return nil, err
+	defer e.op()()
+	sides, t, release, err := e.readSides(ctx, a, b)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	// Each side is checked where it differs from the other (parent-link loops, names): a
+	// loop that is not in both trees passes through an entry that differs.
+	for i := range sides {
+		if err := e.checkTreeIn(ctx, t, sides[i].root, sides[1-i].root); err != nil {
+			return nil, fmt.Errorf("%s: %w", []string{a, b}[i], err)
 		}
 	}
-	return e.DiffRoots(ctx, roots[0], roots[1])
+	return e.diffRootsIn(ctx, t, sides[0].root, sides[1].root)
 }
 
 // DiffRoots is Diff on two tree roots.
 func (e *Engine) DiffRoots(ctx context.Context, ra, rb store.ID) ([]Change, error) {
-	pa, pb := newPather(e.tree, ra), newPather(e.tree, rb)
+	return e.diffRootsIn(ctx, e.tree, ra, rb)
+}
+
+// diffRootsIn is DiffRoots on trees read through t.
+func (e *Engine) diffRootsIn(ctx context.Context, t *tree.Tree, ra, rb store.ID) ([]Change, error) {
+	pa, pb := newPather(t, ra), newPather(t, rb)
 	var out []Change
 	changedInodes := map[uint64]bool{}
 	add := func(p *pather, parent uint64, name string, typ uint32, kind string) error {
@@ -51,10 +61,13 @@ func (e *Engine) DiffRoots(ctx context.Context, ra, rb store.ID) ([]Change, erro
 		out = append(out, Change{Path: path.Join(dir, name), Kind: kind, Type: typeName(typ)})
 		return nil
 	}
-	err := e.tree.Diff(ctx, ra, rb, func(k, va, vb []byte) error {
+	err := t.Diff(ctx, ra, rb, func(k, va, vb []byte) error {
 		switch k[0] {
 		case kindDirent:
 			parent, name := keyIno(k), string(k[9:])
+			if checkEntryName(name) != nil {
+				return fmt.Errorf("%w: directory %d: entry %q is not a valid file name", ErrDamaged, parent, name)
+			}
 			_, ta, _ := decodeDirent(va)
 			_, tb, _ := decodeDirent(vb)
 			switch {

@@ -113,7 +113,8 @@ type Engine struct {
 	quotaView atomic.Pointer[map[string]*quotaState]
 	usage     UsageFunc
 
-	workEnv *work.Env // what workspaces need from the engine
+	workEnv *work.Env  // what workspaces need from the engine
+	folds   foldCaches // folds of working states, reused until they change (foldonce.go)
 }
 
 // Open returns an engine over st.
@@ -149,6 +150,7 @@ func (e *Engine) op() func() {
 func (e *Engine) BeginGC() (*store.Window, *pebble.Snapshot, error) {
 	e.opMu.Lock()
 	defer e.opMu.Unlock()
+	e.folds.epoch.Add(1) // stored folds no branch references may be swept
 	w, err := e.st.BeginGC()
 	if err != nil {
 		return nil, nil, err
@@ -371,6 +373,9 @@ func (e *Engine) DeleteBranch(ctx context.Context, name string) error {
 	}
 	if err := e.st.CommitDurable(b); err != nil {
 		return err
+	}
+	if ws, ok := e.ws[name]; ok {
+		e.dropFold(ws)
 	}
 	delete(e.ws, name)
 	e.dropQuota(name)

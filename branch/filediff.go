@@ -7,9 +7,9 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/agentfs/agentfs/branch/tree"
 	"github.com/agentfs/agentfs/internal/diff3"
 	"github.com/agentfs/agentfs/internal/gitdiff"
-	"github.com/agentfs/agentfs/store"
 )
 
 // FileDiff is one path's change with its content: what `agentfs diff --patch/--stat/--json`
@@ -44,17 +44,12 @@ const maxDiffSize = 64 << 20
 // same file (a renamed directory lists every file below it as renamed).
 func (e *Engine) DiffFiles(ctx context.Context, a, b string, o DiffOptions) ([]FileDiff, error) {
 	defer e.op()()
-	var roots [2]store.ID
-	for i, ref := range []string{a, b} {
-		r, err := e.Resolve(ctx, ref)
-		if err != nil {
-			return nil, err
-		}
-		if roots[i], err = e.rootOf(ctx, r); err != nil {
-			return nil, err
-		}
+	sides, t, release, err := e.readSides(ctx, a, b)
+	if err != nil {
+		return nil, err
 	}
-	return e.diffFilesRoots(ctx, roots[0], roots[1], o)
+	defer release()
+	return e.diffFilesIn(ctx, t, sides[0], sides[1], o)
 }
 
 // side is one path on one side of a diff.
@@ -63,16 +58,16 @@ type side struct {
 	n    *Inode
 }
 
-func (e *Engine) diffFilesRoots(ctx context.Context, ra, rb store.ID, o DiffOptions) ([]FileDiff, error) {
+func (e *Engine) diffFilesIn(ctx context.Context, t *tree.Tree, a, b readSide, o DiffOptions) ([]FileDiff, error) {
 	if o.Context <= 0 {
 		o.Context = 3
 	}
-	changes, err := e.DiffRoots(ctx, ra, rb)
+	changes, err := e.diffRootsIn(ctx, t, a.root, b.root)
 	if err != nil {
 		return nil, err
 	}
-	va, vb := newView(e, ra), newView(e, rb)
-	pa := newPather(e.tree, ra)
+	va, vb := a.view, b.view
+	pa := newPather(t, a.root)
 	var dels, adds []side
 	mods := map[string][2]*Inode{}
 	for _, c := range changes {

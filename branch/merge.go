@@ -172,6 +172,16 @@ func (e *Engine) merge(ctx context.Context, src string, dws *Workspace, o MergeO
 	if err != nil {
 		return nil, nil, err
 	}
+	// Both sides are checked where they differ from the base (a crafted tree pulled into a
+	// repository by an older agentfs, or a damaged one, must not reach the merged tree).
+	for _, side := range []struct {
+		name string
+		root store.ID
+	}{{src, sc.Root}, {dws.Branch(), oursRoot}} {
+		if err := e.checkTree(ctx, side.root, baseRoot); err != nil {
+			return nil, nil, fmt.Errorf("%s: %w", side.name, err)
+		}
+	}
 	m := e.newMerger(ctx, o.Strategy, baseRoot, oursRoot, sc.Root)
 	m.take, m.labels = o.Take, [2]string{dws.Branch(), src}
 	if err := m.run(); err != nil {

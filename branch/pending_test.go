@@ -111,3 +111,42 @@ func TestMergeMarkersPending(t *testing.T) {
 		})
 	}
 }
+
+// A conflicting file edited in place (its blocks stay, working pages hold the edit) is read
+// with its pages when merge status and --continue look for markers.
+func TestMergeContinueSeesWorkingPages(t *testing.T) {
+	ctx := context.Background()
+	text := lines(400, "base") // stored in blocks, not inline
+	e, ws := setup(t, map[string]string{"t.txt": text}, "agent")
+	main := ws["main"]
+	put(t, main, "t.txt", strings.Replace(text, "line 3 base", "line 3 ours", 1))
+	put(t, ws["agent"], "t.txt", strings.Replace(text, "line 3 base", "line 3 theirs", 1))
+	if _, err := e.Merge(ctx, "agent", "main", MergeOptions{Strategy: StrategyMarkers}); !errors.Is(err, ErrConflict) {
+		t.Fatalf("merge: %v", err)
+	}
+	got, _ := fileAt(t, main, "t.txt")
+	if len(got) <= InlineMax {
+		t.Fatalf("the merged file is inline (%d bytes); the test needs blocks", len(got))
+	}
+	n, err := main.Lookup(ctx, RootIno, "t.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Overwrite each marker in place with a line of the same length.
+	for _, m := range []string{"<<<<<<<", "=======", ">>>>>>>"} {
+		i := strings.Index(got, m)
+		if i < 0 {
+			t.Fatalf("no %s in the merged file", m)
+		}
+		if _, err := main.Write(ctx, n.Ino, int64(i), []byte(strings.Repeat("x", len(m)))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p, err := e.MergeStatus(ctx, "main")
+	if err != nil || p == nil || len(p.Open) != 0 {
+		t.Fatalf("status after settling in place: %+v %v", p, err)
+	}
+	if _, err := e.MergeContinue(ctx, "main"); err != nil {
+		t.Fatalf("continue after settling in place: %v", err)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 
@@ -33,6 +34,9 @@ func markStderr() stderrMark {
 }
 
 // fusermountSaid returns the last fusermount line written to stderr since the mark.
+// fusermount3 names itself by the path it was run as (go-fuse runs /usr/bin/fusermount3),
+// so a line counts when its first word's base name starts with fusermount; the path is
+// left out of the line returned.
 func (m stderrMark) fusermountSaid() string {
 	if m.path == "" {
 		return ""
@@ -48,8 +52,9 @@ func (m stderrMark) fusermountSaid() string {
 	last := ""
 	sc := bufio.NewScanner(io.LimitReader(f, 1<<20))
 	for sc.Scan() {
-		if l := strings.TrimSpace(sc.Text()); strings.HasPrefix(l, "fusermount") {
-			last = l
+		l := strings.TrimSpace(sc.Text())
+		if i := strings.IndexByte(l, ':'); i > 0 && strings.HasPrefix(filepath.Base(l[:i]), "fusermount") {
+			last = filepath.Base(l[:i]) + l[i:]
 		}
 	}
 	return last

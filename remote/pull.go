@@ -116,6 +116,16 @@ func (m *Manager) pull(ctx context.Context, remote, br string, o PullOptions, cl
 	if err := m.st.Sync(); err != nil {
 		return res, err
 	}
+	// The tree is checked before any branch points at it: a ref names any content that
+	// hashes right, and the one who wrote it chose that content. Only what differs from the
+	// local branch (checked or built here) is read.
+	var trusted store.ID
+	if lb, err := m.e.GetBranch(br); err == nil && !clone {
+		trusted = lb.Base
+	}
+	if err := m.e.CheckCommit(ctx, head, trusted); err != nil {
+		return res, fmt.Errorf("remote %s: branch %s: %w (the bucket's content is damaged or crafted); nothing was changed", remote, br, err)
+	}
 	if err := m.e.AdoptCommits(ctx, []store.ID{head}); err != nil {
 		return res, err
 	}

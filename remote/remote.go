@@ -441,8 +441,19 @@ func (m *Manager) recordPack(remote string, pack store.ID, size int64, entries [
 	return b.Commit(pebble.NoSync)
 }
 
-// refresh loads the index objects of remote that the cache does not have yet.
+// refresh loads the index objects of remote that the cache does not have yet. An index that
+// a collection on another host deleted between the listing and the read is skipped, and the
+// listing is read again (it then names what replaced it), up to three times.
 func (m *Manager) refresh(ctx context.Context, remote string, b backends.Backend, p *tracker) error {
+	for try := 0; ; try++ {
+		gone, err := m.refreshOnce(ctx, remote, b, p)
+		if err != nil || gone == 0 || try == 2 {
+			return err
+		}
+	}
+}
+
+func (m *Manager) refreshOnce(ctx context.Context, remote string, b backends.Backend, p *tracker) (int, error) {
 	var todo []store.ID
 	listed := map[store.ID]bool{}
 	err := b.List(ctx, dirIndex, func(oi backends.ObjectInfo) error {
@@ -459,17 +470,22 @@ func (m *Manager) refresh(ctx context.Context, remote string, b backends.Backend
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("remote %s: list index: %w", remote, err)
+		return 0, fmt.Errorf("remote %s: list index: %w", remote, err)
 	}
 	// Packs a collection (on any host) deleted leave the cache, so that nothing believes the
 	// remote still holds their objects.
 	if err := m.dropVanished(remote, listed); err != nil {
-		return err
+		return 0, err
 	}
 	p.set("index", 0, int64(len(todo)))
-	return parallel(ctx, len(todo), 8, func(i int) error {
+	var gone atomic.Int64
+	err = parallel(ctx, len(todo), 8, func(i int) error {
 		id := todo[i]
 		data, err := readAll(ctx, b, indexKey(id), 0, -1)
+		if errors.Is(err, backends.ErrNotExist) {
+			gone.Add(1)
+			return nil
+		}
 		if err != nil {
 			return fmt.Errorf("remote %s: read index %s: %w", remote, id, err)
 		}
@@ -490,6 +506,7 @@ func (m *Manager) refresh(ctx context.Context, remote string, b backends.Backend
 		p.add(1, int64(len(data)))
 		return nil
 	})
+	return int(gone.Load()), err
 }
 
 // Size caps for what is read whole from a bucket, so that no object there can make agentfs

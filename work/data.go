@@ -56,10 +56,10 @@ func (ws *Workspace) storedBlock(ctx context.Context, ino, index uint64, buf []b
 // pageSpan reads the working pages of ino in [first, last] into fn, in order. The value is
 // the page's stored bytes (shorter than PageSize: zeros follow); it is valid during the call.
 func (ws *Workspace) pageSpan(ino, first, last uint64, fn func(index uint64, v []byte)) error {
-	if ws.readOnly {
+	if ws.prefix == nil {
 		return nil
 	}
-	it, err := ws.db.NewIter(&pebble.IterOptions{
+	it, err := ws.rd.NewIter(&pebble.IterOptions{
 		LowerBound: ws.overlayKey(pageKey(ino, first)),
 		UpperBound: ws.overlayKey(pageKey(ino, last+1)),
 	})
@@ -85,6 +85,12 @@ func (ws *Workspace) Read(ctx context.Context, ino uint64, off int64, dest []byt
 	if err != nil {
 		return 0, err
 	}
+	return ws.readInode(ctx, n, off, dest)
+}
+
+// readInode is Read of inode n; callers hold the lock.
+func (ws *Workspace) readInode(ctx context.Context, n *Inode, off int64, dest []byte) (int, error) {
+	ino := n.Ino
 	if n.IsDir() {
 		return 0, syscall.EISDIR
 	}
@@ -112,7 +118,7 @@ func (ws *Workspace) Read(ctx context.Context, ino uint64, off int64, dest []byt
 		buf = block
 		copyRange(dest, start, index*BlockSize, block, BlockSize)
 	}
-	err = ws.pageSpan(ino, start/PageSize, (end-1)/PageSize, func(p uint64, v []byte) {
+	err := ws.pageSpan(ino, start/PageSize, (end-1)/PageSize, func(p uint64, v []byte) {
 		copyRange(dest, start, p*PageSize, v, PageSize)
 	})
 	return len(dest), err
@@ -158,13 +164,20 @@ func (t *Txn) pageOf(ctx context.Context, n *Inode, index uint64) ([]byte, error
 }
 
 // setPage stages page index of ino (trailing zeros are not stored).
+// The value is encoded straight into the batch (SetDeferred): a 4 KiB write copies its page
+// once, not into a temporary value first.
 func (t *Txn) setPage(ino, index uint64, p []byte) error {
 	p = bytes.TrimRight(p, "\x00")
+	if t.pages == nil {
+		t.pages = map[pageID][]byte{}
+	}
 	t.pages[pageID{ino, index}] = p
-	v := make([]byte, 1+len(p))
-	v[0] = 1
-	copy(v[1:], p)
-	return t.b.Set(t.ws.overlayKey(pageKey(ino, index)), v, nil)
+	k := t.ws.overlayKey(pageKey(ino, index))
+	op := t.b.SetDeferred(len(k), 1+len(p))
+	copy(op.Key, k)
+	op.Value[0] = 1
+	copy(op.Value[1:], p)
+	return op.Finish()
 }
 
 // maxPointDrops is the most pages dropPages deletes one by one; beyond it, one range
@@ -400,19 +413,8 @@ func (ws *Workspace) WriteSince(ctx context.Context, since *uint64, ino uint64, 
 	return n, err
 }
 
-// ReadAllLocked reads a whole file while the caller holds the lock.
+// ReadAllLocked reads a whole file, working pages included, while the caller holds the
+// lock.
 func (ws *Workspace) ReadAllLocked(ctx context.Context, n *Inode, buf []byte) (int, error) {
-	if n.Inline {
-		return copy(buf, n.Data), nil
-	}
-	for off := 0; off < len(buf); off += BlockSize {
-		block, err := ws.storedBlock(ctx, n.Ino, uint64(off/BlockSize), nil)
-		if err != nil {
-			return off, err
-		}
-		end := min(len(buf), off+BlockSize)
-		k := copy(buf[off:end], block)
-		clear(buf[off+k : end])
-	}
-	return len(buf), nil
+	return ws.readInode(ctx, n, 0, buf)
 }

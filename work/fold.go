@@ -28,11 +28,20 @@ func (ws *Workspace) fold(ctx context.Context) (store.ID, int, error) {
 // that drops the overlay (checkpoint) puts them in the key cache, which still holds the
 // blocks the pages covered.
 func (ws *Workspace) foldBlocks(ctx context.Context) (store.ID, int, []tree.Mutation, error) {
+	return ws.foldInto(ctx, ws.env.Tree, ws.env.Store.Put)
+}
+
+// putFunc stores a folded block and returns its ID.
+type putFunc func(ctx context.Context, data []byte) (store.ID, error)
+
+// foldInto is foldBlocks writing tree nodes to t and blocks with put.
+func (ws *Workspace) foldInto(ctx context.Context, t *tree.Tree, put putFunc) (store.ID, int, []tree.Mutation, error) {
+	ws.folds.Add(1)
 	muts, err := ws.mutations()
 	if err != nil {
 		return store.ID{}, 0, nil, err
 	}
-	blocks, err := ws.foldPages(ctx)
+	blocks, err := ws.foldPages(ctx, put)
 	if err != nil {
 		return store.ID{}, 0, nil, err
 	}
@@ -51,7 +60,7 @@ func (ws *Workspace) foldBlocks(ctx context.Context) (store.ID, int, []tree.Muta
 		}
 		sort.Slice(muts, func(i, j int) bool { return bytes.Compare(muts[i].Key, muts[j].Key) < 0 })
 	}
-	root, err := ws.env.Tree.Apply(ctx, ws.root, muts)
+	root, err := t.Apply(ctx, ws.root, muts)
 	return root, len(muts), blocks, err
 }
 
@@ -63,9 +72,9 @@ type foldJob struct {
 
 // foldPages turns every block with working pages into a block mutation. Pages are read in
 // key order and handed out block by block, so memory stays at a few blocks per worker.
-func (ws *Workspace) foldPages(ctx context.Context) ([]tree.Mutation, error) {
+func (ws *Workspace) foldPages(ctx context.Context, put putFunc) ([]tree.Mutation, error) {
 	lo := ws.overlayKey([]byte{KindPage})
-	it, err := ws.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: PrefixEnd(lo)})
+	it, err := ws.rd.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: PrefixEnd(lo)})
 	if err != nil {
 		return nil, err
 	}
@@ -95,7 +104,7 @@ func (ws *Workspace) foldPages(ctx context.Context) ([]tree.Mutation, error) {
 				if ctx.Err() != nil {
 					continue
 				}
-				m, ok, err := ws.foldBlock(ctx, j)
+				m, ok, err := ws.foldBlock(ctx, j, put)
 				if err != nil {
 					fail(err)
 					continue
@@ -136,7 +145,7 @@ func (ws *Workspace) foldPages(ctx context.Context) ([]tree.Mutation, error) {
 }
 
 // foldBlock applies a job's pages to its block and stores the result.
-func (ws *Workspace) foldBlock(ctx context.Context, j *foldJob) (tree.Mutation, bool, error) {
+func (ws *Workspace) foldBlock(ctx context.Context, j *foldJob, put putFunc) (tree.Mutation, bool, error) {
 	key := BlockKey(j.ino, j.index)
 	n, err := ws.inode(ctx, j.ino)
 	if err == syscall.ENOENT {
@@ -163,7 +172,7 @@ func (ws *Workspace) foldBlock(ctx context.Context, j *foldJob) (tree.Mutation, 
 	if IsZero(block) {
 		return tree.Mutation{Key: key, Delete: true}, true, nil
 	}
-	id, err := ws.env.Store.Put(ctx, block)
+	id, err := put(ctx, block)
 	if err != nil {
 		return tree.Mutation{}, false, err
 	}

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"log"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -64,12 +65,20 @@ func OverlayPrefix(id uint64) []byte {
 // FUSE layer maps errors in one place.
 type Workspace struct {
 	env    *Env
-	db     *pebble.DB
-	name   string // branch name; empty for a read-only view
-	id     uint64 // overlay id
-	prefix []byte // overlay key prefix, guarded by mu (a new overlay after each checkpoint)
-	// readOnly is set for a view of a commit, which has no overlay; it never changes.
+	db     *pebble.DB    // where operations write
+	rd     pebble.Reader // where overlay reads go: db, or a snapshot for a frozen copy
+	name   string        // branch name; empty for a read-only view
+	id     uint64        // overlay id
+	prefix []byte        // overlay key prefix, guarded by mu (a new overlay after each checkpoint)
+	// readOnly is set for a view of a commit (no overlay) and for a frozen copy of a
+	// workspace (Freeze: its overlay as a snapshot saw it); it never changes.
 	readOnly bool
+
+	// ver counts the changes of the working state (every committed operation, every move
+	// of the base), so that a fold of it can be reused until it changes (fold once).
+	ver atomic.Uint64
+	// folds counts folds of the working state (for tests and metrics).
+	folds atomic.Uint64
 
 	mu     sync.RWMutex
 	cache  *lru.Cache[string, cached] // visible values by tree key; see get
@@ -102,14 +111,14 @@ func newCache() *lru.Cache[string, cached] {
 // base.
 func New(env *Env, name string, overlay uint64, root, base store.ID) *Workspace {
 	return &Workspace{
-		env: env, db: env.Store.DB(), name: name, id: overlay, prefix: OverlayPrefix(overlay),
+		env: env, db: env.Store.DB(), rd: env.Store.DB(), name: name, id: overlay, prefix: OverlayPrefix(overlay),
 		root: root, base: base, cache: newCache(), open: map[uint64]int{},
 	}
 }
 
 // NewView returns a read-only view of the tree at root.
 func NewView(env *Env, root store.ID) *Workspace {
-	return &Workspace{env: env, db: env.Store.DB(), root: root, readOnly: true, cache: newCache(), open: map[uint64]int{}}
+	return &Workspace{env: env, db: env.Store.DB(), rd: env.Store.DB(), root: root, readOnly: true, cache: newCache(), open: map[uint64]int{}}
 }
 
 // Branch returns the branch name, or "" for a read-only view.
@@ -145,8 +154,8 @@ func (ws *Workspace) get(ctx context.Context, k []byte) ([]byte, bool, error) {
 }
 
 func (ws *Workspace) getUncached(ctx context.Context, k []byte) ([]byte, bool, error) {
-	if !ws.readOnly {
-		v, ok, err := kv.Get(ws.db, ws.overlayKey(k))
+	if ws.prefix != nil {
+		v, ok, err := kv.Get(ws.rd, ws.overlayKey(k))
 		if err != nil {
 			return nil, false, err
 		}
@@ -164,13 +173,13 @@ func (ws *Workspace) getUncached(ctx context.Context, k []byte) ([]byte, bool, e
 // tree). k and v are only valid during the call.
 func (ws *Workspace) scan(ctx context.Context, start, end []byte, fn func(k, v []byte) error) error {
 	var oit *pebble.Iterator
-	if !ws.readOnly {
+	if ws.prefix != nil {
 		upper := PrefixEnd(ws.prefix)
 		if end != nil {
 			upper = ws.overlayKey(end)
 		}
 		var err error
-		if oit, err = ws.db.NewIter(&pebble.IterOptions{LowerBound: ws.overlayKey(start), UpperBound: upper}); err != nil {
+		if oit, err = ws.rd.NewIter(&pebble.IterOptions{LowerBound: ws.overlayKey(start), UpperBound: upper}); err != nil {
 			return err
 		}
 		defer oit.Close()
@@ -237,7 +246,7 @@ func (ws *Workspace) begin() (*Txn, error) {
 	if ws.readOnly {
 		return nil, fmt.Errorf("%w: checkpoints cannot be changed; fork a branch from it", syscall.EROFS)
 	}
-	return &Txn{ws: ws, b: ws.db.NewBatch(), staged: map[string][]byte{}, pages: map[pageID][]byte{}}, nil
+	return &Txn{ws: ws, b: ws.db.NewBatch(), staged: map[string][]byte{}}, nil
 }
 
 func (t *Txn) get(ctx context.Context, k []byte) ([]byte, bool, error) {
@@ -269,6 +278,7 @@ func (t *Txn) commit(sync bool) error {
 		// What this operation read may be cached, what it wrote is not: nothing to undo.
 		return err
 	}
+	t.ws.ver.Add(1)
 	for k, v := range t.staged {
 		t.ws.cache.Add(k, cached{v, v != nil})
 	}
@@ -307,7 +317,7 @@ func InodeFrom(ino uint64, v []byte, ok bool, err error) (*Inode, error) {
 
 // mutations returns the overlay as sorted tree mutations, except working pages (fold.go).
 func (ws *Workspace) mutations() ([]tree.Mutation, error) {
-	it, err := ws.db.NewIter(&pebble.IterOptions{LowerBound: ws.prefix, UpperBound: PrefixEnd(ws.prefix)})
+	it, err := ws.rd.NewIter(&pebble.IterOptions{LowerBound: ws.prefix, UpperBound: PrefixEnd(ws.prefix)})
 	if err != nil {
 		return nil, err
 	}
@@ -333,6 +343,7 @@ func (ws *Workspace) mutations() ([]tree.Mutation, error) {
 // the branch (moveBase).
 func (ws *Workspace) replaceContent(root, base store.ID) {
 	ws.root, ws.base = root, base
+	ws.ver.Add(1)
 	ws.cache.Purge()
 }
 
@@ -459,7 +470,10 @@ func (ws *Workspace) HeadLocked() (root, base store.ID) { return ws.root, ws.bas
 
 // SetBaseLocked points the workspace at commit base whose tree root holds the same content
 // the workspace shows (a checkpoint of it): the key cache stays. Callers hold the lock.
-func (ws *Workspace) SetBaseLocked(root, base store.ID) { ws.root, ws.base = root, base }
+func (ws *Workspace) SetBaseLocked(root, base store.ID) {
+	ws.root, ws.base = root, base
+	ws.ver.Add(1)
+}
 
 // ReplaceContentLocked points the workspace at a base whose content differs from what it
 // showed (rollback, merge, pull): the key cache no longer holds. Callers hold the lock and
@@ -467,7 +481,10 @@ func (ws *Workspace) SetBaseLocked(root, base store.ID) { ws.root, ws.base = roo
 func (ws *Workspace) ReplaceContentLocked(root, base store.ID) { ws.replaceContent(root, base) }
 
 // PurgeCacheLocked drops the key cache after the overlay was changed behind it.
-func (ws *Workspace) PurgeCacheLocked() { ws.cache.Purge() }
+func (ws *Workspace) PurgeCacheLocked() {
+	ws.ver.Add(1)
+	ws.cache.Purge()
+}
 
 // CacheLocked records visible values the caller wrote (tree mutations of a fold whose
 // result became the base).
@@ -492,7 +509,10 @@ func (ws *Workspace) OverlayKey(k []byte) []byte { return ws.overlayKey(k) }
 
 // SetOverlayLocked moves the working state to a fresh, empty overlay id (after the branch
 // dropped the old one in the same batch that moved its base).
-func (ws *Workspace) SetOverlayLocked(id uint64) { ws.id, ws.prefix = id, OverlayPrefix(id) }
+func (ws *Workspace) SetOverlayLocked(id uint64) {
+	ws.id, ws.prefix = id, OverlayPrefix(id)
+	ws.ver.Add(1)
+}
 
 // FoldLocked writes the working state as a tree and returns its root and how many keys
 // changed (see fold). Callers hold the lock.
@@ -544,3 +564,33 @@ func (ws *Workspace) RootLocked() store.ID { return ws.root }
 
 // BaseLocked returns the base commit. Callers hold the lock.
 func (ws *Workspace) BaseLocked() store.ID { return ws.base }
+
+// VersionLocked returns a number that changes whenever the working state does (an operation
+// committed, the base moved): a fold made at the same version is still the state's fold.
+// Callers hold the lock.
+func (ws *Workspace) VersionLocked() uint64 { return ws.ver.Load() }
+
+// FoldCount returns how many times the working state was folded (tests check that forks
+// and diffs of an unchanged branch fold once).
+func (ws *Workspace) FoldCount() uint64 { return ws.folds.Load() }
+
+// FreezeLocked returns a read-only copy of the working state as snap (a Pebble snapshot
+// taken while the caller holds the lock) sees it: reads of it stay the same while the
+// workspace goes on changing. It writes nothing; close snap when done with the copy.
+func (ws *Workspace) FreezeLocked(snap pebble.Reader) *Workspace {
+	return &Workspace{
+		env: ws.env, db: ws.db, rd: snap, name: ws.name, id: ws.id, prefix: ws.prefix, readOnly: true,
+		root: ws.root, base: ws.base, cache: newCache(), open: map[uint64]int{},
+	}
+}
+
+// FoldScratchLocked folds the working state into t without writing to the repository: t
+// keeps the tree nodes (tree.NewScratch), and a block made of working pages is only hashed,
+// so the tree it returns serves tree diffs but not reads of those blocks (read them through
+// FreezeLocked). Callers hold the lock.
+func (ws *Workspace) FoldScratchLocked(ctx context.Context, t *tree.Tree) (store.ID, int, error) {
+	root, n, _, err := ws.foldInto(ctx, t, func(_ context.Context, data []byte) (store.ID, error) {
+		return store.Sum(data), nil
+	})
+	return root, n, err
+}

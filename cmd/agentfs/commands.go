@@ -130,7 +130,9 @@ func importCmd() *cobra.Command {
 				return err
 			}
 			return run(func(ctx context.Context, s api.Service) error {
+				ctx, end := withEvents(ctx) // progress (progress.go)
 				res, err := s.Import(ctx, args[0], dir)
+				end()
 				if res.Saved != nil {
 					fmt.Fprintf(os.Stderr, "saved the uncommitted changes of %s in checkpoint %s before the import\n", args[0], res.Saved.ID)
 				}
@@ -161,7 +163,10 @@ func exportCmd() *cobra.Command {
 				return err
 			}
 			return run(func(ctx context.Context, s api.Service) error {
-				if err := s.Export(ctx, args[0], dir, o); err != nil {
+				ctx, end := withEvents(ctx) // progress and warnings (progress.go)
+				err := s.Export(ctx, args[0], dir, o)
+				end()
+				if err != nil {
 					return err
 				}
 				return done(asJSON, map[string]string{"ref": args[0], "dir": dir}, "exported %s to %s", args[0], dir)

@@ -36,7 +36,7 @@ func csiCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			d := &csidriver.Driver{Daemon: client, NodeID: nodeID, Version: Version, Logger: logger}
+			d := &csidriver.Driver{Daemon: client, NodeID: nodeID, RepoDir: repoDir(), Version: Version, Logger: logger}
 			return d.Serve(ctx, endpoint)
 		},
 	}

@@ -24,9 +24,9 @@ func gcCmd() *cobra.Command {
 		Args:  nargs(0, "no arguments"),
 		RunE: func(c *cobra.Command, args []string) error {
 			return run(func(ctx context.Context, s api.Service) error {
-				prog := progressFunc()
-				st, err := s.GC(ctx, api.GCOptions{DryRun: dryRun, Progress: prog})
-				endProgress(prog)
+				ctx, end := withEvents(ctx)
+				st, err := s.GC(ctx, api.GCOptions{DryRun: dryRun})
+				end()
 				if err != nil {
 					return err
 				}
@@ -80,9 +80,9 @@ func fsckCmd() *cobra.Command {
 				return err
 			}
 			ctx := context.Background()
-			prog := progressFunc()
-			rep, err := s.Fsck(ctx, api.FsckOptions{Progress: prog, Remote: remote, VerifyData: verifyData, Repair: repair})
-			endProgress(prog)
+			ectx, end := withEvents(ctx)
+			rep, err := s.Fsck(ectx, api.FsckOptions{Remote: remote, VerifyData: verifyData, Repair: repair})
+			end()
 			if repair && !daemonServes(dir) && (err != nil && repo.IsDamaged(store.Describe(err, "")) || rep != nil && rep.Damaged()) {
 				// The database itself is damaged: rebuild it, then repair blocks from the remotes.
 				closeFn()
@@ -92,9 +92,9 @@ func fsckCmd() *cobra.Command {
 				if s, closeFn, err = connect(); err != nil {
 					return err
 				}
-				prog = progressFunc()
-				rep, err = s.Fsck(ctx, api.FsckOptions{Progress: prog, Remote: remote, VerifyData: verifyData, Repair: repair})
-				endProgress(prog)
+				ectx, end := withEvents(ctx)
+				rep, err = s.Fsck(ectx, api.FsckOptions{Remote: remote, VerifyData: verifyData, Repair: repair})
+				end()
 			}
 			defer closeFn()
 			if err != nil && !repair && repo.IsDamaged(store.Describe(err, "")) {

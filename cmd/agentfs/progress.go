@@ -11,10 +11,9 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/agentfs/agentfs/api"
-	"github.com/agentfs/agentfs/gc"
 )
 
-// Progress bars on stderr for long commands (push, pull, clone, gc, fsck), drawn by
+// Progress bars on stderr for long commands (import, export, push, pull, clone, gc, fsck), drawn by
 // github.com/schollz/progressbar: phase, count, percentage and ETA where the total is known,
 // a spinner with the count where it is not. Nothing is drawn when stderr is not a terminal
 // (scripts, CI, pipes) or with --quiet.
@@ -36,7 +35,9 @@ type phaseBar struct {
 	total int64
 }
 
-func (p *phaseBar) update(phase string, done, total int64, detail string) {
+// update draws done of total (0: not known, a spinner with the count); unit "bytes" shows
+// sizes and a rate in bytes, anything else a count of objects.
+func (p *phaseBar) update(phase string, done, total int64, unit, detail string) {
 	if p.bar == nil || phase != p.phase || total != p.total {
 		if p.bar != nil {
 			p.bar.Finish()
@@ -45,22 +46,29 @@ func (p *phaseBar) update(phase string, done, total int64, detail string) {
 		if max <= 0 {
 			max = -1 // unknown: a spinner with the count
 		}
-		p.bar = progressbar.NewOptions64(max,
+		opts := []progressbar.Option{
 			progressbar.OptionSetWriter(os.Stderr),
 			progressbar.OptionSetDescription(phase),
 			progressbar.OptionSetWidth(30),
 			progressbar.OptionShowCount(),
-			progressbar.OptionShowIts(),
-			progressbar.OptionSetItsString("objects"),
 			progressbar.OptionSetPredictTime(total > 0),
-			progressbar.OptionThrottle(100*time.Millisecond),
+			progressbar.OptionThrottle(100 * time.Millisecond),
 			progressbar.OptionSetRenderBlankState(true),
 			progressbar.OptionClearOnFinish(),
-		)
+		}
+		if unit == "bytes" {
+			opts = append(opts, progressbar.OptionShowBytes(true), progressbar.OptionUseIECUnits(true))
+		} else {
+			opts = append(opts, progressbar.OptionShowIts(), progressbar.OptionSetItsString("objects"))
+		}
+		p.bar = progressbar.NewOptions64(max, opts...)
 		p.phase, p.total = phase, total
 	}
 	if detail != "" {
 		p.bar.Describe(phase + " " + detail)
+	}
+	if total > 0 && done > total {
+		done = total // a file grew after the scan
 	}
 	p.bar.Set64(done)
 }
@@ -71,26 +79,31 @@ func (p *phaseBar) finish() {
 	}
 }
 
-// progressFunc returns a gc/fsck progress callback that draws bars, or nil when nothing
-// is drawn. The callback only fires when the repository is open in this process: through
-// the daemon, the reply comes at the end.
-func progressFunc() func(gc.Progress) {
-	if !drawProgress() {
-		return nil
-	}
+// withEvents returns ctx listening to the events of a long call (import, export, gc,
+// fsck; api/events.go), the same through the daemon or not: progress draws a bar on a
+// terminal (not with --quiet), warnings are printed on stderr. end clears the bar.
+func withEvents(ctx context.Context) (_ context.Context, end func()) {
+	var mu sync.Mutex
 	p := &phaseBar{}
-	f := func(g gc.Progress) { p.update(g.Phase, g.Done, g.Total, "") }
-	restore := api.SetProcessProgress(f) // the in-process client cannot carry f (api/progresshook.go)
-	active = func() { restore(); p.finish() }
-	return f
-}
-
-var active func() // ends the bar of progressFunc; called by endProgress
-
-func endProgress(f func(gc.Progress)) {
-	if f != nil && active != nil {
-		active()
-		active = nil
+	draw := drawProgress()
+	ctx = api.WithEvents(ctx, func(e api.Event) {
+		mu.Lock()
+		defer mu.Unlock()
+		if e.Warning != "" {
+			if p.bar != nil {
+				p.bar.Clear()
+			}
+			fmt.Fprintln(os.Stderr, "agentfs: "+e.Warning)
+			return
+		}
+		if draw {
+			p.update(e.Phase, e.Done, e.Total, e.Unit, "")
+		}
+	})
+	return ctx, func() {
+		mu.Lock()
+		defer mu.Unlock()
+		p.finish()
 	}
 }
 
@@ -125,7 +138,7 @@ func showProgress(ctx context.Context, s api.Service) (stop func()) {
 			if op.Bytes > 0 {
 				detail = mib(op.Bytes)
 			}
-			p.update(fmt.Sprintf("%s %s/%s: %s", op.Op, op.Remote, op.Branch, op.Phase), op.Done, op.Total, detail)
+			p.update(fmt.Sprintf("%s %s/%s: %s", op.Op, op.Remote, op.Branch, op.Phase), op.Done, op.Total, "", detail)
 		}
 	}()
 	return func() { cancel(); wg.Wait() }

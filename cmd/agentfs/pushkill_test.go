@@ -27,13 +27,22 @@ import (
 // credentials reach the CLI processes through the environment.
 func s3Remote(t *testing.T, bucket string) string {
 	t.Helper()
+	url, env := s3Bucket(t, bucket)
+	for _, kv := range env {
+		k, v, _ := strings.Cut(kv, "=")
+		t.Setenv(k, v)
+	}
+	return url
+}
+
+// s3Bucket is s3Remote for tests that cannot set this process's environment (parallel
+// ones): it returns the variables that the CLI processes need.
+func s3Bucket(t *testing.T, bucket string) (string, []string) {
+	t.Helper()
 	srv := backendtest.StartVersityGW(t)
-	t.Setenv("AWS_ACCESS_KEY_ID", srv.AccessKey)
-	t.Setenv("AWS_SECRET_ACCESS_KEY", srv.SecretKey)
-	t.Setenv("AWS_REGION", "us-east-1")
-	t.Setenv("AWS_CONFIG_FILE", "/nonexistent")
-	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
-	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	env := []string{"AWS_ACCESS_KEY_ID=" + srv.AccessKey, "AWS_SECRET_ACCESS_KEY=" + srv.SecretKey,
+		"AWS_REGION=us-east-1", "AWS_CONFIG_FILE=/nonexistent", "AWS_SHARED_CREDENTIALS_FILE=/nonexistent",
+		"AWS_EC2_METADATA_DISABLED=true"}
 	c := s3.New(s3.Options{
 		Region: "us-east-1", BaseEndpoint: aws.String(srv.Endpoint), UsePathStyle: true,
 		Credentials: credentials.NewStaticCredentialsProvider(srv.AccessKey, srv.SecretKey, ""),
@@ -41,7 +50,7 @@ func s3Remote(t *testing.T, bucket string) string {
 	if _, err := c.CreateBucket(context.Background(), &s3.CreateBucketInput{Bucket: aws.String(bucket)}); err != nil {
 		t.Fatal(err)
 	}
-	return "s3://" + bucket + "/team/repo?region=us-east-1&path_style=true&endpoint=" + srv.Endpoint
+	return "s3://" + bucket + "/team/repo?region=us-east-1&path_style=true&endpoint=" + srv.Endpoint, env
 }
 
 // randomTree writes about mib MiB of incompressible files (sizes from 1 KiB to 1.5 MiB).

@@ -124,7 +124,9 @@ type statusWriter struct {
 }
 
 func (w *statusWriter) WriteHeader(code int) {
-	w.status = code
+	if code >= 200 { // 1xx are events ahead of the reply (api/events.go)
+		w.status = code
+	}
 	w.ResponseWriter.WriteHeader(code)
 }
 

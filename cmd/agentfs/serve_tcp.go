@@ -22,6 +22,7 @@ var listenFlag string
 // and the MCP server of a token works on the token's branch through that same Guard.
 func serveTCP(addr, dir string, svc *api.Local, logf func(string, ...any)) (*http.Server, error) {
 	g := guard(dir, svc, true, logf)
+	g.Next = api.Handler(api.Instrument(svc)) // counted in the metrics like calls on the socket
 	var mu sync.Mutex
 	clients := map[string]*api.Client{} // in-process clients by token, for MCP sessions
 	mcpHandler := mcp.NewStreamableHTTPHandler(func(r *http.Request) *mcp.Server {
@@ -40,7 +41,7 @@ func serveTCP(addr, dir string, svc *api.Local, logf func(string, ...any)) (*htt
 		return mcpserver.New(mcpserver.Options{Service: c, Branch: t.Branch, Version: Version})
 	}, nil)
 	mux := http.NewServeMux()
-	mux.Handle("/v1/", g)
+	mux.Handle("/v1/", logCalls(g)) // one log line per call (serve_obs.go)
 	mux.HandleFunc("/mcp", func(w http.ResponseWriter, r *http.Request) {
 		ctx, err := g.Authenticate(r)
 		if err != nil {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
@@ -12,31 +13,117 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
 
 // soakCounts are what a soak run did.
 type soakCounts struct {
-	ops, writes, forks, pushes, pushFails, kills, pulls, merges, gcs, gcBusy atomic.Int64
+	ops, writes, forks, pushes, pushFails, pulls, merges, gcs, gcBusy atomic.Int64
+
+	cliKills     atomic.Int64 // CLIs SIGKILLed while their daemon ran the push for them
+	directKills  atomic.Int64 // CLIs SIGKILLed while pushing themselves (their daemon was down)
+	daemonKills  atomic.Int64 // daemons SIGKILLed while they pushed
+	daemonStarts atomic.Int64 // restarts after a kill
 }
 
 func (c *soakCounts) String() string {
-	return fmt.Sprintf("%d operations: %d writes, %d forks, %d successful pushes (%d refused or failed), %d pushing CLIs SIGKILLed, %d pulls, %d merges into main, %d remote collections (%d busy)",
-		c.ops.Load(), c.writes.Load(), c.forks.Load(), c.pushes.Load(), c.pushFails.Load(), c.kills.Load(), c.pulls.Load(), c.merges.Load(), c.gcs.Load(), c.gcBusy.Load())
+	return fmt.Sprintf("%d operations: %d writes, %d forks, %d successful pushes (%d refused or failed), %d pulls, %d merges into main, %d remote collections (%d busy); SIGKILLs: %d daemons mid-push (%d restarts), %d CLIs pushing through a daemon, %d CLIs pushing themselves",
+		c.ops.Load(), c.writes.Load(), c.forks.Load(), c.pushes.Load(), c.pushFails.Load(), c.pulls.Load(), c.merges.Load(),
+		c.gcs.Load(), c.gcBusy.Load(), c.daemonKills.Load(), c.daemonStarts.Load(), c.cliKills.Load(), c.directKills.Load())
 }
 
-// pushed is one push that reported success.
-type pushed struct{ branch, commit string }
+// pushed is one push that reported success, by host.
+type pushed struct {
+	host           int
+	branch, commit string
+}
 
-// TestSoakSharedBucket: four repositories (hosts) share one bucket through CLI processes.
-// Each writes and checkpoints its own branch, forks, pushes (a random share of pushing CLIs
-// are SIGKILLed mid-push), merges its branch into main, pushes main (pulling and merging
-// when another host was first) and pulls, at random, while a fifth runs remote gc in a loop.
-// At the end every host finishes its pushes, fsck --remote is clean on every host, a full
-// clone of the bucket succeeds and is clean, and every push that reported success is in the
-// history of its branch. AGENTFS_SOAK_DURATION (default 10s per backend) and
-// AGENTFS_SOAK_SEED replay a run.
+// soakCmdTimeout bounds every command of a soak: a command that hangs fails the run with its
+// name instead of eating the test's timeout.
+const soakCmdTimeout = 5 * time.Minute
+
+// soakHost is one host: a repository, served by a daemon that the soak SIGKILLs mid-push and
+// starts again. Only the host's own goroutine starts, reaps or stops its daemon.
+type soakHost struct {
+	repo string
+	env  []string
+	cmd  *exec.Cmd // the running daemon; nil while it is down
+	done chan struct{}
+	log  *bytes.Buffer
+	down int // operations left to run without a daemon (the CLI then opens the repository)
+}
+
+// start starts the daemon and waits until its socket answers.
+func (h *soakHost) start() error {
+	cmd := exec.Command(agentfsBin, "--repo", h.repo, "serve")
+	cmd.Env = h.env
+	var logb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &logb, &logb
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	h.cmd, h.done, h.log = cmd, done, &logb
+	sock := filepath.Join(h.repo, "agentfs.sock")
+	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); {
+		if c, err := dialUnix(sock); err == nil {
+			c.Close()
+			return nil
+		}
+		select {
+		case <-done:
+			h.cmd = nil
+			return fmt.Errorf("daemon of %s exited at start:\n%s", h.repo, lastLines(logb.String(), 10))
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	h.kill()
+	return fmt.Errorf("daemon of %s did not answer within a minute:\n%s", h.repo, lastLines(logb.String(), 10))
+}
+
+func (h *soakHost) up() bool { return h.cmd != nil }
+
+// kill SIGKILLs the daemon (if not already dead) and reaps it.
+func (h *soakHost) kill() {
+	if h.cmd == nil {
+		return
+	}
+	h.cmd.Process.Kill()
+	<-h.done
+	h.cmd = nil
+}
+
+// stop asks the daemon to stop and waits a bounded time.
+func (h *soakHost) stop() error {
+	if h.cmd == nil {
+		return nil
+	}
+	h.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-h.done:
+		h.cmd = nil
+		return nil
+	case <-time.After(30 * time.Second):
+		h.kill()
+		return fmt.Errorf("daemon of %s did not stop on SIGTERM within 30s", h.repo)
+	}
+}
+
+// TestSoakSharedBucket: four hosts, each a repository served by its own daemon, share one
+// bucket. Each writes and checkpoints its own branch, forks, pushes, merges its branch into
+// main, pushes main (pulling and merging when another host was first) and pulls, at random,
+// through its daemon, while a fifth host's daemon runs remote gc in a loop. A third of the
+// pushes are SIGKILLed mid-way: either the daemon doing the push (it is then started again
+// at once, or left down for a few operations, during which the CLI pushes by itself) or the
+// CLI. At the end every host finishes its pushes; fsck --remote --verify-data is clean on
+// every host and on a full clone of the bucket; every branch of that clone is at the commit
+// that its last successful push reported and exports exactly what the pushing host exports
+// for that commit; every push that reported success is in its branch's history. The counts
+// of operations and kills are logged. AGENTFS_SOAK_DURATION (default 10s per backend) and
+// AGENTFS_SOAK_SEED replay a run; the file:// and S3 halves run at the same time.
 func TestSoakSharedBucket(t *testing.T) {
 	dur := 10 * time.Second
 	if s := os.Getenv("AGENTFS_SOAK_DURATION"); s != "" {
@@ -51,67 +138,102 @@ func TestSoakSharedBucket(t *testing.T) {
 		seed, _ = strconv.ParseUint(s, 10, 64)
 	}
 	t.Logf("seed %d (AGENTFS_SOAK_SEED=%d replays it), %v per backend", seed, seed, dur)
-	t.Setenv("AGENTFS_LEASE_TTL", "3s")
-	t.Setenv("AGENTFS_PACK_SIZE", strconv.Itoa(64<<10))
-	t.Run("file", func(t *testing.T) { soak(t, "file://"+t.TempDir(), seed, dur) })
-	t.Run("s3", func(t *testing.T) { soak(t, s3Remote(t, "soak"), seed+1, dur) })
+	env := append(os.Environ(), "AGENTFS_LEASE_TTL=3s", "AGENTFS_PACK_SIZE="+strconv.Itoa(64<<10))
+	t.Run("file", func(t *testing.T) {
+		t.Parallel()
+		soak(t, "file://"+t.TempDir(), env, seed, dur)
+	})
+	t.Run("s3", func(t *testing.T) {
+		t.Parallel()
+		url, s3env := s3Bucket(t, "soak")
+		soak(t, url, append(env[:len(env):len(env)], s3env...), seed+1, dur)
+	})
 }
 
-func soak(t *testing.T, url string, seed uint64, dur time.Duration) {
-	const hosts = 4
+func soak(t *testing.T, url string, env []string, seed uint64, dur time.Duration) {
+	const hosts, maxForks = 4, 4
 	var counts soakCounts
+	backend, _, _ := strings.Cut(url, ":")
 	var ledgerMu sync.Mutex
 	var ledger []pushed
 
-	// The first host creates main and pushes it; the others clone.
-	repos := make([]string, hosts)
-	repos[0] = newRepo(t)
-	ok(t, repos[0], "import", "main", writeTree(t, map[string]string{"README": "soak\n"}))
-	ok(t, repos[0], "remote", "add", "origin", url)
-	ok(t, repos[0], "push", "origin", "main")
-	for i := 1; i < hosts; i++ {
-		repos[i] = filepath.Join(t.TempDir(), "repo")
-		ok(t, repos[i], "clone", url)
-	}
-	gcRepo := filepath.Join(t.TempDir(), "gc")
-	ok(t, gcRepo, "clone", url)
-
-	// run runs a CLI command; kill > 0 SIGKILLs it after that long. It returns stdout, the
-	// exit code (-1 when killed) and stderr.
-	run := func(repo string, kill time.Duration, args ...string) (string, int, string) {
-		cmd := exec.Command(agentfsBin, append([]string{"--repo", repo}, args...)...)
+	// run runs a CLI command on host h; killAfter > 0 SIGKILLs, after that long, the daemon
+	// (killDaemon) or the CLI. It returns stdout, the exit code (-1 when the CLI was killed),
+	// stderr, and whether the daemon was killed.
+	run := func(h *soakHost, killAfter time.Duration, killDaemon bool, args ...string) (string, int, string, bool) {
+		ctx, cancel := context.WithTimeout(context.Background(), soakCmdTimeout)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, agentfsBin, append([]string{"--repo", h.repo}, args...)...)
+		cmd.Env = env
 		var out, errb bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &out, &errb
 		if err := cmd.Start(); err != nil {
 			t.Error(err)
-			return "", 1, err.Error()
+			return "", 1, err.Error(), false
 		}
-		if kill > 0 {
-			timer := time.AfterFunc(kill, func() { cmd.Process.Kill() })
-			defer timer.Stop()
+		var daemonKilled atomic.Bool
+		var timer *time.Timer
+		if killAfter > 0 {
+			target := cmd.Process
+			if killDaemon {
+				target = h.cmd.Process
+			}
+			timer = time.AfterFunc(killAfter, func() {
+				target.Kill()
+				daemonKilled.Store(killDaemon)
+			})
 		}
 		err := cmd.Wait()
+		if timer != nil {
+			timer.Stop()
+		}
+		what := strings.Join(args, " ")
 		code := 0
 		if ee, ok := err.(*exec.ExitError); ok {
 			code = ee.ExitCode()
-			if ws, ok := ee.Sys().(interface{ Signaled() bool }); ok && ws.Signaled() {
+			if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
 				code = -1
 			}
 		}
+		if ctx.Err() != nil {
+			t.Errorf("agentfs %s did not finish within %v", what, soakCmdTimeout)
+			code = 1
+		}
 		if strings.Contains(errb.String(), "panic") {
-			t.Errorf("agentfs %s crashed:\n%s", strings.Join(args, " "), firstPanic(errb.String()))
+			t.Errorf("agentfs %s crashed:\n%s", what, firstPanic(errb.String()))
 		}
-		return out.String(), code, errb.String()
+		return out.String(), code, errb.String(), daemonKilled.Load()
 	}
-	push := func(rng *rand.Rand, repo, br string, mayKill bool) bool {
-		var kill time.Duration
-		if mayKill && rng.IntN(3) == 0 {
-			kill = time.Duration(rng.IntN(400)) * time.Millisecond
+	must := func(h *soakHost, args ...string) string {
+		t.Helper()
+		out, code, stderr, _ := run(h, 0, false, args...)
+		if code != 0 {
+			t.Fatalf("agentfs %s: exit %d: %s", strings.Join(args, " "), code, strings.TrimSpace(stderr))
 		}
-		out, code, stderr := run(repo, kill, "push", "origin", br, "--json")
+		return out
+	}
+	// push pushes br from host i; with mayKill, a third of the pushes are SIGKILLed.
+	push := func(rng *rand.Rand, i int, h *soakHost, br string, mayKill bool) bool {
+		var after time.Duration
+		killDaemon := false
+		if mayKill && rng.IntN(3) == 0 {
+			after = time.Duration(1+rng.IntN(400)) * time.Millisecond
+			killDaemon = h.up() && rng.IntN(2) == 0
+		}
+		throughDaemon := h.up()
+		out, code, stderr, daemonKilled := run(h, after, killDaemon, "push", "origin", br, "--json")
+		if daemonKilled {
+			counts.daemonKills.Add(1)
+			h.kill() // reap it
+			if rng.IntN(2) == 0 {
+				h.down = 1 + rng.IntN(4)
+			}
+		}
 		switch {
+		case code == -1 && throughDaemon:
+			counts.cliKills.Add(1)
 		case code == -1:
-			counts.kills.Add(1)
+			counts.directKills.Add(1)
 		case code == 0:
 			var res struct{ Commit string }
 			if err := json.Unmarshal([]byte(out), &res); err != nil || res.Commit == "" {
@@ -119,9 +241,10 @@ func soak(t *testing.T, url string, seed uint64, dur time.Duration) {
 			}
 			counts.pushes.Add(1)
 			ledgerMu.Lock()
-			ledger = append(ledger, pushed{br, res.Commit})
+			ledger = append(ledger, pushed{i, br, res.Commit})
 			ledgerMu.Unlock()
 			return true
+		case daemonKilled:
 		default:
 			counts.pushFails.Add(1)
 			if !strings.Contains(stderr, "rejected") && !strings.Contains(stderr, "busy") {
@@ -129,6 +252,27 @@ func soak(t *testing.T, url string, seed uint64, dur time.Duration) {
 			}
 		}
 		return false
+	}
+
+	// Hosts: the first creates main and pushes it; the others clone. Every repository is
+	// then served by a daemon, the collector's too.
+	hs := make([]*soakHost, hosts+1)
+	for i := range hs {
+		hs[i] = &soakHost{repo: filepath.Join(t.TempDir(), "repo"), env: env}
+	}
+	gcHost := hs[hosts]
+	must(hs[0], "init")
+	must(hs[0], "import", "main", writeTree(t, map[string]string{"README": "soak\n"}))
+	must(hs[0], "remote", "add", "origin", url)
+	must(hs[0], "push", "origin", "main")
+	for _, h := range hs[1:] {
+		must(h, "clone", url)
+	}
+	for _, h := range hs {
+		if err := h.start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(h.kill)
 	}
 
 	deadline := time.Now().Add(dur)
@@ -143,7 +287,7 @@ func soak(t *testing.T, url string, seed uint64, dur time.Duration) {
 				return
 			default:
 			}
-			_, code, stderr := run(gcRepo, 0, "remote", "gc", "origin", "--grace", "1s")
+			_, code, stderr, _ := run(gcHost, 0, false, "remote", "gc", "origin", "--grace", "1s")
 			switch {
 			case code == 0:
 				counts.gcs.Add(1)
@@ -162,51 +306,68 @@ func soak(t *testing.T, url string, seed uint64, dur time.Duration) {
 		go func(i int) {
 			defer wg.Done()
 			rng := rand.New(rand.NewPCG(seed, uint64(i)))
-			repo, own := repos[i], fmt.Sprintf("h%d", i)
+			h, own := hs[i], fmt.Sprintf("h%d", i)
 			work := t.TempDir()
-			ok(t, repo, "branch", "create", own, "--from", "main")
+			if _, code, stderr, _ := run(h, 0, false, "branch", "create", own, "--from", "main"); code != 0 {
+				t.Errorf("host %d: branch create: %s", i, stderr)
+				return
+			}
 			for n := 0; time.Now().Before(deadline); n++ {
+				if !h.up() {
+					if h.down > 0 {
+						h.down--
+					} else if err := h.start(); err != nil {
+						t.Errorf("host %d: %v", i, err)
+						return
+					} else {
+						counts.daemonStarts.Add(1)
+					}
+				}
 				counts.ops.Add(1)
-				switch op := rng.IntN(10); {
+				op := rng.IntN(10)
+				if op == 3 && len(forks[i]) >= maxForks {
+					op = 0 // the branches stay few, so that the end's checks stay bounded
+				}
+				switch {
 				case op < 3: // write and checkpoint (import checkpoints)
-					name := filepath.Join(work, fmt.Sprintf("w%d", i), fmt.Sprintf("f%03d", rng.IntN(40)))
+					name := filepath.Join(work, fmt.Sprintf("w%d", i), fmt.Sprintf("f%02d", rng.IntN(20)))
 					os.MkdirAll(filepath.Dir(name), 0o755)
 					data := make([]byte, rng.IntN(200<<10))
 					for j := range data {
 						data[j] = byte(rng.Uint32())
 					}
 					os.WriteFile(name, data, 0o644)
-					if _, code, stderr := run(repo, 0, "import", own, work); code != 0 {
-						t.Errorf("import: %s", stderr)
+					if _, code, stderr, _ := run(h, 0, false, "import", own, work); code != 0 {
+						t.Errorf("host %d: import: %s", i, stderr)
 					}
 					counts.writes.Add(1)
 				case op < 4: // fork and push the fork
 					fork := fmt.Sprintf("h%d-f%d", i, n)
-					if _, code, stderr := run(repo, 0, "fork", own, fork); code != 0 {
-						t.Errorf("fork: %s", stderr)
+					if _, code, stderr, _ := run(h, 0, false, "fork", own, fork); code != 0 {
+						t.Errorf("host %d: fork: %s", i, stderr)
 						continue
 					}
 					forks[i] = append(forks[i], fork)
 					counts.forks.Add(1)
-					push(rng, repo, fork, true)
+					push(rng, i, h, fork, true)
 				case op < 6:
-					push(rng, repo, own, true)
+					push(rng, i, h, own, true)
 				case op < 8: // merge into main and push main, pulling when another host was first
-					if _, code, stderr := run(repo, 0, "merge", own, "--into", "main", "--strategy", "theirs"); code != 0 {
-						t.Errorf("merge: %s", stderr)
+					if _, code, stderr, _ := run(h, 0, false, "merge", own, "--into", "main", "--strategy", "theirs"); code != 0 {
+						t.Errorf("host %d: merge: %s", i, stderr)
 						continue
 					}
 					counts.merges.Add(1)
 					for try := 0; try < 3; try++ {
-						if push(rng, repo, "main", try == 0) {
+						if push(rng, i, h, "main", try == 0) {
 							break
 						}
-						run(repo, 0, "pull", "origin", "main")
+						run(h, 0, false, "pull", "origin", "main")
 						counts.pulls.Add(1)
 					}
 				default:
-					if _, code, stderr := run(repo, 0, "pull", "origin", "main"); code != 0 && !strings.Contains(stderr, "busy") {
-						t.Logf("pull: %s", strings.TrimSpace(stderr))
+					if _, code, stderr, _ := run(h, 0, false, "pull", "origin", "main"); code != 0 && !strings.Contains(stderr, "busy") {
+						t.Logf("host %d: pull: %s", i, strings.TrimSpace(stderr))
 					}
 					counts.pulls.Add(1)
 				}
@@ -216,50 +377,90 @@ func soak(t *testing.T, url string, seed uint64, dur time.Duration) {
 	wg.Wait()
 	close(stopGC)
 	<-gcDone
-	t.Logf("%s", counts.String())
+	t.Logf("%s: %s", backend, counts.String())
+	if t.Failed() {
+		return
+	}
 
-	// Every host finishes what was interrupted; then every host's view is clean.
+	// The end, each step timed: every host finishes what was interrupted, through its
+	// daemon; then the bucket is checked from every host and from a full clone.
+	step := time.Now()
+	took := func(what string) {
+		t.Logf("%s end: %s took %v", backend, what, time.Since(step).Round(time.Millisecond))
+		step = time.Now()
+	}
 	time.Sleep(3 * time.Second) // leases of killed pushes expire (AGENTFS_LEASE_TTL)
-	for i, repo := range repos {
+	rng := rand.New(rand.NewPCG(seed, 99))
+	for i, h := range hs[:hosts] {
+		if !h.up() {
+			if err := h.start(); err != nil {
+				t.Fatalf("host %d: %v", i, err)
+			}
+			counts.daemonStarts.Add(1)
+		}
 		for _, br := range append([]string{fmt.Sprintf("h%d", i)}, forks[i]...) {
-			for try := 0; ; try++ {
-				if _, code, stderr := run(repo, 0, "push", "origin", br); code == 0 {
-					break
-				} else if try == 5 {
-					t.Fatalf("host %d: final push of %s: %s", i, br, stderr)
+			for try := 0; !push(rng, i, h, br, false); try++ {
+				if try == 5 {
+					t.Fatalf("host %d: final push of %s failed 6 times", i, br)
 				}
+				time.Sleep(time.Second)
 			}
 		}
 		for try := 0; ; try++ {
-			run(repo, 0, "pull", "origin", "main")
-			if _, code, stderr := run(repo, 0, "push", "origin", "main"); code == 0 {
+			run(h, 0, false, "pull", "origin", "main")
+			if push(rng, i, h, "main", false) {
 				break
 			} else if try == 5 {
-				t.Fatalf("host %d: final push of main: %s", i, stderr)
+				t.Fatalf("host %d: final push of main failed 6 times", i)
 			}
 		}
 	}
-	for i, repo := range repos {
-		if out, code, stderr := run(repo, 0, "fsck", "--remote"); code != 0 {
-			t.Errorf("host %d: fsck --remote: exit %d\n%s%s", i, code, lastLines(out, 10), stderr)
+	took("final pushes")
+	for i, h := range hs[:hosts] {
+		if out, code, stderr, _ := run(h, 0, false, "fsck", "--remote", "--verify-data"); code != 0 {
+			t.Errorf("host %d: fsck --remote --verify-data: exit %d\n%s%s", i, code, lastLines(out, 10), stderr)
 		}
 	}
-	// One more collection, then a full clone of everything.
-	if _, code, stderr := run(gcRepo, 0, "remote", "gc", "origin", "--grace", "0s"); code != 0 {
+	took("fsck --remote --verify-data on every host")
+	if _, code, stderr, _ := run(gcHost, 0, false, "remote", "gc", "origin", "--grace", "0s"); code != 0 {
 		t.Errorf("final remote gc: %s", stderr)
 	}
-	clone := filepath.Join(t.TempDir(), "clone")
-	ok(t, clone, "clone", url, "--full")
-	if out, code, stderr := run(clone, 0, "fsck", "--remote", "--verify-data"); code != 0 {
+	took("a last remote gc")
+	clone := &soakHost{repo: filepath.Join(t.TempDir(), "clone"), env: env}
+	must(clone, "clone", url, "--full")
+	took("a full clone")
+	if out, code, stderr, _ := run(clone, 0, false, "fsck", "--remote", "--verify-data"); code != 0 {
 		t.Errorf("fsck --remote --verify-data of a full clone: exit %d\n%s%s", code, lastLines(out, 10), stderr)
 	}
+	took("fsck --remote --verify-data of the clone")
+
+	// Every branch is at its last successful push (the end's pushes ran one at a time, so
+	// the ledger's order is the bucket's) and exports what the pushing host exports there.
+	last := map[string]pushed{}
+	for _, p := range ledger {
+		last[p.branch] = p
+	}
+	for br, p := range last {
+		var log []struct{ ID string }
+		if err := json.Unmarshal([]byte(must(clone, "log", br, "--json", "-n", "1")), &log); err != nil || len(log) == 0 {
+			t.Fatalf("log %s: %v", br, err)
+		}
+		if log[0].ID != p.commit {
+			t.Errorf("branch %s is at %s in the bucket, but its last successful push (host %d) reported %s", br, log[0].ID, p.host, p.commit)
+			continue
+		}
+		fromClone, fromHost := filepath.Join(t.TempDir(), "x"), filepath.Join(t.TempDir(), "x")
+		must(clone, "export", br, fromClone)
+		must(hs[p.host], "export", p.commit, fromHost)
+		sameTree(t, fromHost, fromClone)
+	}
+	took(fmt.Sprintf("exports of %d branches compared", len(last)))
 	// No push that reported success is lost: each is in its branch's history.
 	history := map[string]map[string]bool{}
 	for _, p := range ledger {
 		if history[p.branch] == nil {
 			var log []struct{ ID string }
-			out := ok(t, clone, "log", p.branch, "--json")
-			if err := json.Unmarshal([]byte(out), &log); err != nil {
+			if err := json.Unmarshal([]byte(must(clone, "log", p.branch, "--json")), &log); err != nil {
 				t.Fatal(err)
 			}
 			history[p.branch] = map[string]bool{}
@@ -271,5 +472,12 @@ func soak(t *testing.T, url string, seed uint64, dur time.Duration) {
 			t.Errorf("push of %s at %s reported success but is not in the branch's history", p.branch, p.commit)
 		}
 	}
-	t.Logf("%d successful pushes checked against %d branches", len(ledger), len(history))
+	took(fmt.Sprintf("%d successful pushes found in the history of %d branches", len(ledger), len(history)))
+	for _, h := range hs {
+		if err := h.stop(); err != nil {
+			t.Error(err)
+		}
+	}
+	took("daemons stopped")
+	t.Logf("%s totals: %s", backend, counts.String())
 }

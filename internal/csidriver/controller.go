@@ -54,6 +54,7 @@ func (d *Driver) ControllerGetCapabilities(context.Context, *csi.ControllerGetCa
 		csi.ControllerServiceCapability_RPC_LIST_VOLUMES,
 		csi.ControllerServiceCapability_RPC_CLONE_VOLUME,
 		csi.ControllerServiceCapability_RPC_GET_SNAPSHOT,
+		csi.ControllerServiceCapability_RPC_GET_CAPACITY,
 	} {
 		caps = append(caps, &csi.ControllerServiceCapability{Type: &csi.ControllerServiceCapability_Rpc{Rpc: &csi.ControllerServiceCapability_RPC{Type: t}}})
 	}
@@ -118,16 +119,21 @@ func (d *Driver) CreateVolume(ctx context.Context, req *csi.CreateVolumeRequest)
 			return nil, status.Errorf(codes.NotFound, "volume %q: no such volume (it is a snapshot)", from)
 		}
 	}
-	_, err := d.Daemon.CreateBranch(ctx, id, from)
-	if errors.Is(err, branch.ErrExists) {
-		err = nil // the same name again: the volume made before (CSI idempotency)
+	if _, err := wantedQuota(req.GetCapacityRange()); err != nil {
+		return nil, err // before anything is made
 	}
-	if err != nil {
+	_, err := d.Daemon.CreateBranch(ctx, id, from)
+	existed := errors.Is(err, branch.ErrExists) // the same name again: the volume made before (CSI idempotency)
+	if err != nil && !existed {
 		return nil, grpcError(err)
+	}
+	capacity, err := d.setCapacity(ctx, id, req.GetCapacityRange(), existed) // capacity.go
+	if err != nil {
+		return nil, err
 	}
 	return &csi.CreateVolumeResponse{Volume: &csi.Volume{
 		VolumeId:           id,
-		CapacityBytes:      0, // unknown: agentfs volumes share the repository's space
+		CapacityBytes:      capacity, // the branch's byte quota; 0: none, the repository's disk is shared
 		VolumeContext:      volumeContext(req.GetParameters()),
 		ContentSource:      src,
 		AccessibleTopology: d.topology(),
@@ -197,9 +203,11 @@ func (d *Driver) ListVolumes(ctx context.Context, req *csi.ListVolumesRequest) (
 		return nil, grpcError(err)
 	}
 	var names []string
+	quota := map[string]int64{}
 	for _, b := range bs {
 		if !isSnapshot(b.Name) {
 			names = append(names, b.Name)
+			quota[b.Name] = b.QuotaBytes
 		}
 	}
 	sort.Strings(names)
@@ -209,7 +217,7 @@ func (d *Driver) ListVolumes(ctx context.Context, req *csi.ListVolumesRequest) (
 	}
 	out := &csi.ListVolumesResponse{NextToken: next}
 	for _, n := range names {
-		out.Entries = append(out.Entries, &csi.ListVolumesResponse_Entry{Volume: &csi.Volume{VolumeId: n, AccessibleTopology: d.topology()}})
+		out.Entries = append(out.Entries, &csi.ListVolumesResponse_Entry{Volume: &csi.Volume{VolumeId: n, CapacityBytes: quota[n], AccessibleTopology: d.topology()}})
 	}
 	return out, nil
 }

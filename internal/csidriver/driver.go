@@ -43,8 +43,11 @@ const snapshotPrefix = "csi-snap-"
 type Driver struct {
 	Daemon  api.Service // the agentfs daemon
 	NodeID  string      // this node's name; empty: no node service facts to give
+	RepoDir string      // the daemon's repository, for the free space of its disk (GetCapacity)
 	Version string
 	Logger  *log.Logger
+
+	space spaceCache // capacity.go
 
 	csi.UnimplementedIdentityServer
 	csi.UnimplementedControllerServer

@@ -39,13 +39,20 @@ func realPath(p string) string {
 	return abs
 }
 
-// mountAt returns the daemon's mount at dir, if any.
-func (d *Driver) mountAt(ctx context.Context, dir string) (*api.MountInfo, error) {
+// mountAt checks the volume id and path of a node call (what names the path in errors)
+// and returns the daemon's mount at the path, if any.
+func (d *Driver) mountAt(ctx context.Context, id, path, what string) (*api.MountInfo, error) {
+	switch {
+	case id == "":
+		return nil, status.Error(codes.InvalidArgument, "volume id is missing")
+	case path == "":
+		return nil, status.Errorf(codes.InvalidArgument, "%s is missing", what)
+	}
 	ms, err := d.Daemon.Mounts(ctx)
 	if err != nil {
-		return nil, err
+		return nil, grpcError(err)
 	}
-	dir = realPath(dir)
+	dir := realPath(path)
 	for _, m := range ms {
 		if m.Dir == dir {
 			return &m, nil
@@ -58,12 +65,11 @@ func (d *Driver) mountAt(ctx context.Context, dir string) (*api.MountInfo, error
 // read-write, or read-only for a snapshot, a read-only access mode or a read-only publish.
 func (d *Driver) NodePublishVolume(ctx context.Context, req *csi.NodePublishVolumeRequest) (*csi.NodePublishVolumeResponse, error) {
 	id, target := req.GetVolumeId(), req.GetTargetPath()
-	switch {
-	case id == "":
-		return nil, status.Error(codes.InvalidArgument, "volume id is missing")
-	case target == "":
-		return nil, status.Error(codes.InvalidArgument, "target path is missing")
-	case req.GetVolumeCapability() == nil:
+	m, err := d.mountAt(ctx, id, target, "target path")
+	if err != nil {
+		return nil, err
+	}
+	if req.GetVolumeCapability() == nil {
 		return nil, status.Error(codes.InvalidArgument, "volume capability is missing")
 	}
 	if err := checkCapabilities([]*csi.VolumeCapability{req.GetVolumeCapability()}); err != nil {
@@ -73,10 +79,6 @@ func (d *Driver) NodePublishVolume(ctx context.Context, req *csi.NodePublishVolu
 		req.GetVolumeCapability().GetAccessMode().GetMode() == csi.VolumeCapability_AccessMode_SINGLE_NODE_READER_ONLY
 	if err := api.MakeMountPoint(target); err != nil {
 		return nil, status.Errorf(codes.Internal, "create the target path: %v", err)
-	}
-	m, err := d.mountAt(ctx, target)
-	if err != nil {
-		return nil, grpcError(err)
 	}
 	if m != nil {
 		if m.Ref == id && m.ReadOnly == readOnly {
@@ -98,16 +100,10 @@ func (d *Driver) NodePublishVolume(ctx context.Context, req *csi.NodePublishVolu
 
 // NodeUnpublishVolume unmounts the target path and removes it.
 func (d *Driver) NodeUnpublishVolume(ctx context.Context, req *csi.NodeUnpublishVolumeRequest) (*csi.NodeUnpublishVolumeResponse, error) {
-	id, target := req.GetVolumeId(), req.GetTargetPath()
-	switch {
-	case id == "":
-		return nil, status.Error(codes.InvalidArgument, "volume id is missing")
-	case target == "":
-		return nil, status.Error(codes.InvalidArgument, "target path is missing")
-	}
-	m, err := d.mountAt(ctx, target)
+	target := req.GetTargetPath()
+	m, err := d.mountAt(ctx, req.GetVolumeId(), target, "target path")
 	if err != nil {
-		return nil, grpcError(err)
+		return nil, err
 	}
 	if m != nil {
 		if err := d.Daemon.Unmount(ctx, target); err != nil {
@@ -122,19 +118,14 @@ func (d *Driver) NodeUnpublishVolume(ctx context.Context, req *csi.NodeUnpublish
 	return &csi.NodeUnpublishVolumeResponse{}, nil
 }
 
-// NodeGetVolumeStats reports the space and inodes of the filesystem holding the
+// NodeGetVolumeStats reports the volume's quotas (capacity.go): total, used and available
+// bytes and inodes; where it has none, the space and inodes of the filesystem holding the
 // repository, as the mount's statfs does.
 func (d *Driver) NodeGetVolumeStats(ctx context.Context, req *csi.NodeGetVolumeStatsRequest) (*csi.NodeGetVolumeStatsResponse, error) {
 	id, path := req.GetVolumeId(), req.GetVolumePath()
-	switch {
-	case id == "":
-		return nil, status.Error(codes.InvalidArgument, "volume id is missing")
-	case path == "":
-		return nil, status.Error(codes.InvalidArgument, "volume path is missing")
-	}
-	m, err := d.mountAt(ctx, path)
+	m, err := d.mountAt(ctx, id, path, "volume path")
 	if err != nil {
-		return nil, grpcError(err)
+		return nil, err
 	}
 	if m == nil || m.Ref != id {
 		return nil, status.Errorf(codes.NotFound, "volume %s is not published at %s", id, path)
@@ -144,8 +135,12 @@ func (d *Driver) NodeGetVolumeStats(ctx context.Context, req *csi.NodeGetVolumeS
 		return nil, status.Errorf(codes.Internal, "statfs %s: %v", m.Dir, err)
 	}
 	bs := int64(st.Bsize)
-	return &csi.NodeGetVolumeStatsResponse{Usage: []*csi.VolumeUsage{
+	usage := []*csi.VolumeUsage{
 		{Unit: csi.VolumeUsage_BYTES, Total: int64(st.Blocks) * bs, Available: int64(st.Bavail) * bs, Used: int64(st.Blocks-st.Bfree) * bs},
 		{Unit: csi.VolumeUsage_INODES, Total: int64(st.Files), Available: int64(st.Ffree), Used: int64(st.Files - st.Ffree)},
-	}}, nil
+	}
+	if err := d.quotaStats(ctx, id, usage); err != nil {
+		return nil, grpcError(err)
+	}
+	return &csi.NodeGetVolumeStatsResponse{Usage: usage}, nil
 }

@@ -22,9 +22,17 @@ import (
 // startDriver serves the driver on a Unix socket, talking to a real daemon with real FUSE
 // mounts, and returns its endpoint.
 func startDriver(t *testing.T) (endpoint string, d *daemontest.Daemon) {
+	return startDriverWith(t, nil)
+}
+
+// startDriverWith is startDriver with a chance to set up the driver before it serves.
+func startDriverWith(t *testing.T, setup func(*Driver)) (endpoint string, d *daemontest.Daemon) {
 	daemontest.RequireFUSE(t)
 	d = daemontest.Start(t)
-	drv := &Driver{Daemon: d.Client, NodeID: "node-1", Version: "test", Logger: log.New(os.Stderr, "csi: ", 0)}
+	drv := &Driver{Daemon: d.Client, NodeID: "node-1", RepoDir: d.Dir, Version: "test", Logger: log.New(os.Stderr, "csi: ", 0)}
+	if setup != nil {
+		setup(drv)
+	}
 	endpoint = "unix://" + filepath.Join(t.TempDir(), "csi.sock")
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

@@ -17,9 +17,10 @@ import (
 // A tree can come from a bucket whose content was crafted, so by default an export creates
 // no device nodes and restores no setuid/setgid bits or file capabilities.
 type ExportOptions struct {
-	Devices bool             // create character and block devices
-	SetID   bool             // restore setuid/setgid bits and security.capability
-	Warn    func(msg string) // told what was left out (nil: nothing is said)
+	Devices  bool             // create character and block devices
+	SetID    bool             // restore setuid/setgid bits and security.capability
+	Warn     func(msg string) // told what was left out (nil: nothing is said)
+	Progress func(Progress)   // told how far the export is (nil: no reports, and no scan)
 }
 
 type exporter struct {
@@ -30,6 +31,7 @@ type exporter struct {
 	dirs  map[uint64]bool   // directories exported: one reached twice is a loop
 	buf   []byte
 	root  bool
+	meter meter
 }
 
 // Export writes the tree of ws into dst with the default (safe) options.
@@ -55,7 +57,8 @@ func ExportWith(ctx context.Context, ws *branch.Workspace, dst string, o ExportO
 		o.Warn = func(string) {}
 	}
 	ex := &exporter{ctx: ctx, ws: ws, o: o, links: map[uint64]string{}, dirs: map[uint64]bool{branch.RootIno: true},
-		buf: make([]byte, chunk), root: os.Geteuid() == 0}
+		buf: make([]byte, chunk), root: os.Geteuid() == 0, meter: meter{f: o.Progress, phase: PhaseExport}}
+	ex.meter.scanTree(ctx, ws)
 	root, err := ws.GetAttr(ctx, branch.RootIno)
 	if err != nil {
 		return err
@@ -151,6 +154,7 @@ func (ex *exporter) file(n *branch.Inode, p string) error {
 			return err
 		}
 		off += int64(k)
+		ex.meter.add(int64(k))
 	}
 	if err := f.Truncate(int64(n.Size)); err != nil {
 		f.Close()

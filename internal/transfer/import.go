@@ -37,12 +37,23 @@ type importer struct {
 	links map[[2]uint64]uint64 // source (dev, ino) -> inode in the branch
 	stats Stats
 	buf   []byte
+	meter meter
+}
+
+// ImportOptions configure ImportWith.
+type ImportOptions struct {
+	Progress func(Progress) // told how far the import is (nil: no reports, and no scan)
 }
 
 // Import makes the working state of ws equal to the directory src: files, directories,
 // symlinks, hard links, modes, owners, mtimes and xattrs. Files whose size and mtime match
 // are left alone, so re-importing an unchanged tree writes nothing.
 func Import(ctx context.Context, ws *branch.Workspace, src string) (Stats, error) {
+	return ImportWith(ctx, ws, src, ImportOptions{})
+}
+
+// ImportWith is Import with options.
+func ImportWith(ctx context.Context, ws *branch.Workspace, src string, o ImportOptions) (Stats, error) {
 	fi, err := os.Lstat(src)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
@@ -53,7 +64,9 @@ func Import(ctx context.Context, ws *branch.Workspace, src string) (Stats, error
 	if !fi.IsDir() {
 		return Stats{}, fmt.Errorf("import: %s is not a directory", src)
 	}
-	im := &importer{ctx: ctx, ws: ws, links: map[[2]uint64]uint64{}, buf: make([]byte, chunk)}
+	im := &importer{ctx: ctx, ws: ws, links: map[[2]uint64]uint64{}, buf: make([]byte, chunk),
+		meter: meter{f: o.Progress, phase: PhaseImport}}
+	im.meter.scanDir(src)
 	if err := im.syncDir(src, branch.RootIno); err != nil {
 		return im.stats, err
 	}
@@ -178,6 +191,7 @@ func (im *importer) syncEntry(p string, fi os.FileInfo, dir uint64, name string,
 		if n.Size == uint64(fi.Size()) && n.Mtime == fi.ModTime().UnixNano() && !linkedElsewhere {
 			im.stats.Unchanged++
 			im.links[key] = ino
+			im.meter.add(fi.Size())
 			return ino, nil
 		}
 		if linkedElsewhere {
@@ -220,6 +234,7 @@ func (im *importer) copyIn(p string, ino uint64) error {
 			}
 			off += int64(k)
 			im.stats.Written += int64(k)
+			im.meter.add(int64(k))
 		}
 		if err == io.EOF || err == io.ErrUnexpectedEOF {
 			return im.ws.Release(im.ctx, ino) // writes the last partial block out

@@ -1,8 +1,10 @@
 // Command agentfs-bench runs the agentfs benchmark suite (package bench) and prints a table
-// of every figure: agentfs beside a plain directory on the same disk, with the ratio and the
-// target of each figure. See docs/performance.md.
+// of every figure: agentfs beside a plain directory on the same disk and beside the go-fuse
+// loopback example mounted over that disk, with the ratios and the target of each figure.
+// See docs/performance.md.
 //
 //	agentfs-bench -bin bin/agentfs [-quick] [-json FILE] [-markdown FILE] [-compare DIR]... [-workdir DIR]
+//	              [-loopback BIN] [-pprof DIR]
 package main
 
 import (
@@ -26,10 +28,12 @@ func (m *multi) Set(v string) error { *m = append(*m, v); return nil }
 
 func main() {
 	bin := flag.String("bin", "bin/agentfs", "the agentfs binary to benchmark")
-	quick := flag.Bool("quick", false, "small sizes (every row, under 2 minutes)")
+	quick := flag.Bool("quick", false, "small sizes (every row, about 3 minutes)")
 	jsonOut := flag.String("json", "", "also write the figures as JSON to `FILE`")
 	mdOut := flag.String("markdown", "", "also write the table as markdown to `FILE`")
 	work := flag.String("workdir", "", "scratch `DIR` (default: a new directory under /var/tmp); the plain directory lives here")
+	loopback := flag.String("loopback", "", "the go-fuse loopback example `BIN` (default: go build "+bench.LoopbackPkg+" from this module)")
+	pprofDir := flag.String("pprof", "", "for each missed target, write a CPU profile of the daemon (and pprof -top of it) into `DIR`")
 	var compare multi
 	flag.Var(&compare, "compare", "also run the file workloads in `DIR` (any mounted filesystem; repeatable)")
 	flag.Parse()
@@ -56,6 +60,13 @@ func main() {
 		cfg = bench.Quick()
 	}
 	cfg.Bin, cfg.Compare, cfg.Log = abs, compare, os.Stderr
+	cfg.LoopbackBin = *loopback
+	if *pprofDir != "" {
+		if cfg.PprofDir, err = filepath.Abs(*pprofDir); err != nil {
+			fmt.Fprintln(os.Stderr, "agentfs-bench:", err)
+			os.Exit(2)
+		}
+	}
 	if *work == "" {
 		d, err := os.MkdirTemp("/var/tmp", "agentfs-bench-")
 		if err != nil {
@@ -87,10 +98,15 @@ func main() {
 		if *quick {
 			mode = "quick"
 		}
-		fmt.Printf("\nagentfs benchmark (%s), %s, %s CPUs (%s), RAM %s, workdir on %s, took %.0fs\n\n",
+		fmt.Printf("\nagentfs benchmark (%s), %s, %s CPUs (%s), RAM %s, workdir on %s, took %.0fs, load average %s at the start and %s at the end\n\n",
 			mode, rep.Started.Format(time.RFC3339), rep.Machine["nproc"], rep.Machine["cpu"], rep.Machine["ram"],
-			rep.Machine["workdir_fs"], time.Since(start).Seconds())
+			rep.Machine["workdir_fs"], time.Since(start).Seconds(), rep.LoadStart, rep.LoadEnd)
 		rep.Print(os.Stdout, compare)
+		for _, r := range rep.Rows {
+			if r.Profile != "" {
+				fmt.Printf("profile of the missed %q: %s (top: %s.top.txt)\n", r.Figure, r.Profile, strings.TrimSuffix(r.Profile, ".pprof"))
+			}
+		}
 		if *jsonOut != "" {
 			if err := rep.WriteJSON(*jsonOut); err != nil {
 				fmt.Fprintln(os.Stderr, "agentfs-bench:", err)

@@ -1,0 +1,147 @@
+package bench
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime/pprof"
+	"strings"
+	"time"
+)
+
+// Profiles for missed targets (-pprof DIR): the daemon runs with AGENTFS_PPROF set, and after
+// a row misses its target the suite fetches a CPU profile of the daemon while it repeats the
+// row's agentfs side, then writes `go tool pprof -top` of it beside the profile.
+
+// freeAddr returns a loopback TCP address nobody listens on now.
+func freeAddr() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
+}
+
+// profileSeconds is how long a missed row is repeated under the profiler.
+func (s *suite) profileSeconds() int {
+	if s.cfg.Quick {
+		return 5
+	}
+	return 10
+}
+
+func (s *suite) profileMiss(r *Row) {
+	if s.cfg.PprofDir == "" || r.again == nil || !r.inProcess && (s.d == nil || s.d.PprofAddr == "") {
+		return
+	}
+	if err := os.MkdirAll(s.cfg.PprofDir, 0o755); err != nil {
+		s.logf("pprof: %v", err)
+		return
+	}
+	name := slug(r.Figure + " " + r.Params)
+	path := filepath.Join(s.cfg.PprofDir, name+".pprof")
+	secs := s.profileSeconds()
+	who, bin := "the daemon", s.cfg.Bin
+	if r.inProcess {
+		who, bin = "this process", os.Args[0]
+	}
+	s.logf("pprof: %s missed its target; profiling %s for %ds while it runs again", r.Figure, who, secs)
+	s.profiling = true
+	defer func() { s.profiling = false }()
+	fetched := make(chan error, 1)
+	go func() {
+		if r.inProcess {
+			fetched <- profileSelf(time.Duration(secs)*time.Second, path)
+			return
+		}
+		fetched <- fetchProfile("http://"+s.d.PprofAddr+fmt.Sprintf("/debug/pprof/profile?seconds=%d", secs), path)
+	}()
+	var err error
+	runs := 0
+	start := time.Now()
+loop:
+	for {
+		if err = r.again(); err != nil {
+			break
+		}
+		runs++
+		select {
+		case err = <-fetched:
+			break loop
+		default:
+		}
+	}
+	if runs == 0 || err != nil {
+		if err == nil {
+			err = <-fetched
+		}
+		s.logf("pprof: %s: %v", r.Figure, err)
+		return
+	}
+	top, err := exec.Command("go", "tool", "pprof", "-top", "-nodecount=15", bin, path).CombinedOutput()
+	if err != nil {
+		s.logf("pprof: go tool pprof %s: %v", path, err)
+	}
+	os.WriteFile(strings.TrimSuffix(path, ".pprof")+".top.txt", top, 0o644)
+	r.Profile = path
+	s.logf("pprof: %s (%d runs in %.0fs)", path, runs, time.Since(start).Seconds())
+}
+
+// profileSelf writes a CPU profile of this process over d to path.
+func profileSelf(d time.Duration, path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return err
+	}
+	time.Sleep(d)
+	pprof.StopCPUProfile()
+	return f.Close()
+}
+
+func fetchProfile(url, path string) error {
+	resp, err := http.Get(url)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s: %s", url, resp.Status)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// slug turns a row's figure into a file name.
+func slug(s string) string {
+	var b strings.Builder
+	dash := false
+	for _, c := range strings.ToLower(s) {
+		if c >= 'a' && c <= 'z' || c >= '0' && c <= '9' {
+			b.WriteRune(c)
+			dash = false
+		} else if !dash && b.Len() > 0 {
+			b.WriteByte('-')
+			dash = true
+		}
+		if b.Len() >= 60 {
+			break
+		}
+	}
+	return strings.TrimSuffix(b.String(), "-")
+}
