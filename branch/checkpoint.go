@@ -149,8 +149,7 @@ func (e *Engine) moveBase(ws *Workspace, b *pebble.Batch, id store.ID) error {
 
 // moveBaseCarry is moveBase that lets carry add entries of the new overlay to b first.
 func (e *Engine) moveBaseCarry(ws *Workspace, b *pebble.Batch, id store.ID, carry func(b *pebble.Batch, newID uint64) error) error {
-	e.mu.Lock()
-	defer e.mu.Unlock()
+	defer e.lockBranch(ws.Branch())() // not Engine.mu: other branches commit meanwhile (locks.go)
 	br, err := e.GetBranch(ws.Branch())
 	if err != nil {
 		return err
@@ -161,7 +160,7 @@ func (e *Engine) moveBaseCarry(ws *Workspace, b *pebble.Batch, id store.ID, carr
 	// The working state restarts in a fresh overlay. Reusing the old key range would make
 	// every later scan of it step over the range-deleted keys until Pebble compacts them:
 	// after a 100k-file import, a one-file checkpoint would take tens of milliseconds.
-	newID, err := e.counter(b, keyNextBranch, 1)
+	newID, err := e.newBranchID()
 	if err != nil {
 		return err
 	}
@@ -178,6 +177,7 @@ func (e *Engine) moveBaseCarry(ws *Workspace, b *pebble.Batch, id store.ID, carr
 			return err
 		}
 	}
+	beforeRefCommit(ws.Branch())
 	if err := e.st.CommitDurable(b); err != nil {
 		return err
 	}

@@ -97,6 +97,7 @@ func (f *fsys) invalidate(c change) {
 	if f.closed.Load() {
 		return
 	}
+	f.blocks.forget(c.inodes...)
 	for _, ino := range c.inodes {
 		if n := f.known(ino); n != nil {
 			f.notify("content", n.NotifyContent(0, 0))
