@@ -247,7 +247,7 @@ type Txn struct {
 	b      *pebble.Batch
 	staged map[string][]byte // nil value = deleted
 	pages  map[pageID][]byte // working pages written (see data.go); not cached
-	drops  []pageID          // page ranges deleted: ino, from index on (dropPages)
+	drops  []pageID          // pages deleted: ino, from index on (dropPages, dropPageRange)
 }
 
 func (ws *Workspace) begin() (*Txn, error) {
