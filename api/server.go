@@ -77,6 +77,7 @@ var codes = []struct {
 	{"ambiguous", branch.ErrAmbiguous, http.StatusBadRequest},
 	{"read_only", branch.ErrReadOnly, http.StatusForbidden},
 	{"invalid", backends.ErrBadURL, http.StatusBadRequest},
+	{"remote_corrupt", store.ErrRemoteCorrupt, http.StatusBadGateway}, // the bucket's content, not ours
 }
 
 type call func(ctx context.Context, s Service, r Request) (any, error)

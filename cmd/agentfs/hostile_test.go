@@ -158,6 +158,9 @@ func TestHostileBucket(t *testing.T) {
 			run := func(key, repo string, args ...string) {
 				code, msg := hostileRun(t, repo, args...)
 				results[key] = code
+				if strings.Contains(msg, "damaged: database") {
+					t.Errorf("%s: %q blames the repository's database for the bucket's content", strings.Join(args, " "), msg)
+				}
 				if code != 0 {
 					t.Logf("%-40s exit %d: %s", strings.Join(args, " "), code, msg)
 				} else {
