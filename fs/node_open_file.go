@@ -91,7 +91,9 @@ func (n *node) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32,
 			return nil, 0, n.fs.errno("open", err)
 		}
 		if in.IsRegular() && in.Size != 0 {
-			if _, err := n.fs.ws.SetAttr(wctx(ctx), n.ino(), setSize(&zero)); err != nil {
+			_, err := n.fs.ws.SetAttr(wctx(ctx), n.ino(), setSize(&zero))
+			n.fs.blocks.forget(n.ino())
+			if err != nil {
 				return nil, 0, n.fs.errno("open", err)
 			}
 			n.inodeChanged()
@@ -129,6 +131,7 @@ func (n *node) Write(ctx context.Context, f gofs.FileHandle, data []byte, off in
 		n.fs.errs.set(n.ino(), e)
 		return 0, e
 	}
+	n.fs.blocks.wrote(n.ino(), uint64(off), uint64(off)+uint64(got))
 	n.inodeChanged()
 	return uint32(got), 0
 }
@@ -190,6 +193,7 @@ const (
 // Allocate implements fallocate (see allocate) and tells the other mounts.
 func (n *node) Allocate(ctx context.Context, f gofs.FileHandle, off uint64, size uint64, mode uint32) syscall.Errno {
 	e := n.allocate(ctx, f, off, size, mode)
+	n.fs.blocks.forget(n.ino())
 	if e == 0 {
 		n.inodeChanged()
 	}
