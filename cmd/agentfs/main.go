@@ -27,7 +27,9 @@ func main() {
 		os.Exit(int(code)) // agentfs run: the command's own status; it has spoken for itself
 	}
 	err = store.Describe(err, filepath.Join(repoDir(), "db")) // damaged data: one line
-	fmt.Fprintln(os.Stderr, "agentfs:", oneLine(err))
+	if !store.Reported(err) {                                 // the store's log said it already
+		fmt.Fprintln(os.Stderr, "agentfs:", oneLine(err))
+	}
 	var ue usageError
 	if errors.As(err, &ue) {
 		fmt.Fprintln(os.Stderr, "run 'agentfs --help' for usage")
@@ -71,9 +73,10 @@ func newRootCmd() *cobra.Command {
 		rollbackCmd(), diffCmd(), logCmd(), lsCmd(), catCmd(),
 		mountCmd(), unmountCmd(), mountsCmd(), serveCmd(), stopCmd(), mergeCmd(),
 		gcCmd(), fsckCmd(),
-		remoteCmd(), pushCmd(), pullCmd(), cloneCmd(),
+		remoteCmd(), pushCmd(), pullCmd(), cloneCmd(), keygenCmd(),
 		csiCmd(), dockerPluginCmd(),
 		versionCmd(), statusCmd(),
+		retentionCmd(), maintenanceCmd(), // maintenance_cmd.go
 	)
 	addPruneCmd(root) // checkpoint prune (gc_cmd.go)
 	addReviewCmds(root)
