@@ -20,7 +20,9 @@ import (
 
 // Service is everything the CLI can ask of a repository.
 type Service interface {
-	Branches(ctx context.Context) ([]BranchInfo, error)
+	// Branches lists the branches; it costs O(branches) unless o.Space asks for the space
+	// accounting, which walks what every branch reaches (at most one ListOptions).
+	Branches(ctx context.Context, o ...ListOptions) ([]BranchInfo, error)
 	CreateBranch(ctx context.Context, name, from string) (BranchInfo, error)
 	DeleteBranch(ctx context.Context, name string) error
 	Checkpoint(ctx context.Context, branch, name, message string) (CheckpointInfo, error)
@@ -42,7 +44,8 @@ type Service interface {
 	Unmount(ctx context.Context, dir string) error
 	Mounts(ctx context.Context) ([]MountInfo, error)
 	// Remotes (api/remote.go): object storage push/pull.
-	RemoteAdd(ctx context.Context, name, url string) (remote.Remote, error)
+	RemoteAdd(ctx context.Context, name, url string, sec remote.Security) (remote.Remote, error)
+	RemoteRekey(ctx context.Context, name, keyFile string) (remote.RekeyResult, error)
 	RemoteRemove(ctx context.Context, name string) error
 	RemoteList(ctx context.Context) ([]remote.Remote, error)
 	Push(ctx context.Context, remoteName, branch string) (remote.PushResult, error)
@@ -54,7 +57,8 @@ type Service interface {
 	PruneCheckpoints(ctx context.Context, branch string, keepLast int, keepWithin time.Duration) (PruneResult, error)
 	// SetQuota changes a branch's limits (api/quota.go); an omitted limit stays as it is.
 	SetQuota(ctx context.Context, branch string, q QuotaRequest) (BranchInfo, error)
-	Reviewer // api/review.go
+	Reviewer   // api/review.go
+	Maintainer // api/maintenance.go
 }
 
 // BranchInfo describes a branch.
@@ -65,13 +69,26 @@ type BranchInfo struct {
 	Changed bool      `json:"changed"` // has changes since Base
 	Mounted string    `json:"mounted,omitempty"`
 	// Stored bytes the branch references together with other versions, and the bytes only
-	// it references (what deleting it and running gc frees).
-	SharedBytes    int64 `json:"shared_bytes"`
-	ExclusiveBytes int64 `json:"exclusive_bytes"`
+	// it references (what deleting it and running gc frees). Only filled when asked for
+	// (ListOptions.Space, branch list --space): counting them walks the repository.
+	SharedBytes    *int64 `json:"shared_bytes,omitempty"`
+	ExclusiveBytes *int64 `json:"exclusive_bytes,omitempty"`
 	// Quota (0: none) and, with an inode quota, the inodes it counts (see agentfs branch quota).
 	QuotaBytes  int64 `json:"quota_bytes,omitempty"`
 	QuotaInodes int64 `json:"quota_inodes,omitempty"`
 	InodesUsed  int64 `json:"inodes_used,omitempty"`
+}
+
+// ListOptions change what Branches returns.
+type ListOptions struct {
+	Space bool // fill SharedBytes and ExclusiveBytes (one walk over the repository)
+}
+
+func listOptions(o []ListOptions) ListOptions {
+	if len(o) > 0 {
+		return o[0]
+	}
+	return ListOptions{}
 }
 
 // CheckpointInfo describes a checkpoint.
@@ -90,6 +107,11 @@ type CheckpointInfo struct {
 	branch.Provenance
 	Files branch.FileCounts `json:"files"`           // paths created, modified, deleted since the first parent
 	Paths *PathLists        `json:"paths,omitempty"` // the paths themselves (checkpoint and log --json)
+	// SignedBy is the public key that signed a remote ref naming this checkpoint (pushed from
+	// here, or verified on pull or clone); SignedVia, the newer checkpoint of this log whose
+	// signature covers this one through its history.
+	SignedBy  string `json:"signed_by,omitempty"`
+	SignedVia string `json:"signed_via,omitempty"`
 }
 
 // Entry is one file in a listing.

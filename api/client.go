@@ -85,8 +85,8 @@ func do[T any](ctx context.Context, c *Client, call string, r Request) (T, error
 	return out, json.NewDecoder(resp.Body).Decode(&out)
 }
 
-func (c *Client) Branches(ctx context.Context) ([]BranchInfo, error) {
-	return do[[]BranchInfo](ctx, c, "branches", Request{})
+func (c *Client) Branches(ctx context.Context, o ...ListOptions) ([]BranchInfo, error) {
+	return do[[]BranchInfo](ctx, c, "branches", Request{Space: listOptions(o).Space})
 }
 
 func (c *Client) CreateBranch(ctx context.Context, name, from string) (BranchInfo, error) {

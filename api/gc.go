@@ -37,7 +37,11 @@ type PruneResult struct {
 // keep_last and keep_within (a Go duration such as "24h").
 
 func (l *Local) GC(ctx context.Context, o GCOptions) (gc.Stats, error) {
-	return gc.Run(ctx, l.Engine, gc.Options{DryRun: o.DryRun, Progress: gcProgress(ctx, o.Progress)})
+	st, err := gc.Run(ctx, l.Engine, gc.Options{DryRun: o.DryRun, Progress: gcProgress(ctx, o.Progress)})
+	if err == nil && !o.DryRun {
+		_, err = recordGC(l.Engine, "agentfs gc", st, 0) // for agentfs status (maintenance.go)
+	}
+	return st, err
 }
 
 func (l *Local) Fsck(ctx context.Context, o FsckOptions) (*gc.Report, error) {
@@ -113,7 +117,7 @@ func (l *Local) branchSpace(ctx context.Context, out []BranchInfo) error {
 	}
 	for i := range out {
 		s := space[out[i].Name]
-		out[i].SharedBytes, out[i].ExclusiveBytes = s.Shared, s.Exclusive
+		out[i].SharedBytes, out[i].ExclusiveBytes = &s.Shared, &s.Exclusive
 	}
 	return nil
 }

@@ -30,6 +30,15 @@ type Guard struct {
 	Now          func() time.Time
 }
 
+// Wrap returns a guard like g in front of h: calls served outside Handler (stop, remote.gc)
+// are then checked and audited like every other call. Tokens may not make them (allowed
+// lists neither).
+func (g *Guard) Wrap(h http.Handler) *Guard {
+	c := *g
+	c.Next = h
+	return &c
+}
+
 // maxRequestBody bounds a request (a file.write carries the file).
 const maxRequestBody = 256 << 20
 

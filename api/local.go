@@ -23,6 +23,8 @@ type Local struct {
 	Mounter *MountTable // nil when no daemon runs: mounting then needs one
 	// Remotes runs push and pull (api/remote.go); nil: remote calls fail.
 	Remotes *remote.Manager
+	// Schedule tells when the daemon's maintenance runs next; nil: no daemon runs it.
+	Schedule func() Schedule
 
 	allowed []string // host directories import and export may use (AllowPaths); none: any
 }
@@ -45,18 +47,25 @@ func (l *Local) branchInfo(ctx context.Context, b *branch.Branch) (BranchInfo, e
 	return info, l.quotaInfo(ctx, &info)
 }
 
-func (l *Local) Branches(ctx context.Context) ([]BranchInfo, error) {
-	bs, err := l.Engine.Branches()
+func (l *Local) Branches(ctx context.Context, o ...ListOptions) ([]BranchInfo, error) {
+	bs, err := l.Engine.BranchStates()
 	if err != nil {
 		return nil, err
 	}
+	var mounted map[string]string
+	if l.Mounter != nil {
+		mounted = l.Mounter.ReadWriteDirs()
+	}
 	out := make([]BranchInfo, 0, len(bs))
 	for _, b := range bs {
-		info, err := l.branchInfo(ctx, b)
-		if err != nil {
+		info := BranchInfo{Name: b.Name, Base: b.Base.String(), Created: b.Created, Changed: b.Changed, Mounted: mounted[b.Name]}
+		if err := l.quotaInfo(ctx, &info); err != nil {
 			return nil, err
 		}
 		out = append(out, info)
+	}
+	if !listOptions(o).Space {
+		return out, nil
 	}
 	return out, l.branchSpace(ctx, out)
 }
@@ -114,8 +123,30 @@ func (l *Local) Log(ctx context.Context, br string) ([]CheckpointInfo, error) {
 // the others with the paths they changed.
 func (l *Local) checkpointInfos(ctx context.Context, entries []branch.LogEntry) ([]CheckpointInfo, error) {
 	out := make([]CheckpointInfo, 0, len(entries))
+	// covered: checkpoint -> the signed checkpoint whose history holds it (entries come
+	// newest first, so a child is seen before its parents).
+	covered := map[store.ID]string{}
 	for _, e := range entries {
 		info := commitInfo(e.ID, e.Commit)
+		if l.Remotes != nil {
+			si, err := l.Remotes.Signer(e.ID)
+			if err != nil {
+				return nil, err
+			}
+			via := covered[e.ID]
+			if si != nil {
+				info.SignedBy, via = si.Signer, e.ID.String()
+			} else {
+				info.SignedVia = via
+			}
+			if via != "" && e.Commit != nil {
+				for _, p := range e.Commit.Parents {
+					if _, ok := covered[p]; !ok {
+						covered[p] = via
+					}
+				}
+			}
+		}
 		pruned, err := l.Engine.IsPruned(e.ID)
 		if err != nil {
 			return nil, err

@@ -71,6 +71,19 @@ func (t *MountTable) DirOf(br string) string {
 	return ""
 }
 
+// ReadWriteDirs returns where each branch is mounted read-write, by branch.
+func (t *MountTable) ReadWriteDirs() map[string]string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := make(map[string]string, len(t.mounts))
+	for _, m := range t.mounts {
+		if !m.info.ReadOnly {
+			out[m.info.Ref] = m.info.Dir
+		}
+	}
+	return out
+}
+
 // prepareMountPoint detaches a mount left at dir by a daemon that died (kill -9, OOM):
 // nobody can use it, so it is cleared instead of asking the user to. fs.Mount checks the
 // rest (exists, empty, not a mount point).

@@ -12,6 +12,7 @@ import (
 	"github.com/agentfs/agentfs/backends"
 	"github.com/agentfs/agentfs/branch"
 	"github.com/agentfs/agentfs/internal/jsonout"
+	"github.com/agentfs/agentfs/remote"
 	"github.com/agentfs/agentfs/store"
 )
 
@@ -33,12 +34,19 @@ type Request struct {
 	Full       bool   `json:"full,omitempty"`        // pull: fetch file contents too
 	NoMerge    bool   `json:"no_merge,omitempty"`    // pull: fail instead of merging
 
+	Security *remote.Security `json:"security,omitempty"` // remote.add: key files, trusted keys; pull: trust; remote.rekey: the new key file
+
 	Merge  *MergeRequest  `json:"merge,omitempty"`
 	Review *ReviewRequest `json:"review,omitempty"` // api/review.go
 
 	Provenance *branch.Provenance `json:"provenance,omitempty"` // checkpoint (the caller is set by the server)
 	Path2      string             `json:"path2,omitempty"`      // file.move: the destination
 	Data       []byte             `json:"data,omitempty"`       // file.write: the content (base64 in JSON)
+
+	Space bool `json:"space,omitempty"` // branches: with the space accounting
+	Run   bool `json:"run,omitempty"`   // maintenance: run retention and gc now
+
+	Retention *RetentionRequest `json:"retention,omitempty"` // retention.set (api/maintenance.go)
 
 	DryRun     bool   `json:"dry_run,omitempty"`     // gc
 	KeepLast   int    `json:"keep_last,omitempty"`   // checkpoint.prune
@@ -62,7 +70,7 @@ func isConflict(err error) bool { return errors.Is(err, branch.ErrConflict) }
 // errorBody is the JSON body of a failed call.
 type errorBody struct {
 	Error string `json:"error"`
-	Code  string `json:"code"` // not_found, exists, invalid, busy, ambiguous, read_only, error
+	Code  string `json:"code"` // not_found, exists, invalid, busy, ambiguous, read_only, untrusted, error
 }
 
 var codes = []struct {
@@ -77,12 +85,17 @@ var codes = []struct {
 	{"ambiguous", branch.ErrAmbiguous, http.StatusBadRequest},
 	{"read_only", branch.ErrReadOnly, http.StatusForbidden},
 	{"invalid", backends.ErrBadURL, http.StatusBadRequest},
+	{"invalid", remote.ErrKey, http.StatusBadRequest},
+	{"invalid", remote.ErrBadKey, http.StatusBadRequest},
+	{"untrusted", remote.ErrUntrusted, http.StatusForbidden},
 }
 
 type call func(ctx context.Context, s Service, r Request) (any, error)
 
 var calls = map[string]call{
-	"branches": func(ctx context.Context, s Service, r Request) (any, error) { return s.Branches(ctx) },
+	"branches": func(ctx context.Context, s Service, r Request) (any, error) {
+		return s.Branches(ctx, ListOptions{Space: r.Space})
+	},
 	"branch.create": func(ctx context.Context, s Service, r Request) (any, error) {
 		return s.CreateBranch(ctx, r.Name, r.From)
 	},
@@ -118,6 +131,7 @@ var calls = map[string]call{
 
 	// remotes (api/remote.go)
 	"remote.add":      callRemoteAdd,
+	"remote.rekey":    callRemoteRekey,
 	"remote.remove":   callRemoteRm,
 	"remote.list":     callRemoteList,
 	"push":            callPush,

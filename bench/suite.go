@@ -139,6 +139,9 @@ func Run(ctx context.Context, cfg Config, cl *Cleanup) (*Report, error) {
 	}
 	s.storage(ctx)
 	s.remote(ctx)
+	if err := s.fleet(ctx); err != nil { // bench/fleet.go
+		return s.rep, err
+	}
 	s.rep.Duration = time.Since(s.rep.Started)
 	s.rep.LoadEnd = LoadAvg()
 	return s.rep, nil

@@ -73,8 +73,7 @@ func (e *Engine) BulkBranch(ctx context.Context, name string, files, perDir int,
 	}
 	muts = nil
 
-	e.mu.Lock()
-	defer e.mu.Unlock()
+	defer e.lockBranch(name)()
 	if _, ok, err := e.getKey(refKey(name)); err != nil {
 		return store.ID{}, err
 	} else if ok {
@@ -86,7 +85,7 @@ func (e *Engine) BulkBranch(ctx context.Context, name string, files, perDir int,
 	if err != nil {
 		return store.ID{}, err
 	}
-	id, err := e.counter(b, keyNextBranch, 1)
+	id, err := e.newBranchID()
 	if err != nil {
 		return store.ID{}, err
 	}

@@ -100,12 +100,16 @@ type Engine struct {
 	opMu sync.RWMutex
 	gc   gcState // the running collection and pinned views (gc.go)
 
-	mu     sync.Mutex            // guards ws, busy and refs updates
+	mu     sync.Mutex            // guards ws and busy; never held across I/O
 	ws     map[string]*Workspace // open workspaces by branch name
 	busy   map[string]string     // branch -> why it may not be deleted (e.g. "mounted at /x")
+	locks  keyedLocks            // per branch and tag: held across a ref's synced commit (locks.go)
 	inoMu  sync.Mutex
 	inoCur uint64
 	inoEnd uint64
+	idMu   sync.Mutex // overlay ids reserved in ranges (newBranchID)
+	idCur  uint64
+	idEnd  uint64
 
 	// Quotas (quota.go): the table, a lock-free copy of it for writers, the exact counter.
 	quotaMu   sync.Mutex
@@ -294,8 +298,7 @@ func (e *Engine) CreateBranch(ctx context.Context, name, from string) (*Branch, 
 			return nil, err
 		}
 	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
+	defer e.lockBranch(name)()
 	if _, ok, err := e.getKey(refKey(name)); err != nil {
 		return nil, err
 	} else if ok {
@@ -314,7 +317,7 @@ func (e *Engine) CreateBranch(ctx context.Context, name, from string) (*Branch, 
 	} else if err := e.st.Retain(ctx, base); err != nil {
 		return nil, err
 	}
-	id, err := e.counter(b, keyNextBranch, 1)
+	id, err := e.newBranchID()
 	if err != nil {
 		return nil, err
 	}
@@ -322,6 +325,7 @@ func (e *Engine) CreateBranch(ctx context.Context, name, from string) (*Branch, 
 	if err := b.Set(refKey(name), encodeBranch(br), nil); err != nil {
 		return nil, err
 	}
+	beforeRefCommit(name)
 	if err := e.st.CommitDurable(b); err != nil {
 		return nil, err
 	}
@@ -331,6 +335,7 @@ func (e *Engine) CreateBranch(ctx context.Context, name, from string) (*Branch, 
 // SetBusy marks a branch as in use (reason says how, e.g. "mounted at /mnt"); a busy
 // branch cannot be deleted. An empty reason clears it.
 func (e *Engine) SetBusy(name, reason string) {
+	defer e.lockBranch(name)() // not while DeleteBranch runs
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if reason == "" {
@@ -343,9 +348,11 @@ func (e *Engine) SetBusy(name, reason string) {
 // DeleteBranch removes a branch, its working state and its checkpoint names. Its commits
 // stay until garbage collection finds nothing else refers to them.
 func (e *Engine) DeleteBranch(ctx context.Context, name string) error {
+	defer e.lockBranch(name)()
 	e.mu.Lock()
-	defer e.mu.Unlock()
-	if why, ok := e.busy[name]; ok {
+	why, busy := e.busy[name]
+	e.mu.Unlock()
+	if busy {
 		return fmt.Errorf("branch %q is %w (%s)", name, ErrBusy, why)
 	}
 	br, err := e.GetBranch(name)
@@ -371,13 +378,19 @@ func (e *Engine) DeleteBranch(ctx context.Context, name string) error {
 	if err := b.Delete(quotaKey(name), nil); err != nil {
 		return err
 	}
+	if err := b.Delete(retentionKey(name), nil); err != nil {
+		return err
+	}
+	beforeRefCommit(name)
 	if err := e.st.CommitDurable(b); err != nil {
 		return err
 	}
+	e.mu.Lock()
 	if ws, ok := e.ws[name]; ok {
 		e.dropFold(ws)
 	}
 	delete(e.ws, name)
+	e.mu.Unlock()
 	e.dropQuota(name)
 	return nil
 }
@@ -602,11 +615,20 @@ type LogEntry struct {
 	*Commit
 }
 
-// Workspace returns the shared working view of a branch.
+// Workspace returns the shared working view of a branch. Opening one reads its base commit
+// (which may come from a remote) under the branch's lock only.
 func (e *Engine) Workspace(ctx context.Context, name string) (*Workspace, error) {
 	e.mu.Lock()
-	defer e.mu.Unlock()
-	if ws, ok := e.ws[name]; ok {
+	ws, ok := e.ws[name]
+	e.mu.Unlock()
+	if ok {
+		return ws, nil
+	}
+	defer e.lockBranch(name)()
+	e.mu.Lock()
+	ws, ok = e.ws[name]
+	e.mu.Unlock()
+	if ok {
 		return ws, nil
 	}
 	br, err := e.GetBranch(name)
@@ -617,11 +639,13 @@ func (e *Engine) Workspace(ctx context.Context, name string) (*Workspace, error)
 	if err != nil {
 		return nil, err
 	}
-	ws := newWorkspace(e, br, c.Root)
+	ws = newWorkspace(e, br, c.Root)
 	if err := ws.PurgeOrphans(ctx); err != nil {
 		return nil, err
 	}
+	e.mu.Lock()
 	e.ws[name] = ws
+	e.mu.Unlock()
 	return ws, nil
 }
 

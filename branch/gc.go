@@ -670,10 +670,15 @@ func (e *Engine) PruneCheckpoints(ctx context.Context, branch string, keepLast i
 		return nil, fmt.Errorf("%w: --keep-last and --keep-within must not be negative", ErrInvalidName)
 	}
 	defer e.op()()
-	log, err := e.Log(ctx, branch)
+	keep, err := e.rootCommits()
 	if err != nil {
 		return nil, err
 	}
+	return e.prune(ctx, branch, keepLast, keepWithin, keep)
+}
+
+// rootCommits returns the commits gc treats as roots (bases, names, tags...): never pruned.
+func (e *Engine) rootCommits() (map[store.ID]bool, error) {
 	roots, err := e.Roots(e.db)
 	if err != nil {
 		return nil, err
@@ -682,28 +687,28 @@ func (e *Engine) PruneCheckpoints(ctx context.Context, branch string, keepLast i
 	for _, r := range roots {
 		keep[r.Commit] = true
 	}
-	now := e.now()
+	return keep, nil
+}
+
+// prune is PruneCheckpoints with the roots computed; callers hold op.
+func (e *Engine) prune(ctx context.Context, branch string, keepLast int, keepWithin time.Duration, keep map[store.ID]bool) ([]store.ID, error) {
+	log, err := e.Log(ctx, branch)
+	if err != nil {
+		return nil, err
+	}
 	b := e.db.NewBatch()
 	defer b.Close()
 	var out []store.ID
-	own := 0
-	for _, le := range log { // newest first
-		if le.Commit.Branch != branch {
-			continue // history shared with the branch it was forked from
-		}
-		own++
-		if own <= keepLast || now.Sub(le.Commit.Time) < keepWithin || le.Commit.Name != "" || keep[le.ID] {
-			continue
-		}
-		if ok, err := e.IsPruned(le.ID); err != nil {
+	for _, id := range toPrune(log, branch, keepLast, keepWithin, e.now(), keep) { // retention.go
+		if ok, err := e.IsPruned(id); err != nil {
 			return nil, err
 		} else if ok {
 			continue
 		}
-		if err := b.Set(prunedKey(le.ID), nil, nil); err != nil {
+		if err := b.Set(prunedKey(id), nil, nil); err != nil {
 			return nil, err
 		}
-		out = append(out, le.ID)
+		out = append(out, id)
 	}
 	return out, e.st.CommitDurable(b)
 }

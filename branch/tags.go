@@ -47,8 +47,7 @@ func (e *Engine) CreateTag(ctx context.Context, name, ref string) (store.ID, err
 	if err != nil {
 		return store.ID{}, err
 	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
+	defer e.lockTag(name)()
 	if _, ok, err := e.getKey(tagKey(name)); err != nil {
 		return store.ID{}, err
 	} else if ok {
@@ -59,8 +58,7 @@ func (e *Engine) CreateTag(ctx context.Context, name, ref string) (store.ID, err
 
 // DeleteTag removes a tag; its checkpoint stays until gc finds nothing else refers to it.
 func (e *Engine) DeleteTag(name string) error {
-	e.mu.Lock()
-	defer e.mu.Unlock()
+	defer e.lockTag(name)()
 	if _, ok, err := e.getKey(tagKey(name)); err != nil {
 		return err
 	} else if !ok {

@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -27,6 +28,9 @@ type DamageError struct {
 }
 
 func (e *DamageError) Error() string {
+	if e.Path == "" {
+		return fmt.Sprintf("damaged: %s: run 'agentfs fsck' to see what is lost, 'agentfs fsck --repair' to recover", e.Kind)
+	}
 	return fmt.Sprintf("damaged: %s %s: run 'agentfs fsck' to see what is lost, 'agentfs fsck --repair' to recover", e.Kind, e.Path)
 }
 
@@ -65,6 +69,12 @@ func AsDamage(err error, dir string) *DamageError {
 		return &DamageError{Kind: kindOf(info.Path), Path: info.Path, Why: why}
 	}
 	corrupt := pebble.IsCorruptionError(err) || errors.Is(err, pebble.ErrCorruption)
+	if !corrupt && errors.Is(err, ErrCorrupt) {
+		// A block that failed its hash check (here, or read from a bucket) names itself;
+		// the database is not damaged, and advice to repair it would be wrong (a crafted
+		// bucket must not lead anyone to move their database aside).
+		return nil
+	}
 	msg := err.Error()
 	// A damaged manifest often decodes into references to files that do not exist.
 	missing := strings.Contains(msg, "unknown to the objstorage provider") ||
@@ -104,12 +114,53 @@ func firstLine(s string) string {
 	return s
 }
 
+// reported holds the damaged paths already reported in this process (by any store's logger;
+// a command may open the database more than once), so that each damage is one line.
+var (
+	reported    sync.Map
+	anyReported atomic.Bool
+)
+
+// reportOnce prints de unless it was reported already; a damage that names no file (the
+// database as a whole) is not reported after one that named the file.
+func reportOnce(l *log.Logger, de *DamageError) {
+	if de.Kind == "database" && anyReported.Load() {
+		return
+	}
+	if _, dup := reported.LoadOrStore(de.Path, true); !dup {
+		anyReported.Store(true)
+		l.Print(de.Error())
+	}
+}
+
+// Reported says whether err is a damage this process already reported on its log (main
+// then does not print it again).
+func Reported(err error) bool {
+	var de *DamageError
+	if errors.As(err, &de) {
+		if _, ok := reported.Load(de.Path); ok {
+			return true
+		}
+		return de.Kind == "database" && anyReported.Load()
+	}
+	// The same, come back as the text of a control call's error.
+	msg := err.Error()
+	if !strings.HasPrefix(msg, "damaged: ") {
+		return false
+	}
+	found := strings.HasPrefix(msg, "damaged: database") && anyReported.Load()
+	reported.Range(func(k, _ any) bool {
+		found = found || strings.Contains(msg, k.(string)+":")
+		return !found
+	})
+	return found
+}
+
 // pebbleLogger drops Pebble's informational chatter (tests open many stores) and sends its
 // errors to the store's logger, one line each; a damaged file is reported once.
 type pebbleLogger struct {
-	l    *log.Logger
-	dir  string
-	seen sync.Map // damaged paths already reported
+	l   *log.Logger
+	dir string
 }
 
 func (*pebbleLogger) Infof(string, ...any) {}
@@ -117,9 +168,7 @@ func (*pebbleLogger) Infof(string, ...any) {}
 func (p *pebbleLogger) Errorf(format string, args ...any) {
 	err := fmt.Errorf(format, args...)
 	if de := AsDamage(err, p.dir); de != nil {
-		if _, dup := p.seen.LoadOrStore(de.Path, true); !dup {
-			p.l.Print(de.Error())
-		}
+		reportOnce(p.l, de)
 		return
 	}
 	p.l.Print("pebble: " + firstLine(err.Error()))
@@ -134,7 +183,5 @@ func (p *pebbleLogger) Fatalf(format string, args ...any) {
 }
 
 func (p *pebbleLogger) corruption(info pebble.DataCorruptionInfo) {
-	if _, dup := p.seen.LoadOrStore(info.Path, true); !dup {
-		p.l.Print((&DamageError{Kind: kindOf(info.Path), Path: info.Path}).Error())
-	}
+	reportOnce(p.l, &DamageError{Kind: kindOf(info.Path), Path: info.Path})
 }

@@ -40,8 +40,9 @@ func connect() (svc api.Service, close func() error, err error) {
 		// Calls go through the same guard as the daemon's (audit log): agents_cmd.go.
 		// remote gc has its own route, as in serve.go.
 		mux := http.NewServeMux()
-		mux.Handle("POST /v1/remote.gc", api.RemoteGCHandler(l))
-		mux.Handle("/", guard(dir, l, false, nil))
+		g := guard(dir, l, false, nil)
+		mux.Handle("POST /v1/remote.gc", g.Wrap(api.RemoteGCHandler(l)))
+		mux.Handle("/", g)
 		c := api.InProcess(mux, "")
 		return c, func() error { c.Close(); return closeDirect() }, nil
 	}
@@ -199,14 +200,14 @@ func branchCmd() *cobra.Command {
 	}
 	create.Flags().StringVar(&from, "from", "", "branch, checkpoint id or BRANCH@NAME to start from")
 	jsonFlag(create, &createJSON)
-	var asJSON bool
+	var asJSON, space bool
 	list := &cobra.Command{
-		Use:   "list [--json]",
-		Short: "List branches",
+		Use:   "list [--space] [--json]",
+		Short: "List branches (with --space: what each holds, shared and exclusive)",
 		Args:  nargs(0, "no arguments"),
 		RunE: func(c *cobra.Command, args []string) error {
 			return run(func(ctx context.Context, s api.Service) error {
-				bs, err := s.Branches(ctx)
+				bs, err := s.Branches(ctx, api.ListOptions{Space: space})
 				if err != nil {
 					return err
 				}
@@ -214,14 +215,23 @@ func branchCmd() *cobra.Command {
 					return printJSON(bs)
 				}
 				w := table()
-				fmt.Fprintln(w, "BRANCH\tBASE\tCHANGED\tSHARED\tEXCLUSIVE\tQUOTA\tMOUNTED")
+				if space {
+					fmt.Fprintln(w, "BRANCH\tBASE\tCHANGED\tSHARED\tEXCLUSIVE\tQUOTA\tMOUNTED")
+				} else {
+					fmt.Fprintln(w, "BRANCH\tBASE\tCHANGED\tQUOTA\tMOUNTED")
+				}
 				for _, b := range bs {
-					fmt.Fprintf(w, "%s\t%s\t%v\t%s\t%s\t%s\t%s\n", b.Name, short(b.Base), b.Changed, mib(b.SharedBytes), mib(b.ExclusiveBytes), quotaText(b), b.Mounted)
+					if space {
+						fmt.Fprintf(w, "%s\t%s\t%v\t%s\t%s\t%s\t%s\n", b.Name, short(b.Base), b.Changed, mib(*b.SharedBytes), mib(*b.ExclusiveBytes), quotaText(b), b.Mounted)
+					} else {
+						fmt.Fprintf(w, "%s\t%s\t%v\t%s\t%s\n", b.Name, short(b.Base), b.Changed, quotaText(b), b.Mounted)
+					}
 				}
 				return w.Flush()
 			})
 		},
 	}
+	list.Flags().BoolVar(&space, "space", false, "count the space each branch holds (walks the repository; slow with many branches)")
 	list.Flags().BoolVar(&asJSON, "json", false, "print JSON (see docs/cli.md)")
 	del := &cobra.Command{
 		Use:   "delete NAME",

@@ -80,6 +80,13 @@ func TestDamageSurvivable(t *testing.T) {
 				victim = filepath.Join(repo, "FORMAT")
 			}
 			flipByte(t, victim)
+			// An ordinary command says it in one line (it used to print the same damage
+			// twice, once from Pebble's log and once as its error).
+			if r := agentfs(t, repo, "cat", "main:small.txt"); r.code != 0 && kind != "blob" {
+				if n := strings.Count(strings.TrimSpace(r.stderr), "\n") + 1; n != 1 {
+					t.Errorf("cat with a damaged %s: exit %d, %d lines:\n%s", kind, r.code, n, r.stderr)
+				}
+			}
 			r := agentfs(t, repo, "fsck")
 			out := strings.TrimSpace(r.stdout + r.stderr)
 			lines := strings.Split(out, "\n")

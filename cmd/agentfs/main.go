@@ -27,7 +27,9 @@ func main() {
 		os.Exit(int(code)) // agentfs run: the command's own status; it has spoken for itself
 	}
 	err = store.Describe(err, filepath.Join(repoDir(), "db")) // damaged data: one line
-	fmt.Fprintln(os.Stderr, "agentfs:", oneLine(err))
+	if !store.Reported(err) {                                 // the store's log said it already
+		fmt.Fprintln(os.Stderr, "agentfs:", oneLine(err))
+	}
 	var ue usageError
 	if errors.As(err, &ue) {
 		fmt.Fprintln(os.Stderr, "run 'agentfs --help' for usage")
@@ -65,14 +67,16 @@ func newRootCmd() *cobra.Command {
 	root.PersistentFlags().StringVar(&repoFlag, "repo", "", "repository directory (default $AGENTFS_REPO, else ~/.agentfs)")
 	root.PersistentFlags().BoolVarP(&quiet, "quiet", "q", false, "draw no progress bars (they are drawn only when stderr is a terminal)")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
+	root.PersistentPreRun = quietForJSON // progress.go
 	root.AddCommand(
 		initCmd(), importCmd(), exportCmd(), branchCmd(), forkCmd(), checkpointCmd(),
 		rollbackCmd(), diffCmd(), logCmd(), lsCmd(), catCmd(),
 		mountCmd(), unmountCmd(), mountsCmd(), serveCmd(), stopCmd(), mergeCmd(),
 		gcCmd(), fsckCmd(),
-		remoteCmd(), pushCmd(), pullCmd(), cloneCmd(),
+		remoteCmd(), pushCmd(), pullCmd(), cloneCmd(), keygenCmd(),
 		csiCmd(), dockerPluginCmd(),
 		versionCmd(), statusCmd(),
+		retentionCmd(), maintenanceCmd(), // maintenance_cmd.go
 	)
 	addPruneCmd(root) // checkpoint prune (gc_cmd.go)
 	addReviewCmds(root)

@@ -76,11 +76,16 @@ func branchQuotaCmd() *cobra.Command {
 	return cmd
 }
 
-// quotaText describes usage against the quota, e.g. "3.2 MiB of 10.0 MiB, 12 of 100 inodes".
+// quotaText describes usage against the quota, e.g. "3.2 MiB of 10.0 MiB, 12 of 100 inodes"
+// ("at most 10.0 MiB" when the space was not counted).
 func quotaText(b api.BranchInfo) string {
 	var parts []string
 	if b.QuotaBytes > 0 {
-		parts = append(parts, fmt.Sprintf("%s of %s", mib(b.ExclusiveBytes), mib(b.QuotaBytes)))
+		if b.ExclusiveBytes != nil {
+			parts = append(parts, fmt.Sprintf("%s of %s", mib(*b.ExclusiveBytes), mib(b.QuotaBytes)))
+		} else { // branch list without --space
+			parts = append(parts, "at most "+mib(b.QuotaBytes))
+		}
 	}
 	if b.QuotaInodes > 0 {
 		parts = append(parts, fmt.Sprintf("%d of %d inodes", b.InodesUsed, b.QuotaInodes))

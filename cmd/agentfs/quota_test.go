@@ -60,13 +60,13 @@ func TestBranchQuota(t *testing.T) {
 	// the quota refuses data, not the metadata that records it.
 	ok(t, repo, "checkpoint", "agent")
 	var list []map[string]any
-	json.Unmarshal([]byte(ok(t, repo, "branch", "list", "--json")), &list)
+	json.Unmarshal([]byte(ok(t, repo, "branch", "list", "--space", "--json")), &list)
 	for _, b := range list {
 		if b["name"] == "agent" && (b["quota_bytes"] != float64(10<<20) || b["exclusive_bytes"].(float64) > 10<<20+64<<10) {
 			t.Errorf("branch list: %v", b)
 		}
 	}
-	if out := ok(t, repo, "branch", "list"); !strings.Contains(out, "of 10.0 MiB") {
+	if out := ok(t, repo, "branch", "list", "--space"); !strings.Contains(out, "of 10.0 MiB") {
 		t.Errorf("branch list does not show the quota:\n%s", out)
 	}
 	if n := strings.Count(d.log.String(), "is at its quota"); n != 1 {

@@ -46,12 +46,15 @@ func serveCmd() *cobra.Command {
 	cmd.Flags().MarkHidden("auto")
 	cmd.Flags().DurationVar(&maint.GCEvery, "gc-every", maint.GCEvery, "collect garbage this often (0: never on a schedule)")
 	cmd.Flags().Int64Var(&maint.GCGarbage, "gc-garbage", maint.GCGarbage, "collect garbage as soon as a dry run (every 10m) finds this many bytes of it (0: never)")
+	cmd.Flags().DurationVar(&maint.CheckEvery, "gc-check-every", maint.CheckEvery, "how often maintenance checks the schedule and the garbage")
+	cmd.Flags().MarkHidden("gc-check-every") // tests shorten it
+
 	addObservabilityFlags(cmd) // --metrics, --log-format, --log-level (serve_obs.go)
 	return cmd
 }
 
 // maint is the daemon's background maintenance (maintain.go), set by serve's flags.
-var maint = defaultMaintenance
+var maint = defaultMaintenance()
 
 // mountFlags adds the mount options' flags (--owner, --allow-other) to cmd.
 func mountFlags(cmd *cobra.Command, mo *api.MountOptions, which string) {
@@ -117,6 +120,8 @@ func serve(dir string, mounts []string, mo api.MountOptions, allowPaths []string
 	}
 	table := &api.MountTable{RepoDir: dir, Logger: logger, Persist: true}
 	svc := &api.Local{Engine: r.Engine, Mounter: table, Remotes: r.Remotes}
+	maint.begin()
+	svc.Schedule = func() api.Schedule { return maint.schedule(r) }
 	if err := svc.AllowPaths(allowPaths); err != nil {
 		gate.Open(nil, err)
 		stopServing()
@@ -125,11 +130,12 @@ func serve(dir string, mounts []string, mo api.MountOptions, allowPaths []string
 	}
 	stop := make(chan struct{}, 1)
 	mux := http.NewServeMux()
-	mux.Handle("POST /v1/stop", api.StopHandler(func() { stop <- struct{}{} }))
-	mux.Handle("POST /v1/remote.gc", api.RemoteGCHandler(svc))
 	g := guard(dir, svc, false, logger.Printf)
 	g.Next = api.Handler(api.Instrument(svc)) // counts versions and transfers (internal/metrics)
 	mux.Handle("/", logCalls(g))              // one log line per call (serve_obs.go)
+	// stop and remote.gc have handlers of their own, behind the same guard and audit log.
+	mux.Handle("POST /v1/stop", logCalls(g.Wrap(api.StopHandler(func() { stop <- struct{}{} }))))
+	mux.Handle("POST /v1/remote.gc", logCalls(g.Wrap(api.RemoteGCHandler(svc))))
 	stopMetrics, err := serveObs.serveMetrics(r.Store.DB(), func(context.Context) error { _, err := r.Engine.Branches(); return err })
 	if err != nil {
 		gate.Open(nil, err)

@@ -20,6 +20,8 @@ type statusReport struct {
 	Mounts  []api.MountInfo `json:"mounts"`
 	Changed []string        `json:"changed_branches"` // branches with uncommitted changes
 	Remotes []remote.Remote `json:"remotes"`
+	// Retention policies, the last gc and the daemon's schedule (maintenance_cmd.go).
+	Maintenance api.MaintenanceInfo `json:"maintenance"`
 }
 
 type daemonStatus struct {
@@ -45,6 +47,10 @@ var statusParts = []func(ctx context.Context, s api.Service, r *statusReport) er
 	},
 	func(ctx context.Context, s api.Service, r *statusReport) (err error) {
 		r.Remotes, err = s.RemoteList(ctx)
+		return err
+	},
+	func(ctx context.Context, s api.Service, r *statusReport) (err error) {
+		r.Maintenance, err = s.Maintenance(ctx, false)
 		return err
 	},
 }
@@ -121,4 +127,5 @@ func printStatus(r statusReport) {
 		}
 		fmt.Printf("%s %s %s\n", label, rm.Name, rm.URL)
 	}
+	printMaintenance(r.Maintenance)
 }

@@ -42,7 +42,7 @@ func (d *Driver) branchSpace(ctx context.Context) ([]api.BranchInfo, error) {
 	if c.infos != nil && time.Since(c.at) < maxAge {
 		return c.infos, nil
 	}
-	infos, err := d.Daemon.Branches(ctx)
+	infos, err := d.Daemon.Branches(ctx, api.ListOptions{Space: true}) // the exclusive bytes
 	if err != nil {
 		return nil, err
 	}
@@ -142,8 +142,8 @@ func (d *Driver) GetCapacity(ctx context.Context, req *csi.GetCapacityRequest) (
 	}
 	avail := int64(st.Bavail) * int64(st.Bsize)
 	for _, b := range infos {
-		if b.QuotaBytes > b.ExclusiveBytes {
-			avail -= b.QuotaBytes - b.ExclusiveBytes
+		if used := exclusive(b); b.QuotaBytes > used {
+			avail -= b.QuotaBytes - used
 		}
 	}
 	return &csi.GetCapacityResponse{AvailableCapacity: max(avail, 0)}, nil
@@ -161,11 +161,20 @@ func (d *Driver) quotaStats(ctx context.Context, id string, stats []*csi.VolumeU
 			continue
 		}
 		if b.QuotaBytes > 0 {
-			stats[0] = &csi.VolumeUsage{Unit: csi.VolumeUsage_BYTES, Total: b.QuotaBytes, Used: b.ExclusiveBytes, Available: max(b.QuotaBytes-b.ExclusiveBytes, 0)}
+			used := exclusive(b)
+			stats[0] = &csi.VolumeUsage{Unit: csi.VolumeUsage_BYTES, Total: b.QuotaBytes, Used: used, Available: max(b.QuotaBytes-used, 0)}
 		}
 		if b.QuotaInodes > 0 {
 			stats[1] = &csi.VolumeUsage{Unit: csi.VolumeUsage_INODES, Total: b.QuotaInodes, Used: b.InodesUsed, Available: max(b.QuotaInodes-b.InodesUsed, 0)}
 		}
 	}
 	return nil
+}
+
+// exclusive is what only branch b holds (0 when the space was not counted).
+func exclusive(b api.BranchInfo) int64 {
+	if b.ExclusiveBytes == nil {
+		return 0
+	}
+	return *b.ExclusiveBytes
 }

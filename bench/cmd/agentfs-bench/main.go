@@ -29,6 +29,7 @@ func (m *multi) Set(v string) error { *m = append(*m, v); return nil }
 func main() {
 	bin := flag.String("bin", "bin/agentfs", "the agentfs binary to benchmark")
 	quick := flag.Bool("quick", false, "small sizes (every row, about 3 minutes)")
+	fleetOnly := flag.Bool("fleet", false, "run only the fleet rows (thousands of branches, mount cycles, parallel checkpoints, gc pauses)")
 	jsonOut := flag.String("json", "", "also write the figures as JSON to `FILE`")
 	mdOut := flag.String("markdown", "", "also write the table as markdown to `FILE`")
 	work := flag.String("workdir", "", "scratch `DIR` (default: a new directory under /var/tmp); the plain directory lives here")
@@ -89,7 +90,11 @@ func main() {
 	}()
 
 	start := time.Now()
-	rep, err := bench.Run(context.Background(), cfg, cl)
+	run := bench.Run
+	if *fleetOnly {
+		run = bench.RunFleet
+	}
+	rep, err := run(context.Background(), cfg, cl)
 	cl.Run()
 	signal.Stop(sig)
 	code := 0
