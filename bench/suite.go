@@ -535,6 +535,9 @@ func (s *suite) daemonAlive() error {
 // row's agentfs side runs again if it missed its target.
 func (s *suite) add(r *Row) {
 	s.rep.add(r)
+	// Each row also goes to the progress log as it is measured, so that a run stopped early
+	// (Ctrl-C, a CI timeout) still shows what it measured.
+	s.logf("row: %s | %s | %s", strings.Join(r.columns(), " | "), orDash(r.Target), orDash(r.Result))
 	if r.Result == "MISS" {
 		s.profileMiss(r)
 	}
