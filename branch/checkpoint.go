@@ -3,6 +3,7 @@ package branch
 import (
 	"context"
 	"fmt"
+	"syscall"
 
 	"github.com/cockroachdb/pebble/v2"
 
@@ -68,6 +69,9 @@ func CountChanges(changes []Change) FileCounts {
 // commit id. Callers hold ws's lock.
 func (e *Engine) moveBase(ws *Workspace, b *pebble.Batch, id store.ID) error {
 	defer e.lockBranch(ws.Branch())() // not Engine.mu: other branches commit meanwhile (locks.go)
+	if ws.Evicted() {                 // a caller held it past EvictIdle; the engine has a newer one
+		return fmt.Errorf("%w: branch %s was idle and closed while this operation held it; retry", syscall.ESTALE, ws.Branch())
+	}
 	br, err := e.GetBranch(ws.Branch())
 	if err != nil {
 		return err
