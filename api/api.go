@@ -44,7 +44,8 @@ type Service interface {
 	Unmount(ctx context.Context, dir string) error
 	Mounts(ctx context.Context) ([]MountInfo, error)
 	// Remotes (api/remote.go): object storage push/pull.
-	RemoteAdd(ctx context.Context, name, url string) (remote.Remote, error)
+	RemoteAdd(ctx context.Context, name, url string, sec remote.Security) (remote.Remote, error)
+	RemoteRekey(ctx context.Context, name, keyFile string) (remote.RekeyResult, error)
 	RemoteRemove(ctx context.Context, name string) error
 	RemoteList(ctx context.Context) ([]remote.Remote, error)
 	Push(ctx context.Context, remoteName, branch string) (remote.PushResult, error)
@@ -106,6 +107,11 @@ type CheckpointInfo struct {
 	branch.Provenance
 	Files branch.FileCounts `json:"files"`           // paths created, modified, deleted since the first parent
 	Paths *PathLists        `json:"paths,omitempty"` // the paths themselves (checkpoint and log --json)
+	// SignedBy is the public key that signed a remote ref naming this checkpoint (pushed from
+	// here, or verified on pull or clone); SignedVia, the newer checkpoint of this log whose
+	// signature covers this one through its history.
+	SignedBy  string `json:"signed_by,omitempty"`
+	SignedVia string `json:"signed_via,omitempty"`
 }
 
 // Entry is one file in a listing.

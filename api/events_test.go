@@ -59,15 +59,7 @@ func last(ev []Event, phase string) (Event, bool) {
 func TestEventsOverHTTP(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	st, err := store.Open(filepath.Join(dir, "db"), store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	e, err := branch.Open(st, branch.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	e := testEngine(t)
 	logPath := filepath.Join(dir, "audit.log")
 	g := &Guard{Next: Handler(&Local{Engine: e}), Engine: e, Audit: audit.Open(logPath)}
 	c := InProcess(g, "")
@@ -135,7 +127,7 @@ func TestEventsOverHTTP(t *testing.T) {
 	}
 
 	// An error after events keeps its code: export into the now non-empty directory.
-	err = c.Export(rec.ctx(), "main", out)
+	err := c.Export(rec.ctx(), "main", out)
 	if !errors.Is(err, branch.ErrInvalidName) {
 		t.Fatalf("export into a non-empty directory: %v, want an invalid-argument error", err)
 	}
@@ -176,16 +168,7 @@ func TestEventsOverHTTP(t *testing.T) {
 
 // Called on Local directly (no HTTP), the same events reach the listener.
 func TestEventsLocal(t *testing.T) {
-	st, err := store.Open(filepath.Join(t.TempDir(), "db"), store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	e, err := branch.Open(st, branch.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	l := &Local{Engine: e}
+	l := &Local{Engine: testEngine(t)}
 	src := t.TempDir()
 	must(t, os.WriteFile(filepath.Join(src, "f"), []byte("hello"), 0o644))
 	var rec recorder
@@ -220,6 +203,21 @@ func TestASCIIOnly(t *testing.T) {
 			t.Fatalf("%q: decoded %q, want %q", s, back.Warning, direct.Warning)
 		}
 	}
+}
+
+// testEngine opens a new repository's engine, closed when the test ends.
+func testEngine(t *testing.T) *branch.Engine {
+	t.Helper()
+	st, err := store.Open(filepath.Join(t.TempDir(), "db"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	e, err := branch.Open(st, branch.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
 }
 
 func must(t *testing.T, err error) {

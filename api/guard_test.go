@@ -11,10 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/agentfs/agentfs/branch"
 	"github.com/agentfs/agentfs/internal/audit"
 	"github.com/agentfs/agentfs/internal/token"
-	"github.com/agentfs/agentfs/store"
 )
 
 // Every call the API has (including calls added after the guard was written) is refused
@@ -23,15 +21,7 @@ import (
 func TestGuardEveryCall(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	st, err := store.Open(filepath.Join(dir, "db"), store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	e, err := branch.Open(st, branch.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	e := testEngine(t) // events_test.go
 	for _, b := range []string{"a", "b"} {
 		if _, err := e.CreateBranch(ctx, b, ""); err != nil {
 			t.Fatal(err)

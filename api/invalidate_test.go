@@ -7,6 +7,9 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	_ "github.com/agentfs/agentfs/backends/file" // file:// remotes
+	"github.com/agentfs/agentfs/remote"
 )
 
 // The kernel caches a mount's entries, negative entries and attributes for an hour (see
@@ -101,6 +104,25 @@ func TestMountSeesChangesUnderneath(t *testing.T) {
 			}
 			return func() {
 				if _, err := l.Import(context.Background(), "main", src); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}},
+		{"pull", func(t *testing.T, l *Local) func() {
+			ctx := context.Background()
+			if _, err := l.RemoteAdd(ctx, "origin", "file://"+t.TempDir(), remote.Security{}); err != nil {
+				t.Fatal(err)
+			}
+			write(t, l, "main", oldState)
+			old := checkpoint(t, l, "main")
+			write(t, l, "main", newState)
+			checkpoint(t, l, "main")
+			if _, err := l.Push(ctx, "origin", "main"); err != nil {
+				t.Fatal(err)
+			}
+			must(t, l.Rollback(ctx, "main", old)) // behind the remote: the pull fast-forwards
+			return func() {
+				if _, err := l.Pull(ctx, "origin", "main", remote.PullOptions{Full: true}); err != nil {
 					t.Fatal(err)
 				}
 			}

@@ -123,8 +123,30 @@ func (l *Local) Log(ctx context.Context, br string) ([]CheckpointInfo, error) {
 // the others with the paths they changed.
 func (l *Local) checkpointInfos(ctx context.Context, entries []branch.LogEntry) ([]CheckpointInfo, error) {
 	out := make([]CheckpointInfo, 0, len(entries))
+	// covered: checkpoint -> the signed checkpoint whose history holds it (entries come
+	// newest first, so a child is seen before its parents).
+	covered := map[store.ID]string{}
 	for _, e := range entries {
 		info := commitInfo(e.ID, e.Commit)
+		if l.Remotes != nil {
+			si, err := l.Remotes.Signer(e.ID)
+			if err != nil {
+				return nil, err
+			}
+			via := covered[e.ID]
+			if si != nil {
+				info.SignedBy, via = si.Signer, e.ID.String()
+			} else {
+				info.SignedVia = via
+			}
+			if via != "" && e.Commit != nil {
+				for _, p := range e.Commit.Parents {
+					if _, ok := covered[p]; !ok {
+						covered[p] = via
+					}
+				}
+			}
+		}
 		pruned, err := l.Engine.IsPruned(e.ID)
 		if err != nil {
 			return nil, err

@@ -9,11 +9,12 @@ import (
 
 // Remote calls (docs/api.md):
 //
-//	remote.add      name, url            -> remote.Remote
+//	remote.add      name, url, security  -> remote.Remote
+//	remote.rekey    name, security.key_files[0] -> remote.RekeyResult
 //	remote.remove   name                 -> {}
 //	remote.list                          -> []remote.Remote
 //	push            name (remote), branch -> remote.PushResult
-//	pull            name (remote), branch, full, no_merge -> remote.PullResult
+//	pull            name (remote), branch, full, no_merge, security.trust -> remote.PullResult
 //	remote.progress                      -> []remote.Progress of operations in flight
 
 // ErrNoRemotes: the service was built without a remote manager.
@@ -26,12 +27,20 @@ func (l *Local) remotes() (*remote.Manager, error) {
 	return l.Remotes, nil
 }
 
-func (l *Local) RemoteAdd(ctx context.Context, name, url string) (remote.Remote, error) {
+func (l *Local) RemoteAdd(ctx context.Context, name, url string, sec remote.Security) (remote.Remote, error) {
 	m, err := l.remotes()
 	if err != nil {
 		return remote.Remote{}, err
 	}
-	return m.Add(ctx, name, url)
+	return m.Add(ctx, name, url, sec)
+}
+
+func (l *Local) RemoteRekey(ctx context.Context, name, keyFile string) (remote.RekeyResult, error) {
+	m, err := l.remotes()
+	if err != nil {
+		return remote.RekeyResult{}, err
+	}
+	return m.Rekey(ctx, name, keyFile)
 }
 
 func (l *Local) RemoteRemove(ctx context.Context, name string) error {
@@ -74,8 +83,12 @@ func (l *Local) RemoteProgress(ctx context.Context) ([]remote.Progress, error) {
 	return m.InFlight(), nil
 }
 
-func (c *Client) RemoteAdd(ctx context.Context, name, url string) (remote.Remote, error) {
-	return do[remote.Remote](ctx, c, "remote.add", Request{Name: name, URL: url})
+func (c *Client) RemoteAdd(ctx context.Context, name, url string, sec remote.Security) (remote.Remote, error) {
+	return do[remote.Remote](ctx, c, "remote.add", Request{Name: name, URL: url, Security: &sec})
+}
+
+func (c *Client) RemoteRekey(ctx context.Context, name, keyFile string) (remote.RekeyResult, error) {
+	return do[remote.RekeyResult](ctx, c, "remote.rekey", Request{Name: name, Security: &remote.Security{KeyFiles: []string{keyFile}}})
 }
 
 func (c *Client) RemoteRemove(ctx context.Context, name string) error {
@@ -92,7 +105,11 @@ func (c *Client) Push(ctx context.Context, rem, br string) (remote.PushResult, e
 }
 
 func (c *Client) Pull(ctx context.Context, rem, br string, o remote.PullOptions) (remote.PullResult, error) {
-	return do[remote.PullResult](ctx, c, "pull", Request{Name: rem, Branch: br, Full: o.Full, NoMerge: o.NoMerge})
+	var sec *remote.Security
+	if o.Trust != nil {
+		sec = &remote.Security{Trust: o.Trust}
+	}
+	return do[remote.PullResult](ctx, c, "pull", Request{Name: rem, Branch: br, Full: o.Full, NoMerge: o.NoMerge, Security: sec})
 }
 
 func (c *Client) RemoteProgress(ctx context.Context) ([]remote.Progress, error) {
@@ -101,14 +118,30 @@ func (c *Client) RemoteProgress(ctx context.Context) ([]remote.Progress, error) 
 
 // remoteCalls are the calls map entries of this file.
 var (
-	callRemoteAdd = func(ctx context.Context, s Service, r Request) (any, error) { return s.RemoteAdd(ctx, r.Name, r.URL) }
-	callRemoteRm  = func(ctx context.Context, s Service, r Request) (any, error) {
+	callRemoteAdd = func(ctx context.Context, s Service, r Request) (any, error) {
+		var sec remote.Security
+		if r.Security != nil {
+			sec = *r.Security
+		}
+		return s.RemoteAdd(ctx, r.Name, r.URL, sec)
+	}
+	callRemoteRekey = func(ctx context.Context, s Service, r Request) (any, error) {
+		if r.Security == nil || len(r.Security.KeyFiles) != 1 {
+			return nil, errMissing("remote.rekey")
+		}
+		return s.RemoteRekey(ctx, r.Name, r.Security.KeyFiles[0])
+	}
+	callRemoteRm = func(ctx context.Context, s Service, r Request) (any, error) {
 		return struct{}{}, s.RemoteRemove(ctx, r.Name)
 	}
 	callRemoteList = func(ctx context.Context, s Service, r Request) (any, error) { return s.RemoteList(ctx) }
 	callPush       = func(ctx context.Context, s Service, r Request) (any, error) { return s.Push(ctx, r.Name, r.Branch) }
 	callPull       = func(ctx context.Context, s Service, r Request) (any, error) {
-		return s.Pull(ctx, r.Name, r.Branch, remote.PullOptions{Full: r.Full, NoMerge: r.NoMerge})
+		o := remote.PullOptions{Full: r.Full, NoMerge: r.NoMerge}
+		if r.Security != nil && r.Security.Trust != nil {
+			o.Trust = r.Security.Trust
+		}
+		return s.Pull(ctx, r.Name, r.Branch, o)
 	}
 	callRemoteProgress = func(ctx context.Context, s Service, r Request) (any, error) { return s.RemoteProgress(ctx) }
 )

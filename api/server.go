@@ -12,6 +12,7 @@ import (
 	"github.com/agentfs/agentfs/backends"
 	"github.com/agentfs/agentfs/branch"
 	"github.com/agentfs/agentfs/internal/jsonout"
+	"github.com/agentfs/agentfs/remote"
 	"github.com/agentfs/agentfs/store"
 )
 
@@ -32,6 +33,8 @@ type Request struct {
 	URL        string `json:"url,omitempty"`         // remote.add
 	Full       bool   `json:"full,omitempty"`        // pull: fetch file contents too
 	NoMerge    bool   `json:"no_merge,omitempty"`    // pull: fail instead of merging
+
+	Security *remote.Security `json:"security,omitempty"` // remote.add: key files, trusted keys; pull: trust; remote.rekey: the new key file
 
 	Merge  *MergeRequest  `json:"merge,omitempty"`
 	Review *ReviewRequest `json:"review,omitempty"` // api/review.go
@@ -67,7 +70,7 @@ func isConflict(err error) bool { return errors.Is(err, branch.ErrConflict) }
 // errorBody is the JSON body of a failed call.
 type errorBody struct {
 	Error string `json:"error"`
-	Code  string `json:"code"` // not_found, exists, invalid, busy, ambiguous, read_only, error
+	Code  string `json:"code"` // not_found, exists, invalid, busy, ambiguous, read_only, untrusted, error
 }
 
 var codes = []struct {
@@ -82,6 +85,9 @@ var codes = []struct {
 	{"ambiguous", branch.ErrAmbiguous, http.StatusBadRequest},
 	{"read_only", branch.ErrReadOnly, http.StatusForbidden},
 	{"invalid", backends.ErrBadURL, http.StatusBadRequest},
+	{"invalid", remote.ErrKey, http.StatusBadRequest},
+	{"invalid", remote.ErrBadKey, http.StatusBadRequest},
+	{"untrusted", remote.ErrUntrusted, http.StatusForbidden},
 }
 
 type call func(ctx context.Context, s Service, r Request) (any, error)
@@ -125,6 +131,7 @@ var calls = map[string]call{
 
 	// remotes (api/remote.go)
 	"remote.add":      callRemoteAdd,
+	"remote.rekey":    callRemoteRekey,
 	"remote.remove":   callRemoteRm,
 	"remote.list":     callRemoteList,
 	"push":            callPush,

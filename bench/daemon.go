@@ -110,10 +110,13 @@ func (d *Daemon) start() error {
 // restores its saved mounts itself; this mounts it if it did not).
 func (d *Daemon) Restart(ctx context.Context, ref, dir string) error {
 	d.stopProcess()
+	var st syscall.Statfs_t
+	if isMountPoint(dir) && syscall.Statfs(dir, &st) != nil {
+		syscall.Unmount(dir, syscall.MNT_DETACH) // left by a daemon that died
+	}
 	if err := d.start(); err != nil {
 		return err
 	}
-	var st syscall.Statfs_t
 	if isMountPoint(dir) && syscall.Statfs(dir, &st) == nil {
 		return nil
 	}
@@ -162,6 +165,16 @@ func (d *Daemon) stopProcess() {
 	if d.Client != nil {
 		d.Client.Close()
 		d.Client = nil
+	}
+}
+
+// Exited says whether the daemon process has exited, and how.
+func (d *Daemon) Exited() (bool, string) {
+	select {
+	case <-d.done:
+		return true, d.Cmd.ProcessState.String()
+	default:
+		return false, ""
 	}
 }
 

@@ -83,9 +83,16 @@ loop:
 		s.logf("pprof: %s: %v", r.Figure, err)
 		return
 	}
-	top, err := exec.Command("go", "tool", "pprof", "-top", "-nodecount=15", bin, path).CombinedOutput()
-	if err != nil {
-		s.logf("pprof: go tool pprof %s: %v", path, err)
+	// Flat (where the CPU is) and cumulative (which call paths hold it): the flat top of a
+	// FUSE server is mostly its read/write system calls on /dev/fuse.
+	var top []byte
+	for _, mode := range []string{"-top", "-top -cum"} {
+		args := append([]string{"tool", "pprof"}, strings.Fields(mode)...)
+		out, err := exec.Command("go", append(args, "-nodecount=30", bin, path)...).CombinedOutput()
+		if err != nil {
+			s.logf("pprof: go tool pprof %s: %v", path, err)
+		}
+		top = append(append(top, "$ go tool pprof "+mode+" -nodecount=30\n"...), out...)
 	}
 	os.WriteFile(strings.TrimSuffix(path, ".pprof")+".top.txt", top, 0o644)
 	r.Profile = path

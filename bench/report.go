@@ -418,4 +418,18 @@ func bytesAtMost(b int64) *Target {
 	}}
 }
 
-func errValue(err error) Value { return Value{Err: err.Error()} }
+// errValue is a failed figure. Its text is the error's first line, at most 300 characters,
+// so that a tool's long stderr (tar lists every file it could not write) keeps the table
+// readable.
+func errValue(err error) Value {
+	msg := err.Error()
+	lines := strings.Split(strings.TrimSpace(msg), "\n")
+	msg = lines[0]
+	if len(lines) > 1 {
+		msg += fmt.Sprintf(" (+%d more lines)", len(lines)-1)
+	}
+	if len(msg) > 300 {
+		msg = msg[:300] + "..."
+	}
+	return Value{Err: msg}
+}

@@ -3,6 +3,7 @@ package bench
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -77,5 +78,14 @@ func TestThreeColumnRow(t *testing.T) {
 	}
 	if got.Rows[0].Loopback == nil || got.Rows[0].Loopback.P50 != 20*time.Microsecond || got.Rows[0].RatioLB != 2 {
 		t.Errorf("JSON of the write row: loopback %+v ratio %.2f, want p50 20µs and 2", got.Rows[0].Loopback, got.Rows[0].RatioLB)
+	}
+}
+
+// A tool's long stderr becomes one line in the table.
+func TestErrValueIsOneLine(t *testing.T) {
+	long := "tar: a: Cannot open: Transport endpoint is not connected\n" + strings.Repeat("tar: b: Cannot open\n", 500)
+	v := errValue(errors.New(long))
+	if strings.Contains(v.Err, "\n") || len(v.Err) > 320 || !strings.HasPrefix(v.Err, "tar: a: Cannot open") || !strings.Contains(v.Err, "+500 more lines") {
+		t.Errorf("errValue = %q", v.Err)
 	}
 }

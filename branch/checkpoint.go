@@ -16,9 +16,84 @@ import (
 // checkpointWith folds the working state into a commit carrying o's provenance and the
 // summary of the paths changed since the base (their list is returned too; the diff walks
 // only what changed).
+//
+// The fold runs outside the workspace's lock, on a frozen copy of the working state (a
+// Pebble snapshot taken under the lock): writers are not held up while blocks are hashed,
+// compressed and stored. The checkpoint holds exactly the writes that completed before the
+// snapshot; what was written while it folded is carried into the branch's next overlay
+// (Workspace.CarryLocked) in the same synced batch that writes the commit.
 func (e *Engine) checkpointWith(ctx context.Context, ws *Workspace, o CheckpointOptions) (store.ID, []Change, error) {
 	ws.Lock()
+	snap := e.db.NewSnapshot()
+	defer snap.Close()
+	frozen := ws.FreezeLocked(snap)
+	overlay, ver := ws.OverlayID(), ws.VersionLocked()
+	oldRoot, base := ws.HeadLocked()
+	ws.Unlock()
+
+	root, _, blocks, err := frozen.FoldBlocksLocked(ctx)
+	if err != nil {
+		return store.ID{}, nil, err
+	}
+	changes, err := e.DiffRoots(ctx, oldRoot, root)
+	if err != nil {
+		return store.ID{}, nil, err
+	}
+	if afterCheckpointFold != nil {
+		afterCheckpointFold()
+	}
+
+	ws.Lock()
 	defer ws.Unlock()
+	if ws.OverlayID() != overlay || ws.BaseLocked() != base {
+		// Another checkpoint, a rollback or a merge moved the branch meanwhile: fold what it
+		// holds now, under the lock.
+		return e.checkpointLocked(ctx, ws, o)
+	}
+	b := e.db.NewBatch()
+	defer b.Close()
+	c := &Commit{Root: root, Parents: []store.ID{base}, Time: e.now().UTC(), Branch: ws.Branch(), Name: o.Name, Message: o.Message,
+		Provenance: o.Provenance, Files: CountChanges(changes)}
+	id, err := e.writeCommit(ctx, b, c)
+	if err != nil {
+		return store.ID{}, nil, err
+	}
+	if o.Name != "" {
+		if err := b.Set(nameKey(ws.Branch(), o.Name), id[:], nil); err != nil {
+			return store.ID{}, nil, err
+		}
+	}
+	var carried map[string]bool
+	var carry func(b *pebble.Batch, newID uint64) error
+	if ws.VersionLocked() != ver {
+		carry = func(b *pebble.Batch, newID uint64) (err error) {
+			carried, err = ws.CarryLocked(ctx, b, snap, newID)
+			return err
+		}
+	}
+	if err := e.moveBaseCarry(ws, b, id, carry); err != nil {
+		return store.ID{}, nil, err
+	}
+	ws.SetBaseLocked(root, id)
+	if len(carried) > 0 {
+		kept := blocks[:0:0]
+		for _, m := range blocks {
+			if !carried[string(m.Key)] {
+				kept = append(kept, m)
+			}
+		}
+		blocks = kept
+	}
+	ws.CacheLocked(blocks)
+	return id, changes, nil
+}
+
+// afterCheckpointFold, when set (tests), runs between a checkpoint's fold and its commit,
+// with no lock held.
+var afterCheckpointFold func()
+
+// checkpointLocked is checkpointWith folding under the workspace's lock, which callers hold.
+func (e *Engine) checkpointLocked(ctx context.Context, ws *Workspace, o CheckpointOptions) (store.ID, []Change, error) {
 	root, _, blocks, err := ws.FoldBlocksLocked(ctx)
 	if err != nil {
 		return store.ID{}, nil, err
@@ -68,6 +143,11 @@ func CountChanges(changes []Change) FileCounts {
 // moveBase commits b (synced) together with dropping ws's overlay and pointing its branch at
 // commit id. Callers hold ws's lock.
 func (e *Engine) moveBase(ws *Workspace, b *pebble.Batch, id store.ID) error {
+	return e.moveBaseCarry(ws, b, id, nil)
+}
+
+// moveBaseCarry is moveBase that lets carry add entries of the new overlay to b first.
+func (e *Engine) moveBaseCarry(ws *Workspace, b *pebble.Batch, id store.ID, carry func(b *pebble.Batch, newID uint64) error) error {
 	defer e.lockBranch(ws.Branch())() // not Engine.mu: other branches commit meanwhile (locks.go)
 	if ws.Evicted() {                 // a caller held it past EvictIdle; the engine has a newer one
 		return fmt.Errorf("%w: branch %s was idle and closed while this operation held it; retry", syscall.ESTALE, ws.Branch())
@@ -94,6 +174,11 @@ func (e *Engine) moveBase(ws *Workspace, b *pebble.Batch, id store.ID) error {
 	if err := b.Set(refKey(ws.Branch()), encodeBranch(br), nil); err != nil {
 		return err
 	}
+	if carry != nil {
+		if err := carry(b, newID); err != nil {
+			return err
+		}
+	}
 	beforeRefCommit(ws.Branch())
 	if err := e.st.CommitDurable(b); err != nil {
 		return err
@@ -107,15 +192,22 @@ func (e *Engine) moveBase(ws *Workspace, b *pebble.Batch, id store.ID) error {
 // returned again until the state changes (fold once, foldonce.go).
 func (e *Engine) snapshotCommit(ctx context.Context, ws *Workspace, msg string) (store.ID, error) {
 	ws.Lock()
-	defer ws.Unlock()
 	if c := e.cachedFold(ws); c != nil && !c.commit.IsZero() {
+		ws.Unlock()
 		return c.commit, e.retainCommit(ctx, c.commit)
 	}
-	root, n, err := ws.FoldLocked(ctx)
+	// Fold a frozen copy with the lock released, like a checkpoint: writers go on meanwhile
+	// (the commit holds the writes that completed before the snapshot).
+	snap := e.db.NewSnapshot()
+	defer snap.Close()
+	frozen := ws.FreezeLocked(snap)
+	overlay, ver := ws.OverlayID(), ws.VersionLocked()
+	_, base := ws.HeadLocked()
+	ws.Unlock()
+	root, n, err := frozen.FoldLocked(ctx)
 	if err != nil {
 		return store.ID{}, err
 	}
-	_, base := ws.HeadLocked()
 	if n == 0 {
 		return base, e.st.Retain(ctx, base)
 	}
@@ -128,7 +220,7 @@ func (e *Engine) snapshotCommit(ctx context.Context, ws *Workspace, msg string) 
 	if err := b.Commit(pebble.NoSync); err != nil {
 		return store.ID{}, err
 	}
-	e.keepFold(ws, &foldCache{root: root, commit: id, epoch: e.folds.epoch.Load()})
+	e.keepFoldAt(ws, overlay, ver, &foldCache{root: root, commit: id, epoch: e.folds.epoch.Load()})
 	return id, nil
 }
 

@@ -50,7 +50,13 @@ func (e *Engine) cachedFold(ws *Workspace) *foldCache {
 
 // keepFold records c as ws's fold. Callers hold ws's lock.
 func (e *Engine) keepFold(ws *Workspace, c *foldCache) {
-	c.overlay, c.ver = ws.OverlayID(), ws.VersionLocked()
+	e.keepFoldAt(ws, ws.OverlayID(), ws.VersionLocked(), c)
+}
+
+// keepFoldAt records c as the fold of ws at overlay and version ver (read under its lock
+// when the fold's snapshot was taken).
+func (e *Engine) keepFoldAt(ws *Workspace, overlay, ver uint64, c *foldCache) {
+	c.overlay, c.ver = overlay, ver
 	e.folds.mu.Lock()
 	defer e.folds.mu.Unlock()
 	if e.folds.byWS == nil {
@@ -91,26 +97,32 @@ func (e *Engine) readSide(ctx context.Context, r Ref, sc *tree.Scratch) (readSid
 		return readSide{}, err
 	}
 	ws.Lock()
-	defer ws.Unlock()
+	snap := e.db.NewSnapshot()
+	frozen := ws.FreezeLocked(snap)
+	overlay, ver := ws.OverlayID(), ws.VersionLocked()
 	c := e.cachedFold(ws)
+	ws.Unlock()
 	if c == nil {
+		// Fold the frozen copy with the lock released: writers go on meanwhile.
 		own := tree.NewScratch(e.st)
-		root, n, err := ws.FoldScratchLocked(ctx, tree.New(own, 1024))
+		root, n, err := frozen.FoldScratchLocked(ctx, tree.New(own, 1024))
 		if err != nil {
+			snap.Close()
 			return readSide{}, err
 		}
 		if n == 0 { // no changes: the base's tree
+			snap.Close()
 			return readSide{root, newView(e, root), nothing}, nil
 		}
 		c = &foldCache{root: root, scratch: own}
-		e.keepFold(ws, c)
+		e.keepFoldAt(ws, overlay, ver, c)
 	}
 	if !c.commit.IsZero() {
+		snap.Close()
 		return readSide{c.root, newView(e, c.root), nothing}, nil
 	}
 	sc.Add(c.scratch)
-	snap := e.db.NewSnapshot()
-	return readSide{c.root, ws.FreezeLocked(snap), func() { snap.Close() }}, nil
+	return readSide{c.root, frozen, func() { snap.Close() }}, nil
 }
 
 // readSides resolves refs into sides of a comparison and the tree to diff them in.

@@ -3,7 +3,7 @@ package fs
 import (
 	"sync"
 
-	"github.com/agentfs/agentfs/branch"
+	"github.com/agentfs/agentfs/work"
 )
 
 // The kernel caches entries, negative entries and attributes for cacheTimeout, much longer
@@ -23,8 +23,8 @@ import (
 // siblings lists the mounts of each workspace in this process.
 var siblings = struct {
 	sync.Mutex
-	m map[*branch.Workspace][]*fsys
-}{m: map[*branch.Workspace][]*fsys{}}
+	m map[*work.Workspace][]*fsys
+}{m: map[*work.Workspace][]*fsys{}}
 
 func (f *fsys) register() {
 	siblings.Lock()
@@ -97,6 +97,7 @@ func (f *fsys) invalidate(c change) {
 	if f.closed.Load() {
 		return
 	}
+	f.blocks.forget(c.inodes...)
 	for _, ino := range c.inodes {
 		if n := f.known(ino); n != nil {
 			f.notify("content", n.NotifyContent(0, 0))
@@ -111,7 +112,7 @@ func (f *fsys) invalidate(c change) {
 
 // known returns the node of ino if the kernel knows it (between LOOKUP and FORGET).
 func (f *fsys) known(ino uint64) *node {
-	if ino == branch.RootIno {
+	if ino == work.RootIno {
 		return f.root
 	}
 	f.mu.Lock()

@@ -43,7 +43,9 @@ var (
 	opFsyncDir                          = newOp("fsyncdir")
 )
 
-// done records one request that started at t0.
+// done records one request that started at t0. A wrapper calls it as
+// op.done(time.Now(), f.RawFileSystem.Op(...)): Go evaluates a call's arguments left to
+// right, so the clock is read before the request is served.
 func (o opMetrics) done(t0 time.Time, st fuse.Status) fuse.Status {
 	o.seconds.Observe(time.Since(t0).Seconds())
 	if st != fuse.OK && st != fuse.ENOENT {
@@ -64,53 +66,43 @@ func (f *timedFS) OnUnmount() {
 }
 
 func (f *timedFS) Lookup(c <-chan struct{}, h *fuse.InHeader, name string, out *fuse.EntryOut) fuse.Status {
-	t0 := time.Now()
-	return opLookup.done(t0, f.RawFileSystem.Lookup(c, h, name, out))
+	return opLookup.done(time.Now(), f.RawFileSystem.Lookup(c, h, name, out))
 }
 
 func (f *timedFS) GetAttr(c <-chan struct{}, in *fuse.GetAttrIn, out *fuse.AttrOut) fuse.Status {
-	t0 := time.Now()
-	return opGetAttr.done(t0, f.RawFileSystem.GetAttr(c, in, out))
+	return opGetAttr.done(time.Now(), f.RawFileSystem.GetAttr(c, in, out))
 }
 
 func (f *timedFS) SetAttr(c <-chan struct{}, in *fuse.SetAttrIn, out *fuse.AttrOut) fuse.Status {
-	t0 := time.Now()
-	return opSetAttr.done(t0, f.RawFileSystem.SetAttr(c, in, out))
+	return opSetAttr.done(time.Now(), f.RawFileSystem.SetAttr(c, in, out))
 }
 
 func (f *timedFS) Mknod(c <-chan struct{}, in *fuse.MknodIn, name string, out *fuse.EntryOut) fuse.Status {
-	t0 := time.Now()
-	return opMknod.done(t0, f.RawFileSystem.Mknod(c, in, name, out))
+	return opMknod.done(time.Now(), f.RawFileSystem.Mknod(c, in, name, out))
 }
 
 func (f *timedFS) Mkdir(c <-chan struct{}, in *fuse.MkdirIn, name string, out *fuse.EntryOut) fuse.Status {
-	t0 := time.Now()
-	return opMkdir.done(t0, f.RawFileSystem.Mkdir(c, in, name, out))
+	return opMkdir.done(time.Now(), f.RawFileSystem.Mkdir(c, in, name, out))
 }
 
 func (f *timedFS) Unlink(c <-chan struct{}, h *fuse.InHeader, name string) fuse.Status {
-	t0 := time.Now()
-	return opUnlink.done(t0, f.RawFileSystem.Unlink(c, h, name))
+	return opUnlink.done(time.Now(), f.RawFileSystem.Unlink(c, h, name))
 }
 
 func (f *timedFS) Rmdir(c <-chan struct{}, h *fuse.InHeader, name string) fuse.Status {
-	t0 := time.Now()
-	return opRmdir.done(t0, f.RawFileSystem.Rmdir(c, h, name))
+	return opRmdir.done(time.Now(), f.RawFileSystem.Rmdir(c, h, name))
 }
 
 func (f *timedFS) Rename(c <-chan struct{}, in *fuse.RenameIn, oldName, newName string) fuse.Status {
-	t0 := time.Now()
-	return opRename.done(t0, f.RawFileSystem.Rename(c, in, oldName, newName))
+	return opRename.done(time.Now(), f.RawFileSystem.Rename(c, in, oldName, newName))
 }
 
 func (f *timedFS) Link(c <-chan struct{}, in *fuse.LinkIn, name string, out *fuse.EntryOut) fuse.Status {
-	t0 := time.Now()
-	return opLink.done(t0, f.RawFileSystem.Link(c, in, name, out))
+	return opLink.done(time.Now(), f.RawFileSystem.Link(c, in, name, out))
 }
 
 func (f *timedFS) Symlink(c <-chan struct{}, h *fuse.InHeader, target, name string, out *fuse.EntryOut) fuse.Status {
-	t0 := time.Now()
-	return opSymlink.done(t0, f.RawFileSystem.Symlink(c, h, target, name, out))
+	return opSymlink.done(time.Now(), f.RawFileSystem.Symlink(c, h, target, name, out))
 }
 
 func (f *timedFS) Readlink(c <-chan struct{}, h *fuse.InHeader) ([]byte, fuse.Status) {
@@ -120,8 +112,7 @@ func (f *timedFS) Readlink(c <-chan struct{}, h *fuse.InHeader) ([]byte, fuse.St
 }
 
 func (f *timedFS) Access(c <-chan struct{}, in *fuse.AccessIn) fuse.Status {
-	t0 := time.Now()
-	return opAccess.done(t0, f.RawFileSystem.Access(c, in))
+	return opAccess.done(time.Now(), f.RawFileSystem.Access(c, in))
 }
 
 func (f *timedFS) GetXAttr(c <-chan struct{}, h *fuse.InHeader, attr string, dest []byte) (uint32, fuse.Status) {
@@ -141,23 +132,19 @@ func (f *timedFS) ListXAttr(c <-chan struct{}, h *fuse.InHeader, dest []byte) (u
 }
 
 func (f *timedFS) SetXAttr(c <-chan struct{}, in *fuse.SetXAttrIn, attr string, data []byte) fuse.Status {
-	t0 := time.Now()
-	return opSetXAttr.done(t0, f.RawFileSystem.SetXAttr(c, in, attr, data))
+	return opSetXAttr.done(time.Now(), f.RawFileSystem.SetXAttr(c, in, attr, data))
 }
 
 func (f *timedFS) RemoveXAttr(c <-chan struct{}, h *fuse.InHeader, attr string) fuse.Status {
-	t0 := time.Now()
-	return opRemoveXAttr.done(t0, f.RawFileSystem.RemoveXAttr(c, h, attr))
+	return opRemoveXAttr.done(time.Now(), f.RawFileSystem.RemoveXAttr(c, h, attr))
 }
 
 func (f *timedFS) Create(c <-chan struct{}, in *fuse.CreateIn, name string, out *fuse.CreateOut) fuse.Status {
-	t0 := time.Now()
-	return opCreate.done(t0, f.RawFileSystem.Create(c, in, name, out))
+	return opCreate.done(time.Now(), f.RawFileSystem.Create(c, in, name, out))
 }
 
 func (f *timedFS) Open(c <-chan struct{}, in *fuse.OpenIn, out *fuse.OpenOut) fuse.Status {
-	t0 := time.Now()
-	return opOpen.done(t0, f.RawFileSystem.Open(c, in, out))
+	return opOpen.done(time.Now(), f.RawFileSystem.Open(c, in, out))
 }
 
 func (f *timedFS) Read(c <-chan struct{}, in *fuse.ReadIn, buf []byte) (fuse.ReadResult, fuse.Status) {
@@ -170,8 +157,7 @@ func (f *timedFS) Read(c <-chan struct{}, in *fuse.ReadIn, buf []byte) (fuse.Rea
 }
 
 func (f *timedFS) Lseek(c <-chan struct{}, in *fuse.LseekIn, out *fuse.LseekOut) fuse.Status {
-	t0 := time.Now()
-	return opLseek.done(t0, f.RawFileSystem.Lseek(c, in, out))
+	return opLseek.done(time.Now(), f.RawFileSystem.Lseek(c, in, out))
 }
 
 func (f *timedFS) Write(c <-chan struct{}, in *fuse.WriteIn, data []byte) (uint32, fuse.Status) {
@@ -200,38 +186,31 @@ func (f *timedFS) CopyFileRange(c <-chan struct{}, in *fuse.CopyFileRangeIn) (ui
 }
 
 func (f *timedFS) Flush(c <-chan struct{}, in *fuse.FlushIn) fuse.Status {
-	t0 := time.Now()
-	return opFlush.done(t0, f.RawFileSystem.Flush(c, in))
+	return opFlush.done(time.Now(), f.RawFileSystem.Flush(c, in))
 }
 
 func (f *timedFS) Fsync(c <-chan struct{}, in *fuse.FsyncIn) fuse.Status {
-	t0 := time.Now()
-	return opFsync.done(t0, f.RawFileSystem.Fsync(c, in))
+	return opFsync.done(time.Now(), f.RawFileSystem.Fsync(c, in))
 }
 
 func (f *timedFS) Fallocate(c <-chan struct{}, in *fuse.FallocateIn) fuse.Status {
-	t0 := time.Now()
-	return opFallocate.done(t0, f.RawFileSystem.Fallocate(c, in))
+	return opFallocate.done(time.Now(), f.RawFileSystem.Fallocate(c, in))
 }
 
 func (f *timedFS) OpenDir(c <-chan struct{}, in *fuse.OpenIn, out *fuse.OpenOut) fuse.Status {
-	t0 := time.Now()
-	return opOpenDir.done(t0, f.RawFileSystem.OpenDir(c, in, out))
+	return opOpenDir.done(time.Now(), f.RawFileSystem.OpenDir(c, in, out))
 }
 
 func (f *timedFS) ReadDir(c <-chan struct{}, in *fuse.ReadIn, out *fuse.DirEntryList) fuse.Status {
-	t0 := time.Now()
-	return opReadDir.done(t0, f.RawFileSystem.ReadDir(c, in, out))
+	return opReadDir.done(time.Now(), f.RawFileSystem.ReadDir(c, in, out))
 }
 
 func (f *timedFS) ReadDirPlus(c <-chan struct{}, in *fuse.ReadIn, out *fuse.DirEntryList) fuse.Status {
-	t0 := time.Now()
-	return opReadDirPlus.done(t0, f.RawFileSystem.ReadDirPlus(c, in, out))
+	return opReadDirPlus.done(time.Now(), f.RawFileSystem.ReadDirPlus(c, in, out))
 }
 
 func (f *timedFS) FsyncDir(c <-chan struct{}, in *fuse.FsyncIn) fuse.Status {
-	t0 := time.Now()
-	return opFsyncDir.done(t0, f.RawFileSystem.FsyncDir(c, in))
+	return opFsyncDir.done(time.Now(), f.RawFileSystem.FsyncDir(c, in))
 }
 
 func (f *timedFS) Release(c <-chan struct{}, in *fuse.ReleaseIn) {
@@ -241,13 +220,11 @@ func (f *timedFS) Release(c <-chan struct{}, in *fuse.ReleaseIn) {
 }
 
 func (f *timedFS) StatFs(c <-chan struct{}, h *fuse.InHeader, out *fuse.StatfsOut) fuse.Status {
-	t0 := time.Now()
-	return opStatFs.done(t0, f.RawFileSystem.StatFs(c, h, out))
+	return opStatFs.done(time.Now(), f.RawFileSystem.StatFs(c, h, out))
 }
 
 func (f *timedFS) Statx(c <-chan struct{}, in *fuse.StatxIn, out *fuse.StatxOut) fuse.Status {
-	t0 := time.Now()
-	return opStatx.done(t0, f.RawFileSystem.Statx(c, in, out))
+	return opStatx.done(time.Now(), f.RawFileSystem.Statx(c, in, out))
 }
 
 // mountTimed is gofs.Mount with the node bridge wrapped in timedFS.

@@ -26,13 +26,14 @@ var (
 	_ gofs.FileFsyncdirer   = (*dirHandle)(nil)
 
 	// File content (node_open_file.go).
-	_ gofs.NodeOpener    = (*node)(nil)
-	_ gofs.NodeReleaser  = (*node)(nil)
-	_ gofs.NodeFlusher   = (*node)(nil)
-	_ gofs.NodeReader    = (*node)(nil)
-	_ gofs.NodeWriter    = (*node)(nil)
-	_ gofs.NodeFsyncer   = (*node)(nil)
-	_ gofs.NodeAllocater = (*node)(nil)
+	_ gofs.NodeOpener         = (*node)(nil)
+	_ gofs.NodeReleaser       = (*node)(nil)
+	_ gofs.NodeFlusher        = (*node)(nil)
+	_ gofs.NodeReader         = (*node)(nil)
+	_ gofs.NodeWriter         = (*node)(nil)
+	_ gofs.NodeFsyncer        = (*node)(nil)
+	_ gofs.NodeAllocater      = (*node)(nil)
+	_ gofs.NodeCopyFileRanger = (*node)(nil)
 
 	// Attributes (node_attr.go).
 	_ gofs.NodeGetattrer     = (*node)(nil)

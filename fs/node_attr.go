@@ -54,6 +54,9 @@ func (n *node) Setattr(ctx context.Context, f gofs.FileHandle, in *fuse.SetAttrI
 		a.Mtime = &ns
 	}
 	res, err := n.fs.ws.SetAttr(wctx(ctx), n.ino(), a)
+	if a.Size != nil {
+		n.fs.blocks.forget(n.ino())
+	}
 	if err != nil {
 		e := n.fs.errno("setattr", err)
 		if a.Size != nil {

@@ -8,6 +8,8 @@ import (
 	gofs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
 	"golang.org/x/sys/unix"
+
+	"github.com/agentfs/agentfs/work"
 )
 
 // openFlags are the FOPEN flags of an open file. The page cache may survive close and
@@ -89,7 +91,9 @@ func (n *node) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32,
 			return nil, 0, n.fs.errno("open", err)
 		}
 		if in.IsRegular() && in.Size != 0 {
-			if _, err := n.fs.ws.SetAttr(wctx(ctx), n.ino(), setSize(&zero)); err != nil {
+			_, err := n.fs.ws.SetAttr(wctx(ctx), n.ino(), setSize(&zero))
+			n.fs.blocks.forget(n.ino())
+			if err != nil {
 				return nil, 0, n.fs.errno("open", err)
 			}
 			n.inodeChanged()
@@ -127,6 +131,7 @@ func (n *node) Write(ctx context.Context, f gofs.FileHandle, data []byte, off in
 		n.fs.errs.set(n.ino(), e)
 		return 0, e
 	}
+	n.fs.blocks.wrote(n.ino(), uint64(off), uint64(off)+uint64(got))
 	n.inodeChanged()
 	return uint32(got), 0
 }
@@ -141,6 +146,36 @@ func (n *node) Fsync(ctx context.Context, f gofs.FileHandle, flags uint32) sysca
 		return e
 	}
 	return n.fs.reported(n.ino(), f)
+}
+
+// maxCopy bounds one copy_file_range: the reply counts bytes in 32 bits (the kernel asks
+// for less than 4 GiB at a time anyway; cp loops).
+const maxCopy = 1 << 30
+
+// CopyFileRange implements copy_file_range(2) between two files of this mount (the kernel
+// sends nothing else here): whole blocks are shared with the source instead of copied
+// (work.Workspace.CopyRange), so cp inside a branch writes almost nothing.
+func (n *node) CopyFileRange(ctx context.Context, fhIn gofs.FileHandle, offIn uint64, out *gofs.Inode, fhOut gofs.FileHandle, offOut uint64, length uint64, flags uint64) (uint32, syscall.Errno) {
+	if e := n.fs.writable(); e != 0 {
+		return 0, e
+	}
+	dst, ok := out.Operations().(*node)
+	if !ok || dst.fs != n.fs {
+		return 0, syscall.EXDEV
+	}
+	if flags != 0 {
+		return 0, syscall.EINVAL
+	}
+	if offIn > work.MaxFileSize || offOut > work.MaxFileSize {
+		return 0, syscall.EFBIG
+	}
+	got, err := n.fs.ws.CopyRange(wctx(ctx), handleGen(fhOut), n.ino(), int64(offIn), dst.ino(), int64(offOut), int64(min(length, maxCopy)))
+	if err != nil && got == 0 {
+		e := n.fs.errno("copy_file_range", err)
+		n.fs.errs.set(dst.ino(), e)
+		return 0, e
+	}
+	return uint32(got), 0
 }
 
 // Fallocate modes (linux/falloc.h).
@@ -158,6 +193,7 @@ const (
 // Allocate implements fallocate (see allocate) and tells the other mounts.
 func (n *node) Allocate(ctx context.Context, f gofs.FileHandle, off uint64, size uint64, mode uint32) syscall.Errno {
 	e := n.allocate(ctx, f, off, size, mode)
+	n.fs.blocks.forget(n.ino())
 	if e == 0 {
 		n.inodeChanged()
 	}

@@ -26,6 +26,7 @@ func (f *fsys) invalidateAll() {
 		return
 	}
 	ctx := context.Background()
+	f.blocks.forget()
 	type dirEntry struct {
 		dir  *gofs.Inode
 		name string

@@ -51,6 +51,10 @@ func (m *Manager) Check(ctx context.Context, remote string, verifyData bool) (*C
 	if err := m.refresh(ctx, remote, b, nil); err != nil {
 		return nil, err
 	}
+	ring, err := m.ring(ctx, remote)
+	if err != nil {
+		return nil, err
+	}
 	heads := map[string]store.ID{}
 	err = b.List(ctx, dirRefs, func(oi backends.ObjectInfo) error {
 		name := strings.TrimPrefix(oi.Key, dirRefs)
@@ -59,7 +63,7 @@ func (m *Manager) Check(ctx context.Context, remote string, verifyData bool) (*C
 			return nil
 		}
 		if err == nil {
-			heads[name], err = decodeRef(name, data)
+			heads[name], err = decodeRef(ring, name, data)
 		}
 		if err != nil {
 			res.Problems = append(res.Problems, Problem{Ref: "remote " + remote + " ref " + oi.Key, Path: "-", Object: "ref", Error: err.Error()})
@@ -159,10 +163,14 @@ func (m *Manager) checkHead(ctx context.Context, remote string, b backends.Backe
 
 // readBack reads one object from its pack in the bucket and checks its hash.
 func (m *Manager) readBack(ctx context.Context, b backends.Backend, id store.ID, l location) error {
+	ring, err := m.ring(ctx, l.remote)
+	if err != nil {
+		return err
+	}
 	data, err := readAll(ctx, b, packKey(l.pack), int64(l.off), int64(l.length))
 	if err != nil {
 		return fmt.Errorf("read pack %s: %w", l.pack, err)
 	}
-	_, err = decodeObject(id, data)
+	_, err = ring.decodeObject(id, data)
 	return err
 }

@@ -64,6 +64,10 @@ func (m *Manager) fetchObjects(ctx context.Context, remote string, b backends.Ba
 		}
 		byPack[l.pack] = append(byPack[l.pack], located{id, l})
 	}
+	ring, err := m.ring(ctx, remote)
+	if err != nil {
+		return err
+	}
 	runs := rangeRuns(byPack)
 	return parallel(ctx, len(runs), 6, func(i int) error {
 		run := runs[i]
@@ -75,7 +79,7 @@ func (m *Manager) fetchObjects(ctx context.Context, remote string, b backends.Ba
 		}
 		for _, o := range run {
 			rel := o.loc.off - first.off
-			content, err := decodeObject(o.id, data[rel:rel+uint64(o.loc.length)])
+			content, err := ring.decodeObject(o.id, data[rel:rel+uint64(o.loc.length)])
 			if err != nil {
 				m.o.Logger.Printf("remote %s: pack %s: %v", remote, first.pack, err)
 				return err
@@ -138,6 +142,10 @@ func (m *Manager) fetchOnce(ctx context.Context, id store.ID) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	ring, err := m.ring(ctx, l.remote)
+	if err != nil {
+		return nil, err
+	}
 	run := []located{{id, l}}
 	if l.kind == KindData && m.o.ReadAhead > 0 {
 		if run, err = m.readAhead(ctx, run, m.o.ReadAhead); err != nil {
@@ -157,7 +165,7 @@ func (m *Manager) fetchOnce(ctx context.Context, id store.ID) ([]byte, error) {
 	var out []byte
 	for i, o := range run {
 		rel := o.loc.off - l.off
-		content, err := decodeObject(o.id, data[rel:rel+uint64(o.loc.length)])
+		content, err := ring.decodeObject(o.id, data[rel:rel+uint64(o.loc.length)])
 		if err != nil {
 			m.o.Logger.Printf("remote %s: pack %s: %v", l.remote, l.pack, err)
 			if i == 0 {

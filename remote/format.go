@@ -28,6 +28,9 @@ const (
 	dirRefs    = "refs/heads/"
 	formatName = "agentfs-remote"
 	formatV    = 1
+	// formatEncrypted is the version of an encrypted remote's marker (crypt.go), so that
+	// versions of agentfs that do not encrypt refuse it instead of misreading it.
+	formatEncrypted = 2
 )
 
 // Object kinds in packs and indexes.
@@ -154,7 +157,7 @@ func decodeIndex(name string, b []byte) (store.ID, []entry, error) {
 		}
 		p = p[k1:]
 		l, k2 := binary.Uvarint(p)
-		if k2 <= 0 || l > maxObject+16 {
+		if k2 <= 0 || l > maxObject+16+entryExtra {
 			return bad("bad length")
 		}
 		p = p[k2:]
@@ -167,23 +170,36 @@ func decodeIndex(name string, b []byte) (store.ID, []entry, error) {
 	return pack, out, nil
 }
 
-// refRecord is the content of refs/heads/<branch>.
+// refRecord is the content of refs/heads/<branch> (sealed in an encrypted remote). Signer
+// and Sig are set when the pushing repository has a signing key (sign.go).
 type refRecord struct {
 	Commit string    `json:"commit"`
 	Time   time.Time `json:"time"`
 	Host   string    `json:"host,omitempty"`
+	Signer string    `json:"signer,omitempty"` // "ed25519:" + base64 public key
+	Sig    string    `json:"sig,omitempty"`    // base64 ed25519 signature of signedBytes
 }
 
-func decodeRef(branch string, data []byte) (store.ID, error) {
+// parseRef opens and decodes the ref of branch.
+func parseRef(ring *keyRing, branch string, data []byte) (refRecord, store.ID, error) {
 	var r refRecord
+	data, err := ring.openWhole("ref", branch, data)
+	if err != nil {
+		return r, store.ID{}, err
+	}
 	if err := json.Unmarshal(data, &r); err != nil {
-		return store.ID{}, fmt.Errorf("%w: ref %s: %v", ErrCorrupt, branch, err)
+		return r, store.ID{}, fmt.Errorf("%w: ref %s: %v", ErrCorrupt, branch, err)
 	}
 	id, err := store.ParseID(r.Commit)
 	if err != nil {
-		return store.ID{}, fmt.Errorf("%w: ref %s: %v", ErrCorrupt, branch, err)
+		return r, store.ID{}, fmt.Errorf("%w: ref %s: %v", ErrCorrupt, branch, err)
 	}
-	return id, nil
+	return r, id, nil
+}
+
+func decodeRef(ring *keyRing, branch string, data []byte) (store.ID, error) {
+	_, id, err := parseRef(ring, branch, data)
+	return id, err
 }
 
 func packKey(id store.ID) string  { return dirPacks + id.String() }

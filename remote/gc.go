@@ -114,6 +114,10 @@ func (m *Manager) GC(ctx context.Context, remote string, o GCOptions) (GCResult,
 	if err := checkFormat(ctx, b); err != nil {
 		return res, fmt.Errorf("remote %s: %w", remote, err)
 	}
+	ring, err := m.ring(ctx, remote)
+	if err != nil {
+		return res, err
+	}
 	// fence is checked before every write and delete: a collection that lost its lease
 	// (it stalled past the lease's TTL, so a push may be running) stops.
 	fence := func() error { return nil }
@@ -142,7 +146,7 @@ func (m *Manager) GC(ctx context.Context, remote string, o GCOptions) (GCResult,
 		if err != nil {
 			return fmt.Errorf("remote %s: read ref %s: %w", remote, oi.Key, err)
 		}
-		id, err := decodeRef(oi.Key, data)
+		id, err := decodeRef(ring, oi.Key[len(dirRefs):], data)
 		if err != nil {
 			return err // never collect with a ref we cannot read
 		}
@@ -277,7 +281,7 @@ func (m *Manager) GC(ctx context.Context, remote string, o GCOptions) (GCResult,
 	t.set("rewrite", 0, 0)
 	var removed []store.ID
 	var rw rewriter
-	rw.init(m, remote, b, o.DryRun, &res)
+	rw.init(m, remote, ring, b, o.DryRun, &res)
 	rw.fence = fence
 	for _, id := range ids {
 		p := packs[id]
@@ -545,9 +549,13 @@ func (m *Manager) gcLoad(ctx context.Context, remote string, b backends.Backend,
 			byPack[ls[0].pack] = append(byPack[ls[0].pack], located{id, ls[0]})
 		}
 	}
+	ring, err := m.ring(ctx, remote)
+	if err != nil {
+		return err
+	}
 	runs := rangeRuns(byPack)
 	out := make([][][]byte, len(runs))
-	err := parallel(ctx, len(runs), 6, func(i int) error {
+	err = parallel(ctx, len(runs), 6, func(i int) error {
 		run := runs[i]
 		first, last := run[0].loc, run[len(run)-1].loc
 		data, err := readAll(ctx, b, packKey(first.pack), int64(first.off), int64(last.off+uint64(last.length)-first.off))
@@ -557,7 +565,7 @@ func (m *Manager) gcLoad(ctx context.Context, remote string, b backends.Backend,
 		out[i] = make([][]byte, len(run))
 		for j, o := range run {
 			rel := o.loc.off - first.off
-			if out[i][j], err = decodeObject(o.id, data[rel:rel+uint64(o.loc.length)]); err != nil {
+			if out[i][j], err = ring.decodeObject(o.id, data[rel:rel+uint64(o.loc.length)]); err != nil {
 				m.o.Logger.Printf("remote %s: pack %s: %v", remote, first.pack, err)
 				return err
 			}
@@ -617,6 +625,7 @@ func (g *gcBlocks) Get(ctx context.Context, id store.ID, buf []byte) ([]byte, er
 type rewriter struct {
 	m       *Manager
 	remote  string
+	ring    *keyRing
 	b       backends.Backend
 	dryRun  bool
 	res     *GCResult
@@ -626,9 +635,9 @@ type rewriter struct {
 	fence   func() error
 }
 
-func (w *rewriter) init(m *Manager, remote string, b backends.Backend, dryRun bool, res *GCResult) {
-	*w = rewriter{m: m, remote: remote, b: b, dryRun: dryRun, res: res,
-		buf: append([]byte(nil), packMagic...), copied: map[store.ID]bool{}}
+func (w *rewriter) init(m *Manager, remote string, ring *keyRing, b backends.Backend, dryRun bool, res *GCResult) {
+	*w = rewriter{m: m, remote: remote, ring: ring, b: b, dryRun: dryRun, res: res,
+		buf: append([]byte(nil), ring.packMagic()...), copied: map[store.ID]bool{}}
 }
 
 func (w *rewriter) add(ctx context.Context, p *gcPack, live, kept map[store.ID]bool) error {
@@ -658,13 +667,19 @@ func (w *rewriter) add(ctx context.Context, p *gcPack, live, kept map[store.ID]b
 	for _, e := range todo {
 		rel := e.Offset - first.Offset
 		stored := data[rel : rel+uint64(e.Length)]
-		if _, err := decodeObject(e.ID, stored); err != nil {
+		content, err := w.ring.decodeObject(e.ID, stored)
+		if err != nil {
 			w.m.o.Logger.Printf("remote %s: pack %s: %v", w.remote, p.id, err)
 			return fmt.Errorf("remote %s: gc: pack %s: %w (nothing deleted)", w.remote, p.id, err)
 		}
+		if w.ring != nil && !bytes.Equal(stored[:keyIDLen], w.ring.current().id[:]) {
+			// Sealed with an older key: a new pack holds only entries of the current key,
+			// so that rekey can tell what it still has to rewrite by the index's key.
+			stored = w.ring.encodeObject(nil, e.ID, content)
+		}
 		off := len(w.buf)
 		w.buf = append(w.buf, stored...)
-		w.entries = append(w.entries, entry{ID: e.ID, Kind: e.Kind, Offset: uint64(off), Length: e.Length})
+		w.entries = append(w.entries, entry{ID: e.ID, Kind: e.Kind, Offset: uint64(off), Length: uint32(len(stored))})
 		w.res.Copied++
 		if len(w.buf) >= w.m.o.PackSize {
 			if err := w.flush(ctx); err != nil {
@@ -683,12 +698,12 @@ func (w *rewriter) flush(ctx context.Context) error {
 	if err := w.fence(); err != nil {
 		return err
 	}
-	n, err := w.m.putPack(ctx, w.remote, w.b, w.buf, w.entries)
+	n, err := w.m.putPack(ctx, w.remote, w.ring, w.b, w.buf, w.entries)
 	if err != nil {
 		return err
 	}
 	w.res.Written++
 	w.res.WrittenBytes += n
-	w.buf, w.entries = append([]byte(nil), packMagic...), nil
+	w.buf, w.entries = append([]byte(nil), w.ring.packMagic()...), nil
 	return nil
 }

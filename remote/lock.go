@@ -67,6 +67,7 @@ type leaseBody struct {
 // lease is one held lease, renewed in the background until released.
 type lease struct {
 	b      backends.Backend
+	ring   *keyRing // seals the body in an encrypted remote
 	remote string
 	key    string
 	ttl    time.Duration
@@ -88,14 +89,17 @@ func newToken() string {
 }
 
 func (m *Manager) newLease(remote string, b backends.Backend, kind, key string) *lease {
-	return &lease{b: b, remote: remote, key: key, ttl: m.o.LeaseTTL,
+	m.mu.Lock()
+	ring := m.rings[remote] // loaded by Push or GC before they take a lease
+	m.mu.Unlock()
+	return &lease{b: b, ring: ring, remote: remote, key: key, ttl: m.o.LeaseTTL,
 		body: leaseBody{Kind: kind, Token: newToken(), Host: m.o.Host, PID: os.Getpid(), TTL: m.o.LeaseTTL.String()}}
 }
 
 func (l *lease) encode() []byte {
 	l.body.Renewed = time.Now().UTC()
 	data, _ := json.Marshal(l.body)
-	return data
+	return l.ring.sealWhole("lease", l.key, data)
 }
 
 // ours reports whether the object at the lease's key holds this lease's token.
@@ -105,6 +109,9 @@ func (l *lease) ours(ctx context.Context) (etag string, ok bool, err error) {
 		return "", false, err
 	}
 	var lb leaseBody
+	if data, err = l.ring.openWhole("lease", l.key, data); err != nil {
+		return etag, false, nil
+	}
 	return etag, json.Unmarshal(data, &lb) == nil && lb.Token == l.body.Token, nil
 }
 

@@ -19,6 +19,11 @@ type PullOptions struct {
 	Full bool
 	// NoMerge makes a pull of a diverged branch fail with ErrDiverged instead of merging.
 	NoMerge bool
+	// Trust, when not nil, replaces the public keys this repository trusts for the remote
+	// (remembered): the ref must be signed by one of them (sign.go). Empty: any.
+	Trust []string `json:"trust,omitempty"`
+	// KeyFiles are the remote's key files (clone only; remote add --key-file otherwise).
+	KeyFiles []string `json:"key_files,omitempty"`
 }
 
 // PullResult says what a pull did.
@@ -32,11 +37,16 @@ type PullResult struct {
 	Bytes        int64             `json:"bytes"`
 	Conflicts    []branch.Conflict `json:"conflicts,omitempty"`
 	FetchedData  bool              `json:"fetched_data"`
+	Signer       string            `json:"signer,omitempty"` // who signed the remote ref, when it verified
 }
 
 // Branches lists the branches of a remote with their commits.
 func (m *Manager) Branches(ctx context.Context, remote string) (map[string]string, error) {
 	b, err := m.backend(ctx, remote)
+	if err != nil {
+		return nil, err
+	}
+	ring, err := m.ring(ctx, remote)
 	if err != nil {
 		return nil, err
 	}
@@ -53,7 +63,7 @@ func (m *Manager) Branches(ctx context.Context, remote string) (map[string]strin
 		if err != nil {
 			return err
 		}
-		id, err := decodeRef(name, data)
+		id, err := decodeRef(ring, name, data)
 		if err != nil {
 			return err
 		}
@@ -97,11 +107,35 @@ func (m *Manager) pull(ctx context.Context, remote, br string, o PullOptions, cl
 	if err != nil {
 		return res, fmt.Errorf("remote %s: read ref %s: %w", remote, br, err)
 	}
-	head, err := decodeRef(br, data)
+	ring, err := m.ring(ctx, remote)
+	if err != nil {
+		return res, err
+	}
+	rec, head, err := parseRef(ring, br, data)
+	if err != nil {
+		return res, err
+	}
+	if o.Trust != nil {
+		if err := m.configure(remote, Security{Trust: o.Trust}); err != nil {
+			return res, err
+		}
+	}
+	cfg, err := m.config(remote)
+	if err != nil {
+		return res, err
+	}
+	trust, err := parseTrust(cfg.Trust)
+	if err != nil {
+		return res, err
+	}
+	signed, err := verifyRef(remote, br, rec, head, trust)
 	if err != nil {
 		return res, err
 	}
 	res.RemoteCommit = head.String()
+	if signed != nil {
+		res.Signer = signed.Signer
+	}
 	t.set("index", 0, 0)
 	if err := m.refresh(ctx, remote, b, t); err != nil {
 		return res, err
@@ -127,6 +161,9 @@ func (m *Manager) pull(ctx context.Context, remote, br string, o PullOptions, cl
 		return res, fmt.Errorf("remote %s: branch %s: %w (the bucket's content is damaged or crafted); nothing was changed", remote, br, err)
 	}
 	if err := m.e.AdoptCommits(ctx, []store.ID{head}); err != nil {
+		return res, err
+	}
+	if err := m.recordSigner(head, signed); err != nil {
 		return res, err
 	}
 
@@ -311,7 +348,7 @@ type CloneResult struct {
 // other hosts.
 func (m *Manager) Clone(ctx context.Context, url string, branches []string, o PullOptions) (CloneResult, error) {
 	res := CloneResult{Remote: "origin", URL: url}
-	if _, err := m.Add(ctx, "origin", url); err != nil {
+	if _, err := m.Add(ctx, "origin", url, Security{KeyFiles: o.KeyFiles, Trust: o.Trust}); err != nil {
 		return res, err
 	}
 	if err := m.e.UseOwnInodeRegion(); err != nil {

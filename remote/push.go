@@ -3,12 +3,10 @@ package remote
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
 	"sync"
-	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 
@@ -66,8 +64,18 @@ func (m *Manager) Push(ctx context.Context, remote, br string) (PushResult, erro
 	head := ws.Base()
 	res.Commit = head.String()
 
-	if err := ensureFormat(ctx, b); err != nil {
+	var enc *encParams
+	if on, err := m.encryptNew(remote); err != nil {
+		return res, err
+	} else if on {
+		enc = newEncParams()
+	}
+	if err := ensureFormat(ctx, b, enc); err != nil {
 		return res, fmt.Errorf("remote %s: %w", remote, err)
+	}
+	ring, err := m.ring(ctx, remote)
+	if err != nil {
+		return res, err
 	}
 	// Announce the push before deciding what the remote already has (lock.go). The lease is
 	// renewed while the push runs and checked before the ref moves.
@@ -89,7 +97,7 @@ func (m *Manager) Push(ctx context.Context, remote, br string) (PushResult, erro
 	case err != nil:
 		return res, fmt.Errorf("remote %s: read ref %s: %w", remote, br, err)
 	default:
-		if remoteHead, err = decodeRef(br, data); err != nil {
+		if remoteHead, err = decodeRef(ring, br, data); err != nil {
 			return res, err
 		}
 		res.Previous = remoteHead.String()
@@ -163,14 +171,23 @@ func (m *Manager) Push(ctx context.Context, remote, br string) (PushResult, erro
 	}
 	// Move the ref. ifMatch "" creates it and fails if someone created it meanwhile.
 	t.set("ref", 0, 1)
-	rec, _ := json.Marshal(refRecord{Commit: head.String(), Time: time.Now().UTC(), Host: m.o.Host})
+	rec, signed, err := m.encodeRef(ring, br, head)
+	if err != nil {
+		return res, err
+	}
+	if signed != nil {
+		signed.Remote = remote
+	}
 	newTag, err := b.PutIf(ctx, refKey(br), rec, etag)
 	if errors.Is(err, backends.ErrPrecondition) {
 		// A retried PutIf whose first attempt landed (the answer was lost) fails its
 		// condition against our own write: look before reporting a rejection.
 		if data, tag, gerr := getCapped(ctx, b, refKey(br), maxRefSize); gerr == nil {
-			if id, derr := decodeRef(br, data); derr == nil && id == head {
+			if id, derr := decodeRef(ring, br, data); derr == nil && id == head {
 				if err := m.setTracking(remote, br, tracking{head, tag}); err != nil {
+					return res, err
+				}
+				if err := m.recordSigner(head, signed); err != nil {
 					return res, err
 				}
 				return res, m.clearPending(remote, br)
@@ -183,6 +200,9 @@ func (m *Manager) Push(ctx context.Context, remote, br string) (PushResult, erro
 		return res, fmt.Errorf("remote %s: update ref %s: %w (the objects are uploaded; pushing again finishes it)", remote, br, err)
 	}
 	if err := m.setTracking(remote, br, tracking{head, newTag}); err != nil {
+		return res, err
+	}
+	if err := m.recordSigner(head, signed); err != nil {
 		return res, err
 	}
 	return res, m.clearPending(remote, br)
@@ -332,6 +352,10 @@ func (m *Manager) send(ctx context.Context, remote string, b backends.Backend, o
 // records it in the local index cache (only once both are confirmed). Up to inflight packs
 // are uploaded at once.
 func (m *Manager) upload(ctx context.Context, remote string, b backends.Backend, objs []object, inflight int, t *tracker, res *PushResult) error {
+	ring, err := m.ring(ctx, remote)
+	if err != nil {
+		return err
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var (
@@ -339,7 +363,7 @@ func (m *Manager) upload(ctx context.Context, remote string, b backends.Backend,
 		mu      sync.Mutex
 		upErr   error
 		slots   = make(chan struct{}, inflight)
-		buf     = append([]byte(nil), packMagic...)
+		buf     = append([]byte(nil), ring.packMagic()...)
 		entries []entry
 	)
 	fail := func(err error) {
@@ -355,13 +379,13 @@ func (m *Manager) upload(ctx context.Context, remote string, b backends.Backend,
 			return
 		}
 		pack, ents := buf, entries
-		buf, entries = append(make([]byte, 0, m.o.PackSize+1<<20), packMagic...), nil
+		buf, entries = append(make([]byte, 0, m.o.PackSize+1<<20), ring.packMagic()...), nil
 		slots <- struct{}{}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			defer func() { <-slots }()
-			n, err := m.putPack(ctx, remote, b, pack, ents)
+			n, err := m.putPack(ctx, remote, ring, b, pack, ents)
 			if err != nil {
 				fail(err)
 				return
@@ -386,7 +410,7 @@ func (m *Manager) upload(ctx context.Context, remote string, b backends.Backend,
 			break
 		}
 		off := len(buf)
-		buf = encodeObject(buf, raw)
+		buf = ring.encodeObject(buf, o.id, raw)
 		entries = append(entries, entry{ID: o.id, Kind: o.kind, Offset: uint64(off), Length: uint32(len(buf) - off)})
 		if len(buf) >= m.o.PackSize {
 			flush()
@@ -403,12 +427,12 @@ func (m *Manager) upload(ctx context.Context, remote string, b backends.Backend,
 }
 
 // putPack uploads one pack and its index and records them locally; it returns the bytes sent.
-func (m *Manager) putPack(ctx context.Context, remote string, b backends.Backend, pack []byte, ents []entry) (int64, error) {
-	id := store.Sum(pack)
+func (m *Manager) putPack(ctx context.Context, remote string, ring *keyRing, b backends.Backend, pack []byte, ents []entry) (int64, error) {
+	id := ring.packName(pack)
 	if err := b.Put(ctx, packKey(id), bytes.NewReader(pack), int64(len(pack))); err != nil {
 		return 0, fmt.Errorf("remote %s: upload pack: %w", remote, err)
 	}
-	idx := encodeIndex(id, ents)
+	idx := ring.sealWhole("index", id.String(), encodeIndex(id, ents))
 	if err := b.Put(ctx, indexKey(id), bytes.NewReader(idx), int64(len(idx))); err != nil {
 		return 0, fmt.Errorf("remote %s: upload index: %w", remote, err)
 	}

@@ -62,6 +62,9 @@ type Options struct {
 	Open func(ctx context.Context, url string) (backends.Backend, error)
 	// Host names this repository in the refs it writes (default: the hostname).
 	Host string
+	// Dir is the repository's directory: its signing key (SigningKeyFile) signs the refs
+	// this repository pushes. "" = no signing.
+	Dir string
 	// LeaseTTL is how long a push or collection lease lives without renewal (lock.go);
 	// 0 = $AGENTFS_LEASE_TTL or DefaultLeaseTTL.
 	LeaseTTL time.Duration
@@ -79,6 +82,7 @@ type Manager struct {
 	mu    sync.Mutex
 	conns map[string]*conn // open backends by remote name
 	opMu  map[string]*sync.Mutex
+	rings map[string]*keyRing // key rings by remote name (nil: plaintext); keys.go
 
 	progMu   sync.Mutex
 	progNext int
@@ -134,6 +138,7 @@ func New(e *branch.Engine, o Options) *Manager {
 	m := &Manager{
 		e: e, st: e.Store(), db: e.Store().DB(), o: o,
 		conns: map[string]*conn{}, opMu: map[string]*sync.Mutex{}, progress: map[int]*tracker{},
+		rings: map[string]*keyRing{},
 	}
 	m.cache.init()
 	m.st.SetFetcher(m.fetch)
@@ -179,8 +184,9 @@ func prefixEnd(p []byte) []byte { return kv.PrefixEnd(p) }
 func (m *Manager) getKey(k []byte) ([]byte, bool, error) { return kv.Get(m.db, k) }
 
 // Add configures a remote. It opens the URL to check it (the bucket must exist and the
-// credentials work) but writes nothing there.
-func (m *Manager) Add(ctx context.Context, name, url string) (Remote, error) {
+// credentials work) but writes nothing there. sec (at most one) gives its keys and trusted
+// signers.
+func (m *Manager) Add(ctx context.Context, name, url string, sec ...Security) (Remote, error) {
 	if err := branch.ValidateName("remote", name); err != nil {
 		return Remote{}, err
 	}
@@ -193,7 +199,8 @@ func (m *Manager) Add(ctx context.Context, name, url string) (Remote, error) {
 	if err != nil {
 		return Remote{}, err
 	}
-	if err := checkFormat(ctx, b); err != nil {
+	mk, err := readMarker(ctx, b)
+	if err != nil {
 		b.Close()
 		return Remote{}, err
 	}
@@ -206,7 +213,20 @@ func (m *Manager) Add(ctx context.Context, name, url string) (Remote, error) {
 		old.b.Close()
 	}
 	m.conns[name] = &conn{url: url, b: &counting{Backend: b, s: &m.stats}}
+	delete(m.rings, name)
 	m.mu.Unlock()
+	for _, s := range sec {
+		if err := m.configure(name, s); err != nil {
+			m.Remove(ctx, name)
+			return Remote{}, err
+		}
+	}
+	if mk != nil { // a new bucket gets its marker (and, with a key, its salt) on the first push
+		if _, err := m.ring(ctx, name); err != nil {
+			m.Remove(ctx, name)
+			return Remote{}, err
+		}
+	}
 	return Remote{Name: name, URL: url}, nil
 }
 
@@ -249,6 +269,7 @@ func (m *Manager) Remove(ctx context.Context, name string) error {
 		c.b.Close()
 		delete(m.conns, name)
 	}
+	delete(m.rings, name)
 	m.mu.Unlock()
 	return nil
 }
@@ -315,35 +336,58 @@ func (m *Manager) remoteLock(name string) *sync.Mutex {
 	return l
 }
 
-// checkFormat reads the bucket's format marker, if any.
-func checkFormat(ctx context.Context, b backends.Backend) error {
-	data, _, err := getCapped(ctx, b, keyFormat, maxRefSize)
-	if errors.Is(err, backends.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	var f struct {
-		Format  string `json:"format"`
-		Version int    `json:"version"`
-	}
-	if err := json.Unmarshal(data, &f); err != nil || f.Format != formatName {
-		return fmt.Errorf("%w: %s in %s is not an agentfs remote marker", ErrFormat, keyFormat, b.Properties().Name)
-	}
-	if f.Version != formatV {
-		return fmt.Errorf("%w: %s has format version %d, this agentfs reads %d", ErrFormat, b.Properties().Name, f.Version, formatV)
-	}
-	return nil
+// marker is the bucket's format marker (agentfs.json).
+type marker struct {
+	Format     string     `json:"format"`
+	Version    int        `json:"version"`
+	Encryption *encParams `json:"encryption,omitempty"`
 }
 
-// ensureFormat writes the format marker if the bucket has none.
-func ensureFormat(ctx context.Context, b backends.Backend) error {
-	if err := checkFormat(ctx, b); err != nil {
+// readMarker reads the bucket's format marker; nil when it has none.
+func readMarker(ctx context.Context, b backends.Backend) (*marker, error) {
+	data, _, err := getCapped(ctx, b, keyFormat, maxRefSize)
+	if errors.Is(err, backends.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var f marker
+	if err := json.Unmarshal(data, &f); err != nil || f.Format != formatName {
+		return nil, fmt.Errorf("%w: %s in %s is not an agentfs remote marker", ErrFormat, keyFormat, b.Properties().Name)
+	}
+	switch {
+	case f.Version == formatV && f.Encryption == nil:
+	case f.Version == formatEncrypted && f.Encryption != nil:
+		if _, err := f.Encryption.check(); err != nil {
+			return nil, err
+		}
+	case f.Version == formatEncrypted || f.Version == formatV:
+		return nil, fmt.Errorf("%w: %s in %s is malformed", ErrFormat, keyFormat, b.Properties().Name)
+	default:
+		return nil, fmt.Errorf("%w: %s has format version %d, this agentfs reads %d and %d", ErrFormat, b.Properties().Name, f.Version, formatV, formatEncrypted)
+	}
+	return &f, nil
+}
+
+// checkFormat reads the bucket's format marker, if any.
+func checkFormat(ctx context.Context, b backends.Backend) error {
+	_, err := readMarker(ctx, b)
+	return err
+}
+
+// ensureFormat writes the format marker if the bucket has none: version 1, or version 2
+// with enc for an encrypted remote.
+func ensureFormat(ctx context.Context, b backends.Backend, enc *encParams) error {
+	if mk, err := readMarker(ctx, b); err != nil || mk != nil {
 		return err
 	}
-	data := fmt.Appendf(nil, "{\"format\":%q,\"version\":%d}\n", formatName, formatV)
-	_, err := b.PutIf(ctx, keyFormat, data, "")
+	mk := marker{Format: formatName, Version: formatV}
+	if enc != nil {
+		mk.Version, mk.Encryption = formatEncrypted, enc
+	}
+	data, _ := json.Marshal(mk)
+	_, err := b.PutIf(ctx, keyFormat, append(data, '\n'), "")
 	if errors.Is(err, backends.ErrPrecondition) {
 		return checkFormat(ctx, b)
 	}
@@ -454,9 +498,13 @@ func (m *Manager) refresh(ctx context.Context, remote string, b backends.Backend
 }
 
 func (m *Manager) refreshOnce(ctx context.Context, remote string, b backends.Backend, p *tracker) (int, error) {
+	ring, err := m.ring(ctx, remote)
+	if err != nil {
+		return 0, err
+	}
 	var todo []store.ID
 	listed := map[store.ID]bool{}
-	err := b.List(ctx, dirIndex, func(oi backends.ObjectInfo) error {
+	err = b.List(ctx, dirIndex, func(oi backends.ObjectInfo) error {
 		id, ok := parseHexName(oi.Key, dirIndex)
 		if !ok {
 			return nil
@@ -488,6 +536,9 @@ func (m *Manager) refreshOnce(ctx context.Context, remote string, b backends.Bac
 		}
 		if err != nil {
 			return fmt.Errorf("remote %s: read index %s: %w", remote, id, err)
+		}
+		if data, err = ring.openWhole("index", id.String(), data); err != nil {
+			return err
 		}
 		pack, entries, err := decodeIndex(indexKey(id), data)
 		if err != nil {

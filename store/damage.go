@@ -69,6 +69,12 @@ func AsDamage(err error, dir string) *DamageError {
 		return &DamageError{Kind: kindOf(info.Path), Path: info.Path, Why: why}
 	}
 	corrupt := pebble.IsCorruptionError(err) || errors.Is(err, pebble.ErrCorruption)
+	if !corrupt && errors.Is(err, ErrCorrupt) {
+		// A block that failed its hash check (here, or read from a bucket) names itself;
+		// the database is not damaged, and advice to repair it would be wrong (a crafted
+		// bucket must not lead anyone to move their database aside).
+		return nil
+	}
 	msg := err.Error()
 	// A damaged manifest often decodes into references to files that do not exist.
 	missing := strings.Contains(msg, "unknown to the objstorage provider") ||

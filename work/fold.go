@@ -36,7 +36,11 @@ type putFunc func(ctx context.Context, data []byte) (store.ID, error)
 
 // foldInto is foldBlocks writing tree nodes to t and blocks with put.
 func (ws *Workspace) foldInto(ctx context.Context, t *tree.Tree, put putFunc) (store.ID, int, []tree.Mutation, error) {
-	ws.folds.Add(1)
+	if ws.parent != nil {
+		ws.parent.folds.Add(1)
+	} else {
+		ws.folds.Add(1)
+	}
 	muts, err := ws.mutations()
 	if err != nil {
 		return store.ID{}, 0, nil, err

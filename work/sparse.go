@@ -2,7 +2,10 @@ package work
 
 import (
 	"context"
+	"encoding/binary"
 	"syscall"
+
+	"github.com/cockroachdb/pebble/v2"
 )
 
 // Sparse files: zeroing ranges (fallocate punch-hole and zero-range) and finding data and
@@ -10,10 +13,11 @@ import (
 //
 // A hole is a range that reads as zeros. Zeroed data is stored as nothing: an all-zero page
 // or block is not kept when the file's data is folded into blocks, so a punched range frees
-// its space at the next checkpoint. lseek reports every all-zero 4 KiB page as a hole,
-// whether it was never written, punched, or written with zeros: POSIX lets a filesystem
-// report zeros as a hole, and the tools that look for holes (cp --sparse, tar -S, rsync -S)
-// want exactly that.
+// its space at the next checkpoint. lseek reports a 4 KiB page as a hole when nothing is
+// stored for it: never written, punched, or written with zeros (a page of zeros is stored
+// empty, a block of zeros not at all). POSIX lets a filesystem report zeros as a hole, and
+// the tools that look for holes (cp --sparse, tar -S, rsync -S) want that; zeros inside a
+// stored block are reported as data, since telling them apart would mean reading them.
 
 // seekUnit is the granularity of holes reported by Seek.
 const seekUnit = 4 << 10
@@ -60,7 +64,11 @@ func (ws *Workspace) ZeroRange(ctx context.Context, ino uint64, off, length int6
 
 // Seek returns the offset of the first data (hole false) or hole (hole true) at or after
 // off in regular file ino, as lseek SEEK_DATA and SEEK_HOLE: ENXIO when off is at or past
-// the end, or when no data follows; the end of the file is a hole.
+// the end, or when no data follows; the end of the file is a hole. It reads keys, not
+// content: a 4 KiB page is data when the working layer holds a non-zero page for it, or,
+// without a page, when a stored block covers it (a fold stores no all-zero block, and a
+// page of zeros is stored empty). Zeros inside a stored block therefore count as data,
+// which POSIX allows. The cost follows the number of keys between off and the answer.
 func (ws *Workspace) Seek(ctx context.Context, ino uint64, off int64, hole bool) (int64, error) {
 	n, err := ws.GetAttr(ctx, ino)
 	if err != nil {
@@ -82,23 +90,49 @@ func (ws *Workspace) Seek(ctx context.Context, ino uint64, off int64, hole bool)
 		}
 		return off, nil
 	}
-	buf := make([]byte, 1<<20)
-	start := off / seekUnit * seekUnit
-	for pos := start; pos < size; {
-		k, err := ws.Read(ctx, ino, pos, buf[:min(int64(len(buf)), size-pos)])
+	ws.mu.RLock()
+	defer ws.mu.RUnlock()
+	units := uint64(size+seekUnit-1) / seekUnit
+	pages, err := ws.pageCursor(ino, uint64(off)/seekUnit, units)
+	if err != nil {
+		return 0, err
+	}
+	defer pages.close()
+	const none = ^uint64(0)
+	nextBlock, blockFrom := none, none // the first block with a key at or after blockFrom
+	for unit := uint64(off) / seekUnit; unit < units; {
+		if b := unit / pagesPerBlock; blockFrom == none || b > nextBlock || b < blockFrom {
+			blockFrom, nextBlock = b, none
+			err := ws.scan(ctx, BlockKey(ino, b), PrefixEnd(BlockPrefix(ino)), func(k, _ []byte) error {
+				nextBlock = binary.BigEndian.Uint64(k[9:17])
+				return Stop
+			})
+			if err != nil {
+				return 0, err
+			}
+		}
+		p, v, err := pages.next(unit)
 		if err != nil {
 			return 0, err
 		}
-		if k == 0 {
-			break
-		}
-		for p := 0; p < k; p += seekUnit {
-			IsZero := allZero(buf[p:min(p+seekUnit, k)])
-			if IsZero == hole {
-				return max(off, pos+int64(p)), nil
+		// The units [unit, run) are all data or all hole.
+		var data bool
+		var run uint64
+		switch {
+		case p == unit:
+			data, run = len(v) > 0, unit+1
+		case nextBlock == unit/pagesPerBlock:
+			data, run = true, min(p, (nextBlock+1)*pagesPerBlock)
+		default:
+			data, run = false, min(p, nextBlock*pagesPerBlock)
+			if nextBlock == none {
+				run = p
 			}
 		}
-		pos += int64(k)
+		if data != hole {
+			return max(off, int64(unit)*seekUnit), nil
+		}
+		unit = run
 	}
 	if hole {
 		return size, nil
@@ -106,19 +140,63 @@ func (ws *Workspace) Seek(ctx context.Context, ino uint64, off int64, hole bool)
 	return 0, syscall.ENXIO
 }
 
-func allZero(b []byte) bool {
-	for len(b) >= 8 {
-		if b[0]|b[1]|b[2]|b[3]|b[4]|b[5]|b[6]|b[7] != 0 {
-			return false
-		}
-		b = b[8:]
+// pageCursor walks the working pages of a file forward.
+type pageCursor struct {
+	it    *pebble.Iterator // nil: no overlay (a read-only view)
+	ws    *Workspace
+	index uint64
+	value []byte
+	done  bool
+}
+
+func (ws *Workspace) pageCursor(ino, first, last uint64) (*pageCursor, error) {
+	c := &pageCursor{ws: ws, done: ws.readOnly}
+	if ws.readOnly {
+		return c, nil
 	}
-	for _, c := range b {
-		if c != 0 {
-			return false
-		}
+	it, err := ws.db.NewIter(&pebble.IterOptions{
+		LowerBound: ws.overlayKey(pageKey(ino, first)),
+		UpperBound: ws.overlayKey(pageKey(ino, last+1)),
+	})
+	if err != nil {
+		return nil, err
 	}
-	return true
+	c.it = it
+	c.done = !it.First()
+	c.load()
+	return c, nil
+}
+
+// load skips deleted entries and remembers the current page.
+func (c *pageCursor) load() {
+	for !c.done {
+		if v := c.it.Value(); len(v) > 0 && v[0] == 1 {
+			c.index, c.value = keyPage(c.it.Key()[len(c.ws.prefix):]), v[1:]
+			return
+		}
+		c.done = !c.it.Next()
+	}
+}
+
+// next returns the first page at or after unit and its stored bytes (^0 when none).
+func (c *pageCursor) next(unit uint64) (uint64, []byte, error) {
+	for !c.done && c.index < unit {
+		c.done = !c.it.Next()
+		c.load()
+	}
+	if c.done {
+		if c.it != nil {
+			return ^uint64(0), nil, c.it.Error()
+		}
+		return ^uint64(0), nil, nil
+	}
+	return c.index, c.value, nil
+}
+
+func (c *pageCursor) close() {
+	if c.it != nil {
+		c.it.Close()
+	}
 }
 
 // StoredBytes returns what a file's data takes in the repository, for st_blocks: its stored

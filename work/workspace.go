@@ -77,8 +77,10 @@ type Workspace struct {
 	// ver counts the changes of the working state (every committed operation, every move
 	// of the base), so that a fold of it can be reused until it changes (fold once).
 	ver atomic.Uint64
-	// folds counts folds of the working state (for tests and metrics).
-	folds atomic.Uint64
+	// folds counts folds of the working state (for tests and metrics); a frozen copy counts
+	// in its parent's.
+	folds  atomic.Uint64
+	parent *Workspace
 
 	mu     sync.RWMutex
 	cache  *lru.Cache[string, cached] // visible values by tree key; see get
@@ -610,7 +612,7 @@ func (ws *Workspace) FoldCount() uint64 { return ws.folds.Load() }
 // workspace goes on changing. It writes nothing; close snap when done with the copy.
 func (ws *Workspace) FreezeLocked(snap pebble.Reader) *Workspace {
 	return &Workspace{
-		env: ws.env, db: ws.db, rd: snap, name: ws.name, id: ws.id, prefix: ws.prefix, readOnly: true,
+		env: ws.env, db: ws.db, rd: snap, name: ws.name, id: ws.id, prefix: ws.prefix, readOnly: true, parent: ws,
 		root: ws.root, base: ws.base, cache: newCache(), open: map[uint64]int{},
 	}
 }

@@ -29,20 +29,29 @@ func csiCmd() *cobra.Command {
 			if endpoint == "" {
 				return usageError{fmt.Errorf("csi needs --endpoint unix:///PATH")}
 			}
-			logger := log.New(os.Stderr, "agentfs csi: ", log.LstdFlags)
-			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
-			defer stop()
-			client, err := awaitDaemon(ctx, repoDir(), logger)
-			if err != nil {
-				return err
-			}
-			d := &csidriver.Driver{Daemon: client, NodeID: nodeID, RepoDir: repoDir(), Version: Version, Logger: logger}
-			return d.Serve(ctx, endpoint)
+			return runClient("csi", func(ctx context.Context, daemon *api.Client, logger *log.Logger) error {
+				d := &csidriver.Driver{Daemon: daemon, NodeID: nodeID, RepoDir: repoDir(), Version: Version, Logger: logger}
+				return d.Serve(ctx, endpoint)
+			})
 		},
 	}
 	cmd.Flags().StringVar(&endpoint, "endpoint", "", "where to serve CSI, unix:///path/csi.sock")
 	cmd.Flags().StringVar(&nodeID, "node-id", "", "this node's name (Kubernetes: spec.nodeName)")
 	return cmd
+}
+
+// runClient runs serve, a long-running client of the daemon of --repo (csi,
+// docker-plugin), with a logger prefixed by its name, until SIGTERM or SIGINT. It waits for
+// the daemon while it starts.
+func runClient(name string, serve func(ctx context.Context, daemon *api.Client, logger *log.Logger) error) error {
+	logger := log.New(os.Stderr, "agentfs "+name+": ", log.LstdFlags)
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	daemon, err := awaitDaemon(ctx, repoDir(), logger)
+	if err != nil {
+		return err
+	}
+	return serve(ctx, daemon, logger)
 }
 
 // awaitDaemon dials the daemon of dir, waiting while it starts (in a pod, the daemon's

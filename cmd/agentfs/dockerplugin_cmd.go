@@ -8,12 +8,11 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/signal"
 	"path/filepath"
-	"syscall"
 
 	"github.com/spf13/cobra"
 
+	"github.com/agentfs/agentfs/api"
 	"github.com/agentfs/agentfs/internal/dockerplugin"
 )
 
@@ -27,9 +26,6 @@ func dockerPluginCmd() *cobra.Command {
 			"It is a client of the daemon (agentfs serve) of --repo. See docs/containers.md.",
 		Args: nargs(0, "no arguments"),
 		RunE: func(c *cobra.Command, args []string) error {
-			logger := log.New(os.Stderr, "agentfs docker-plugin: ", log.LstdFlags)
-			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
-			defer stop()
 			root, err := absPath(mountRoot)
 			if err != nil {
 				return err
@@ -40,30 +36,28 @@ func dockerPluginCmd() *cobra.Command {
 			if real, err := filepath.EvalSymlinks(root); err == nil {
 				root = real
 			}
-			client, err := awaitDaemon(ctx, repoDir(), logger)
-			if err != nil {
-				return err
-			}
-			if err := os.MkdirAll(filepath.Dir(sock), 0o755); err != nil {
-				return err
-			}
-			os.Remove(sock) // a socket left by a plugin that died: nobody serves it
-			ln, err := net.Listen("unix", sock)
-			if err != nil {
-				return fmt.Errorf("listen on %s: %w", sock, err)
-			}
-			p := &dockerplugin.Plugin{Daemon: client, MountRoot: root, Logger: logger}
-			srv := &http.Server{Handler: p.Handler(), ErrorLog: logger}
-			go func() {
-				<-ctx.Done()
-				srv.Close()
-			}()
-			logger.Printf("serving the volume plugin on %s, mounting volumes under %s", sock, root)
-			if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
-				return err
-			}
-			os.Remove(sock)
-			return nil
+			return runClient("docker-plugin", func(ctx context.Context, daemon *api.Client, logger *log.Logger) error {
+				if err := os.MkdirAll(filepath.Dir(sock), 0o755); err != nil {
+					return err
+				}
+				os.Remove(sock) // a socket left by a plugin that died: nobody serves it
+				ln, err := net.Listen("unix", sock)
+				if err != nil {
+					return fmt.Errorf("listen on %s: %w", sock, err)
+				}
+				p := &dockerplugin.Plugin{Daemon: daemon, MountRoot: root, Logger: logger}
+				srv := &http.Server{Handler: p.Handler(), ErrorLog: logger}
+				go func() {
+					<-ctx.Done()
+					srv.Close()
+				}()
+				logger.Printf("serving the volume plugin on %s, mounting volumes under %s", sock, root)
+				if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+					return err
+				}
+				os.Remove(sock)
+				return nil
+			})
 		},
 	}
 	cmd.Flags().StringVar(&sock, "socket", "/run/docker/plugins/agentfs.sock", "Unix socket to serve the plugin protocol on")

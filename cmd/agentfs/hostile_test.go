@@ -15,6 +15,7 @@ import (
 	"github.com/agentfs/agentfs/backends"
 	"github.com/agentfs/agentfs/branch"
 	"github.com/agentfs/agentfs/internal/hostile"
+	"github.com/agentfs/agentfs/remote"
 	"github.com/agentfs/agentfs/store"
 )
 
@@ -118,33 +119,56 @@ func vmHWM(t *testing.T, pid int) int64 {
 // memory, and nothing appears outside the export target. Every crafted tree is refused by
 // clone, pull, diff, merge and export (the last three on the same tree planted in the
 // repository, since clone and pull no longer let it in).
+//
+// It runs on a plaintext remote and on an encrypted one, whose crafted objects are sealed
+// with the remote's key (an attacker who holds the key: a compromised host of the fleet).
 func TestHostileBucket(t *testing.T) {
+	t.Run("plaintext", func(t *testing.T) { testHostileBucket(t, false) })
+	t.Run("encrypted", func(t *testing.T) { testHostileBucket(t, true) })
+}
+
+func testHostileBucket(t *testing.T, encrypted bool) {
 	ctx := context.Background()
 	url := "file://" + t.TempDir()
 	origin := newRepo(t)
 	ok(t, origin, "import", "main", writeTree(t, map[string]string{"README": "hello\n", "dir/a.txt": "a\n"}))
-	ok(t, origin, "remote", "add", "origin", url)
+	var keyArgs []string
+	var sealer hostile.Sealer
+	if encrypted {
+		key := bytes.Repeat([]byte{7}, 32)
+		keyFile := filepath.Join(t.TempDir(), "key")
+		if err := os.WriteFile(keyFile, key, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		keyArgs = []string{"--key-file", keyFile}
+		c, err := remote.NewCodec(key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sealer = c
+	}
+	ok(t, origin, append([]string{"remote", "add", "origin", url}, keyArgs...)...)
 	ok(t, origin, "push", "origin", "main")
 	b, err := backends.Open(ctx, url)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer b.Close()
-	mainHead, err := hostile.ReadRef(ctx, b, "main")
+	mainHead, err := hostile.ReadRefSealed(ctx, b, sealer, "main")
 	if err != nil {
 		t.Fatal(err)
 	}
 	cases := hostile.Cases(mainHead)
 	for _, c := range cases {
-		if err := hostile.WritePack(ctx, b, c.Objects, c.Truncate); err != nil {
+		if err := hostile.WritePackSealed(ctx, b, sealer, c.Objects, c.Truncate); err != nil {
 			t.Fatal(err)
 		}
-		if err := hostile.SetRef(ctx, b, "evil-"+c.Name, c.Head); err != nil {
+		if err := hostile.SetRefSealed(ctx, b, sealer, "evil-"+c.Name, c.Head); err != nil {
 			t.Fatal(err)
 		}
 	}
 	repo := filepath.Join(t.TempDir(), "repo")
-	ok(t, repo, "clone", url, "--branch", "main")
+	ok(t, repo, append([]string{"clone", url, "--branch", "main"}, keyArgs...)...)
 	// The same trees planted in the repository itself (as a damaged disk or an older
 	// agentfs could leave them), so that diff, merge and export meet them even though clone
 	// and pull refuse them.
@@ -164,8 +188,8 @@ func TestHostileBucket(t *testing.T) {
 					t.Logf("%-40s exit 0", strings.Join(args, " "))
 				}
 			}
-			run("clone-lazy", filepath.Join(t.TempDir(), "c1"), "clone", url, "--branch", br)
-			run("clone-full", filepath.Join(t.TempDir(), "c2"), "clone", url, "--branch", br, "--full")
+			run("clone-lazy", filepath.Join(t.TempDir(), "c1"), append([]string{"clone", url, "--branch", br}, keyArgs...)...)
+			run("clone-full", filepath.Join(t.TempDir(), "c2"), append([]string{"clone", url, "--branch", br, "--full"}, keyArgs...)...)
 			run("pull", repo, "pull", "origin", br)
 			src := br // what ls, cat, diff, merge and export read
 			if planted[c.Name] {

@@ -67,12 +67,13 @@ func newRootCmd() *cobra.Command {
 	root.PersistentFlags().StringVar(&repoFlag, "repo", "", "repository directory (default $AGENTFS_REPO, else ~/.agentfs)")
 	root.PersistentFlags().BoolVarP(&quiet, "quiet", "q", false, "draw no progress bars (they are drawn only when stderr is a terminal)")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
+	root.PersistentPreRun = quietForJSON // progress.go
 	root.AddCommand(
 		initCmd(), importCmd(), exportCmd(), branchCmd(), forkCmd(), checkpointCmd(),
 		rollbackCmd(), diffCmd(), logCmd(), lsCmd(), catCmd(),
 		mountCmd(), unmountCmd(), mountsCmd(), serveCmd(), stopCmd(), mergeCmd(),
 		gcCmd(), fsckCmd(),
-		remoteCmd(), pushCmd(), pullCmd(), cloneCmd(),
+		remoteCmd(), pushCmd(), pullCmd(), cloneCmd(), keygenCmd(),
 		csiCmd(), dockerPluginCmd(),
 		versionCmd(), statusCmd(),
 		retentionCmd(), maintenanceCmd(), // maintenance_cmd.go

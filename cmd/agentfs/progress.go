@@ -4,21 +4,33 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"slices"
 	"sync"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
+	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
 
 	"github.com/agentfs/agentfs/api"
+	"github.com/agentfs/agentfs/remote"
 )
 
 // Progress bars on stderr for long commands (import, export, push, pull, clone, gc, fsck), drawn by
 // github.com/schollz/progressbar: phase, count, percentage and ETA where the total is known,
 // a spinner with the count where it is not. Nothing is drawn when stderr is not a terminal
-// (scripts, CI, pipes) or with --quiet.
+// (scripts, CI, pipes), with --quiet, or with --json.
 
 var quiet bool // --quiet / -q (main.go)
+
+// quietForJSON draws no bars for a command run with --json: its output is for a program,
+// which may read stdout and stderr from one terminal (an agent's pty), and must find there
+// the JSON value alone.
+func quietForJSON(c *cobra.Command, _ []string) {
+	if f := c.Flags().Lookup("json"); f != nil && f.Value.String() == "true" {
+		quiet = true
+	}
+}
 
 func drawProgress() bool {
 	if quiet {
@@ -107,10 +119,11 @@ func withEvents(ctx context.Context) (_ context.Context, end func()) {
 	}
 }
 
-// showProgress draws the progress of a remote operation (push, pull, clone) while it runs.
-// It polls the service, so it works the same through the daemon. The returned func stops
-// it and clears the bar.
-func showProgress(ctx context.Context, s api.Service) (stop func()) {
+// showProgress draws the progress of a remote operation (push, pull, clone) while it runs:
+// the first one in flight of that op, remote and branch (empty: any), since the daemon may
+// run other commands' transfers at the same time. It polls the service, so it works the same
+// through the daemon. The returned func stops it and clears the bar.
+func showProgress(ctx context.Context, s api.Service, op, rem, br string) (stop func()) {
 	if !drawProgress() {
 		return func() {}
 	}
@@ -130,15 +143,21 @@ func showProgress(ctx context.Context, s api.Service) (stop func()) {
 			case <-tick.C:
 			}
 			ps, err := s.RemoteProgress(ctx)
-			if err != nil || len(ps) == 0 {
+			if err != nil {
 				continue
 			}
-			op := ps[0] // one command runs one operation
-			detail := ""
-			if op.Bytes > 0 {
-				detail = mib(op.Bytes)
+			i := slices.IndexFunc(ps, func(p remote.Progress) bool {
+				return p.Op == op && (rem == "" || p.Remote == rem) && (br == "" || p.Branch == br)
+			})
+			if i < 0 {
+				continue
 			}
-			p.update(fmt.Sprintf("%s %s/%s: %s", op.Op, op.Remote, op.Branch, op.Phase), op.Done, op.Total, "", detail)
+			t := ps[i]
+			detail := ""
+			if t.Bytes > 0 {
+				detail = mib(t.Bytes)
+			}
+			p.update(fmt.Sprintf("%s %s/%s: %s", t.Op, t.Remote, t.Branch, t.Phase), t.Done, t.Total, "", detail)
 		}
 	}()
 	return func() { cancel(); wg.Wait() }

@@ -42,8 +42,8 @@ func progressCases(t *testing.T) []progressCase {
 }
 
 // checkBars runs each case on a terminal (a bar: its phase, its unit and the carriage
-// return that redraws it), on a terminal with -q (no bar) and into a pipe (nothing on
-// stderr).
+// return that redraws it), on a terminal with -q or --json (no bar) and into a pipe
+// (nothing on stderr).
 func checkBars(t *testing.T, repo string, cases []progressCase) {
 	t.Helper()
 	for _, c := range cases {
@@ -54,6 +54,12 @@ func checkBars(t *testing.T, repo string, cases []progressCase) {
 		}
 		if q := onTerminal(t, repo, append(c.args(), "-q")...); strings.Contains(q, "%|") || strings.Contains(q, c.unit) || strings.Contains(q, "\r"+c.phase) {
 			t.Errorf("%s -q on a terminal drew a bar:\n%q", name, q)
+		}
+		// With --json, the terminal shows the JSON value alone (an agent's pty mixes stdout
+		// and stderr).
+		j := strings.TrimSpace(strings.ReplaceAll(onTerminal(t, repo, append(c.args(), "--json")...), "\r\n", "\n"))
+		if strings.Contains(j, "\r") || !json.Valid([]byte(j)) {
+			t.Errorf("%s --json on a terminal: %q; want one JSON value and no bar", name, j)
 		}
 		if r := agentfs(t, repo, c.args()...); r.code != 0 || r.stderr != "" {
 			t.Errorf("%s into a pipe: exit %d, stderr %q; want nothing on stderr", name, r.code, r.stderr)

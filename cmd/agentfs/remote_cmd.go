@@ -25,13 +25,22 @@ func remoteCmd() *cobra.Command {
 		Args:  nargs(0, "a subcommand: add, list, remove"),
 	}
 	var addJSON, removeJSON bool
+	var addSec securityFlags
 	add := &cobra.Command{
-		Use:   "add NAME URL",
+		Use:   "add NAME URL [--key-file FILE]... [--trust PUBKEY]... [--trust-file FILE]",
 		Short: "Add a remote: s3://bucket/prefix?region=R, gs://bucket/prefix, az://account/container/prefix, file:///path",
-		Args:  nargs(2, "NAME and URL"),
+		Long: "remote add configures a remote. --key-file encrypts what agentfs writes there (a 32-byte key,\n" +
+			"64 hex digits, base64 of 32 bytes, or a passphrase; docs/format.md); the key can also come from\n" +
+			"AGENTFS_REMOTE_KEY_<NAME> or AGENTFS_REMOTE_KEY. --trust makes pull accept only branches\n" +
+			"signed by those keys (agentfs keygen prints one).",
+		Args: nargs(2, "NAME and URL"),
 		RunE: func(c *cobra.Command, args []string) error {
+			sec, err := addSec.security()
+			if err != nil {
+				return err
+			}
 			return run(func(ctx context.Context, s api.Service) error {
-				r, err := s.RemoteAdd(ctx, args[0], args[1])
+				r, err := s.RemoteAdd(ctx, args[0], args[1], sec)
 				if err != nil {
 					return err
 				}
@@ -40,6 +49,8 @@ func remoteCmd() *cobra.Command {
 		},
 	}
 	jsonFlag(add, &addJSON)
+	addSec.keyFlags(add)
+	addSec.trustFlags(add)
 	var asJSON bool
 	list := &cobra.Command{
 		Use:     "list",
@@ -80,7 +91,7 @@ func remoteCmd() *cobra.Command {
 		},
 	}
 	jsonFlag(remove, &removeJSON)
-	cmd.AddCommand(add, list, remove)
+	cmd.AddCommand(add, list, remove, rekeyCmd())
 	return cmd
 }
 
@@ -110,7 +121,7 @@ func pushCmd() *cobra.Command {
 		RunE: func(c *cobra.Command, args []string) error {
 			rem, br := remoteAndBranch(args)
 			return run(func(ctx context.Context, s api.Service) error {
-				stop := showProgress(ctx, s)
+				stop := showProgress(ctx, s, "push", rem, br)
 				res, err := s.Push(ctx, rem, br)
 				stop()
 				if err != nil {
@@ -134,6 +145,7 @@ func pushCmd() *cobra.Command {
 
 func pullCmd() *cobra.Command {
 	var asJSON, full, noMerge bool
+	var sec securityFlags
 	cmd := &cobra.Command{
 		Use:   "pull [REMOTE] BRANCH",
 		Short: "Fetch a branch from a remote (default origin) and bring the local branch up to it",
@@ -142,9 +154,13 @@ func pullCmd() *cobra.Command {
 		Args: oneOrTwo,
 		RunE: func(c *cobra.Command, args []string) error {
 			rem, br := remoteAndBranch(args)
+			trust, err := sec.trust()
+			if err != nil {
+				return err
+			}
 			return run(func(ctx context.Context, s api.Service) error {
-				stop := showProgress(ctx, s)
-				res, err := s.Pull(ctx, rem, br, remote.PullOptions{Full: full, NoMerge: noMerge})
+				stop := showProgress(ctx, s, "pull", rem, br)
+				res, err := s.Pull(ctx, rem, br, remote.PullOptions{Full: full, NoMerge: noMerge, Trust: trust})
 				stop()
 				if err != nil {
 					return err
@@ -160,6 +176,7 @@ func pullCmd() *cobra.Command {
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	cmd.Flags().BoolVar(&full, "full", false, "fetch file contents now, not on first read")
 	cmd.Flags().BoolVar(&noMerge, "no-merge", false, "fail instead of merging when the branches have diverged")
+	sec.trustFlags(cmd)
 	return cmd
 }
 
@@ -183,6 +200,7 @@ func printPull(res remote.PullResult) {
 func cloneCmd() *cobra.Command {
 	var branches []string
 	var full, asJSON bool
+	var sec securityFlags
 	cmd := &cobra.Command{
 		Use:   "clone URL [--branch B]...",
 		Short: "Create the repository at --repo from a remote (added as origin); lazy unless --full",
@@ -192,6 +210,10 @@ func cloneCmd() *cobra.Command {
 		Args: nargs(1, "URL"),
 		RunE: func(c *cobra.Command, args []string) error {
 			dir := repoDir()
+			s, err := sec.security()
+			if err != nil {
+				return err
+			}
 			if _, err := os.Stat(filepath.Join(dir, "FORMAT")); err == nil {
 				return fmt.Errorf("%w at %s: clone creates a new repository; choose another --repo", repo.ErrExists, dir)
 			}
@@ -202,8 +224,8 @@ func cloneCmd() *cobra.Command {
 				return err
 			}
 			svc := &api.Local{Engine: r.Engine, Remotes: r.Remotes}
-			stop := showProgress(ctx, svc)
-			res, err := r.Remotes.Clone(ctx, args[0], branches, remote.PullOptions{Full: full})
+			stop := showProgress(ctx, svc, "clone", "", "") // a new repository: its only transfer
+			res, err := r.Remotes.Clone(ctx, args[0], branches, remote.PullOptions{Full: full, KeyFiles: s.KeyFiles, Trust: s.Trust})
 			stop()
 			if err == nil && !slices.ContainsFunc(res.Branches, func(p remote.PullResult) bool { return p.Branch == "main" }) {
 				// init made an empty main; the remote's branches are what the user asked for.
@@ -232,5 +254,7 @@ func cloneCmd() *cobra.Command {
 	cmd.Flags().StringArrayVar(&branches, "branch", nil, "branch to clone (repeatable; default: all)")
 	cmd.Flags().BoolVar(&full, "full", false, "download file contents now, not on first read")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	sec.keyFlags(cmd)
+	sec.trustFlags(cmd)
 	return cmd
 }

@@ -322,6 +322,11 @@ func logCmd() *cobra.Command {
 					if cp.Pruned {
 						msg += " (pruned)"
 					}
+					if cp.SignedBy != "" {
+						msg += " [signed by " + cp.SignedBy + "]"
+					} else if cp.SignedVia != "" {
+						msg += " [signed via " + short(cp.SignedVia) + "]"
+					}
 					fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", short(cp.ID), cp.Time.Local().Format(time.DateTime), name, msg)
 				}
 				return w.Flush()

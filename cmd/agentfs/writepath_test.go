@@ -629,10 +629,12 @@ func TestWriteAmplification(t *testing.T) {
 	if after-before >= 2*size {
 		t.Errorf("the repository grew by %d KiB after gc (limit: twice the file, %d KiB)", (after-before)>>10, 2*size>>10)
 	}
-	// Without gc the growth is bounded too: the working pages are dropped at the checkpoint,
-	// and only the blocks the checkpoint folded (at most the file) are new.
-	if noGC-before >= 64<<20 {
-		t.Errorf("the repository grew by %d KiB before gc", (noGC-before)>>10)
+	// Without gc the growth is bounded by Pebble, not by the number of operations: the
+	// overwritten pages are dead values in its logs, memtables and blob files until
+	// compactions and blob rewrites drop them, which happens within a few memtables (64 MiB
+	// each). Measured: 12.8 MiB after 20,000 operations, 86 MiB after 1,000,000.
+	if limit := int64(3*64<<20 + 8<<20); noGC-before >= limit {
+		t.Errorf("the repository grew by %d KiB before gc (limit %d KiB)", (noGC-before)>>10, limit>>10)
 	}
 	d = startDaemon(t, repo)
 	defer d.stop(t)

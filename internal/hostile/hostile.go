@@ -125,24 +125,49 @@ func Bomb(kind byte, n int) Object {
 	return Object{ID: store.Sum(zero), Kind: kind, Stored: append([]byte{1}, s2.Encode(nil, zero)...)}
 }
 
+// Sealer encrypts what is written the way an encrypted remote does (remote.Codec): an
+// attacker who holds the remote's key. nil writes plaintext.
+type Sealer interface {
+	PackMagic() []byte
+	SealEntry(id store.ID, stored []byte) []byte
+	PackName(pack []byte) store.ID
+	Seal(purpose, name string, plain []byte) []byte
+	Open(purpose, name string, v []byte) ([]byte, error)
+}
+
 // WritePack writes objs as one pack with its index into b; truncate > 0 cuts that many
 // bytes off the end of the pack (the index still lists them).
 func WritePack(ctx context.Context, b backends.Backend, objs []Object, truncate int) error {
+	return WritePackSealed(ctx, b, nil, objs, truncate)
+}
+
+// WritePackSealed is WritePack into an encrypted remote (s nil: plaintext).
+func WritePackSealed(ctx context.Context, b backends.Backend, s Sealer, objs []Object, truncate int) error {
 	pack := []byte("AFPK\x01")
+	if s != nil {
+		pack = append([]byte(nil), s.PackMagic()...)
+	}
 	type ent struct {
 		o        Object
 		off, len uint64
 	}
 	var ents []ent
 	for _, o := range objs {
-		l := uint64(len(o.Stored))
+		stored := o.Stored
+		if s != nil {
+			stored = s.SealEntry(o.ID, stored)
+		}
+		l := uint64(len(stored))
 		if o.Length != 0 {
 			l = uint64(o.Length)
 		}
 		ents = append(ents, ent{o, uint64(len(pack)), l})
-		pack = append(pack, o.Stored...)
+		pack = append(pack, stored...)
 	}
 	id := store.Sum(pack)
+	if s != nil {
+		id = s.PackName(pack)
+	}
 	pack = pack[:len(pack)-min(truncate, len(pack)-5)]
 	idx := []byte("AFIX\x01")
 	idx = append(idx, id[:]...)
@@ -155,6 +180,9 @@ func WritePack(ctx context.Context, b backends.Backend, objs []Object, truncate 
 	}
 	sum := store.Sum(idx)
 	idx = append(idx, sum[:]...)
+	if s != nil {
+		idx = s.Seal("index", id.String(), idx)
+	}
 	if err := b.Put(ctx, "packs/"+id.String(), bytes.NewReader(pack), int64(len(pack))); err != nil {
 		return err
 	}
@@ -163,15 +191,33 @@ func WritePack(ctx context.Context, b backends.Backend, objs []Object, truncate 
 
 // SetRef points branch at commit in b (a raw write, as an attacker with write access would).
 func SetRef(ctx context.Context, b backends.Backend, branch string, commit store.ID) error {
+	return SetRefSealed(ctx, b, nil, branch, commit)
+}
+
+// SetRefSealed is SetRef into an encrypted remote (s nil: plaintext).
+func SetRefSealed(ctx context.Context, b backends.Backend, s Sealer, branch string, commit store.ID) error {
 	data, _ := json.Marshal(map[string]any{"commit": commit.String(), "time": time.Now().UTC(), "host": "attacker"})
+	if s != nil {
+		data = s.Seal("ref", branch, data)
+	}
 	return b.Put(ctx, "refs/heads/"+branch, bytes.NewReader(data), int64(len(data)))
 }
 
 // ReadRef returns the commit a ref names.
 func ReadRef(ctx context.Context, b backends.Backend, branch string) (store.ID, error) {
+	return ReadRefSealed(ctx, b, nil, branch)
+}
+
+// ReadRefSealed is ReadRef of an encrypted remote (s nil: plaintext).
+func ReadRefSealed(ctx context.Context, b backends.Backend, s Sealer, branch string) (store.ID, error) {
 	data, _, err := b.GetWithETag(ctx, "refs/heads/"+branch)
 	if err != nil {
 		return store.ID{}, err
+	}
+	if s != nil {
+		if data, err = s.Open("ref", branch, data); err != nil {
+			return store.ID{}, err
+		}
 	}
 	var r struct{ Commit string }
 	if err := json.Unmarshal(data, &r); err != nil {

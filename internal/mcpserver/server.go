@@ -117,12 +117,13 @@ func (s *server) provenance(req *mcp.CallToolRequest, toolCall string) branch.Pr
 	return p
 }
 
-// changed runs after a tool call that changed the branch.
-func (s *server) changed(ctx context.Context, req *mcp.CallToolRequest, what string) error {
-	if !s.o.AutoCheckpoint {
-		return nil
+// changed follows a tool's change of the branch, whose error is err: when the change
+// succeeded and AutoCheckpoint is on, it checkpoints the branch with the message what.
+func (s *server) changed(ctx context.Context, req *mcp.CallToolRequest, what string, err error) error {
+	if err != nil || !s.o.AutoCheckpoint {
+		return err
 	}
-	_, err := s.o.Service.CheckpointWith(ctx, s.o.Branch, branch.CheckpointOptions{Message: what, Provenance: s.provenance(req, "")})
+	_, err = s.o.Service.CheckpointWith(ctx, s.o.Branch, branch.CheckpointOptions{Message: what, Provenance: s.provenance(req, "")})
 	return err
 }
 
@@ -237,10 +238,8 @@ func (s *server) fileTools(srv *mcp.Server) {
 	mcp.AddTool(srv, &mcp.Tool{Name: "write_file", Annotations: overwrites,
 		Description: "Create a file or replace its whole content. Its directory must exist."},
 		func(ctx context.Context, req *mcp.CallToolRequest, a writeArgs) (*mcp.CallToolResult, any, error) {
-			if err := s.o.Service.WriteFile(ctx, s.o.Branch, a.Path, []byte(a.Content)); err != nil {
-				return nil, nil, err
-			}
-			if err := s.changed(ctx, req, "write_file "+a.Path); err != nil {
+			err := s.o.Service.WriteFile(ctx, s.o.Branch, a.Path, []byte(a.Content))
+			if err = s.changed(ctx, req, "write_file "+a.Path, err); err != nil {
 				return nil, nil, err
 			}
 			return text("Successfully wrote to %s", a.Path), nil, nil
@@ -262,10 +261,8 @@ func (s *server) fileTools(srv *mcp.Server) {
 			}
 			d := unifiedDiff(a.Path, old, cur)
 			if !a.DryRun {
-				if err := s.o.Service.WriteFile(ctx, s.o.Branch, a.Path, []byte(cur)); err != nil {
-					return nil, nil, err
-				}
-				if err := s.changed(ctx, req, "edit_file "+a.Path); err != nil {
+				err := s.o.Service.WriteFile(ctx, s.o.Branch, a.Path, []byte(cur))
+				if err = s.changed(ctx, req, "edit_file "+a.Path, err); err != nil {
 					return nil, nil, err
 				}
 			}
@@ -274,10 +271,8 @@ func (s *server) fileTools(srv *mcp.Server) {
 	mcp.AddTool(srv, &mcp.Tool{Name: "create_directory", Annotations: idempotent,
 		Description: "Create a directory and any missing parents; an existing directory is fine."},
 		func(ctx context.Context, req *mcp.CallToolRequest, a pathArg) (*mcp.CallToolResult, any, error) {
-			if err := s.o.Service.MakeDir(ctx, s.o.Branch, a.Path); err != nil {
-				return nil, nil, err
-			}
-			if err := s.changed(ctx, req, "create_directory "+a.Path); err != nil {
+			err := s.o.Service.MakeDir(ctx, s.o.Branch, a.Path)
+			if err = s.changed(ctx, req, "create_directory "+a.Path, err); err != nil {
 				return nil, nil, err
 			}
 			return text("Successfully created directory %s", a.Path), nil, nil
@@ -312,10 +307,8 @@ func (s *server) fileTools(srv *mcp.Server) {
 	mcp.AddTool(srv, &mcp.Tool{Name: "move_file", Annotations: destructive,
 		Description: "Move or rename a file or directory; fails if the destination exists."},
 		func(ctx context.Context, req *mcp.CallToolRequest, a moveArgs) (*mcp.CallToolResult, any, error) {
-			if err := s.o.Service.Move(ctx, s.o.Branch, a.Source, a.Destination); err != nil {
-				return nil, nil, err
-			}
-			if err := s.changed(ctx, req, "move_file "+a.Source+" "+a.Destination); err != nil {
+			err := s.o.Service.Move(ctx, s.o.Branch, a.Source, a.Destination)
+			if err = s.changed(ctx, req, "move_file "+a.Source+" "+a.Destination, err); err != nil {
 				return nil, nil, err
 			}
 			return text("Successfully moved %s to %s", a.Source, a.Destination), nil, nil

@@ -137,7 +137,7 @@ func open(dir string, readOnly bool) (*Repo, error) {
 		return nil, err
 	}
 	e.SetUsageFunc(gc.BranchUsage) // exact counts for quotas
-	rm := remote.New(e, remote.Options{Logger: log.New(os.Stderr, "agentfs: ", 0)})
+	rm := remote.New(e, remote.Options{Logger: log.New(os.Stderr, "agentfs: ", 0), Dir: dir})
 	return &Repo{Dir: dir, Store: st, Engine: e, Remotes: rm}, nil
 }
 
