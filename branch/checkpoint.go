@@ -29,6 +29,8 @@ func (e *Engine) checkpointWith(ctx context.Context, ws *Workspace, o Checkpoint
 	frozen := ws.FreezeLocked(snap)
 	overlay, ver := ws.OverlayID(), ws.VersionLocked()
 	oldRoot, base := ws.HeadLocked()
+	journal := ws.StartJournalLocked()
+	defer ws.EndJournal(journal)
 	ws.Unlock()
 
 	root, _, blocks, err := frozen.FoldBlocksLocked(ctx)
@@ -67,7 +69,7 @@ func (e *Engine) checkpointWith(ctx context.Context, ws *Workspace, o Checkpoint
 	var carry func(b *pebble.Batch, newID uint64) error
 	if ws.VersionLocked() != ver {
 		carry = func(b *pebble.Batch, newID uint64) (err error) {
-			carried, err = ws.CarryLocked(ctx, b, snap, newID)
+			carried, err = ws.CarryLocked(ctx, b, snap, newID, journal)
 			return err
 		}
 	}

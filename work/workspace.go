@@ -82,6 +82,11 @@ type Workspace struct {
 	folds  atomic.Uint64
 	parent *Workspace
 
+	// Journals of the keys changed while a checkpoint folds outside the lock (carry.go).
+	journalMu  sync.Mutex
+	journals   []*Journal
+	journaling atomic.Int32 // len(journals), read without journalMu by every commit
+
 	mu     sync.RWMutex
 	cache  *lru.Cache[string, cached] // visible values by tree key; see get
 	root   store.ID                   // tree root of the base commit
@@ -269,6 +274,7 @@ type Txn struct {
 	b      *pebble.Batch
 	staged map[string][]byte // nil value = deleted
 	pages  map[pageID][]byte // working pages written (see data.go); not cached
+	drops  []pageID          // pages deleted: ino, from index on (dropPages, dropPageRange)
 }
 
 func (ws *Workspace) begin() (*Txn, error) {
@@ -314,6 +320,9 @@ func (t *Txn) commit(sync bool) error {
 	t.ws.ver.Add(1)
 	for k, v := range t.staged {
 		t.ws.cache.Add(k, cached{v, v != nil})
+	}
+	if t.ws.journaling.Load() > 0 {
+		t.ws.journal(t)
 	}
 	return nil
 }
