@@ -110,7 +110,7 @@ func TestMountSeesChangesUnderneath(t *testing.T) {
 		}},
 		{"pull", func(t *testing.T, l *Local) func() {
 			ctx := context.Background()
-			if _, err := l.RemoteAdd(ctx, "origin", "file://"+t.TempDir()); err != nil {
+			if _, err := l.RemoteAdd(ctx, "origin", "file://"+t.TempDir(), remote.Security{}); err != nil {
 				t.Fatal(err)
 			}
 			write(t, l, "main", oldState)
