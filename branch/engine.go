@@ -134,6 +134,7 @@ func Open(st *store.Store, o Options) (*Engine, error) {
 		ws: map[string]*Workspace{}, busy: map[string]string{},
 	}
 	e.workEnv = e.newEnv()
+	st.SetMetadataCopySkip(work.SkipPages)
 	if err := e.loadQuotas(); err != nil {
 		return nil, err
 	}

@@ -30,62 +30,105 @@ import (
 
 const metaMagic = "agentfs metadata copy 1\n"
 
-// SaveMetadataCopy writes every key outside the block keyspace to path (atomically). It
-// skips the write when the content is what path already holds.
+// SaveMetadataCopy writes every key outside the block keyspace, except those the skip
+// function set by SetMetadataCopySkip passes over, to path (atomically). It streams: memory
+// stays bounded whatever the size of the keyspace. It skips the write when the content is
+// what path already holds (the checksums at the ends agree).
 func (s *Store) SaveMetadataCopy(path string) (written bool, err error) {
-	var buf bytes.Buffer
-	buf.WriteString(metaMagic)
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return false, err
+	}
+	defer func() {
+		if f != nil {
+			f.Close()
+		}
+		if !written {
+			os.Remove(tmp)
+		}
+	}()
+	h := sha256.New()
+	w := bufio.NewWriterSize(io.MultiWriter(f, h), 1<<20)
+	w.WriteString(metaMagic)
 	var n [binary.MaxVarintLen64]byte
 	put := func(b []byte) {
-		buf.Write(n[:binary.PutUvarint(n[:], uint64(len(b)))])
-		buf.Write(b)
+		w.Write(n[:binary.PutUvarint(n[:], uint64(len(b)))])
+		w.Write(b)
 	}
 	it, err := s.db.NewIter(nil)
 	if err != nil {
 		return false, err
 	}
-	for it.First(); it.Valid(); it.Next() {
-		if k := it.Key(); len(k) > 0 && k[0] == prefixBlock {
-			it.SeekGE([]byte{prefixBlock + 1})
-			if !it.Valid() {
-				break
-			}
+	for it.First(); it.Valid(); {
+		k := it.Key()
+		var to []byte
+		if len(k) > 0 && k[0] == prefixBlock {
+			to = []byte{prefixBlock + 1}
+		} else if s.copySkip != nil {
+			to = s.copySkip(k)
+		}
+		if to != nil {
+			it.SeekGE(to)
+			continue
 		}
 		v, err := it.ValueAndErr()
 		if err != nil {
 			it.Close()
 			return false, err
 		}
-		put(it.Key())
+		put(k)
 		put(v)
+		it.Next()
 	}
 	if err := errors.Join(it.Error(), it.Close()); err != nil {
 		return false, err
 	}
-	sum := sha256.Sum256(buf.Bytes())
-	buf.Write(sum[:])
-	if old, err := os.ReadFile(path); err == nil && bytes.Equal(old, buf.Bytes()) {
-		return false, nil
-	}
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
+	if err := w.Flush(); err != nil {
 		return false, err
 	}
-	if _, err = f.Write(buf.Bytes()); err == nil {
-		err = f.Sync()
+	sum := h.Sum(nil)
+	if _, err := f.Write(sum); err != nil {
+		return false, err
 	}
+	if sameChecksum(path, sum) {
+		return false, nil
+	}
+	err = f.Sync()
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
+	f = nil
 	if err == nil {
 		err = os.Rename(tmp, path)
 	}
-	if err != nil {
-		os.Remove(tmp)
-	}
 	return err == nil, err
 }
+
+// sameChecksum reports whether the copy at path ends with sum (a copy's last 32 bytes are
+// the SHA-256 of the rest, so equal sums mean equal copies).
+func sameChecksum(path string, sum []byte) bool {
+	f, err := os.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil || st.Size() < int64(len(sum)) {
+		return false
+	}
+	old := make([]byte, len(sum))
+	if _, err := f.ReadAt(old, st.Size()-int64(len(sum))); err != nil {
+		return false
+	}
+	return bytes.Equal(old, sum)
+}
+
+// SetMetadataCopySkip sets a function that, given a key, returns the key to seek to when
+// the metadata copy should pass over it (nil: copy it). The engine uses it to leave out the
+// working layer's pages: uncommitted file data can be gigabytes, and it is data, not what
+// the copy exists to keep (refs, names, overlays' metadata).
+func (s *Store) SetMetadataCopySkip(skip func(k []byte) []byte) { s.copySkip = skip }
 
 // ReadMetadataCopy calls fn for every key of the copy at path and returns when it was made.
 // A copy that fails its checksum is refused whole.

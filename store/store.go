@@ -52,6 +52,7 @@ type Fetcher func(ctx context.Context, id ID) ([]byte, error)
 // began after its Put returned has returned.
 type Store struct {
 	db       *pebble.DB
+	copySkip func(k []byte) []byte // keys the metadata copy passes over (SetMetadataCopySkip)
 	lock     *pebble.Lock
 	procKey  string // key in procLocks, "" if none
 	log      *log.Logger

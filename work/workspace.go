@@ -57,6 +57,17 @@ func OverlayPrefix(id uint64) []byte {
 	return k
 }
 
+// SkipPages is the metadata copy's skip function (store.SetMetadataCopySkip): it passes
+// over the working pages of every overlay, which are file data, not metadata.
+func SkipPages(k []byte) []byte {
+	if len(k) < 10 || k[0] != PfxOverlay || k[9] != KindPage {
+		return nil
+	}
+	to := append([]byte(nil), k[:10]...)
+	to[9] = KindPage + 1
+	return to
+}
+
 // Workspace is the live, mutable state of a branch: its base tree plus an overlay in Pebble
 // holding every key changed since the base. Reads look in the overlay, then in the base.
 // A Workspace made by View has no overlay and refuses writes.
