@@ -124,8 +124,8 @@ func TestNoCallAnswers500(t *testing.T) {
 		{"name": "..", "branch": "..", "ref": "..", "ref2": "..", "path": "..", "dir": "..", "from": ".."},
 		{"name": "a\u202Eb", "branch": "a\u202Eb", "ref": "main@a\u202Eb", "path": "x\x00y", "dir": "\x00"},
 		{"name": "nosuch", "branch": "nosuch", "ref": "nosuch", "ref2": "nosuch", "path": "/etc/passwd", "dir": "rel", "url": "bogus://x", "keep_within": "x", "keep_last": -1},
-		{"name": "r", "branch": "main", "url": "file:///nonexistent/x", "security": map[string]any{"key_files": []string{"/nonexistent", "rel"}, "trust": []string{"bogus", ""}}},
-		{"name": "r", "url": "file:///tmp", "security": map[string]any{"key_files": []string{"/etc/passwd"}, "trust": []string{"ed25519:AAAA"}}},
+		{"name": "r", "branch": "main", "url": "file://" + t.TempDir(), "security": map[string]any{"key_files": []string{"/nonexistent-key-file", "rel"}, "trust": []string{"bogus", ""}}},
+		{"name": "r2", "url": "file://" + t.TempDir(), "security": map[string]any{"key_files": []string{"/etc/passwd"}, "trust": []string{"ed25519:AAAA"}}},
 	}
 	for call := range calls {
 		switch call {

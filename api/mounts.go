@@ -197,6 +197,7 @@ func (t *MountTable) Unmount(dir string) error {
 	if m.branch != "" && !t.anyMountOf(m.branch) {
 		m.e.SetBusy(m.branch, "")
 	}
+	releaseMemorySoon() // release.go
 	return nil
 }
 

@@ -88,6 +88,7 @@ var codes = []struct {
 	{"invalid", remote.ErrKey, http.StatusBadRequest},
 	{"invalid", remote.ErrBadKey, http.StatusBadRequest},
 	{"untrusted", remote.ErrUntrusted, http.StatusForbidden},
+	{"remote_corrupt", store.ErrRemoteCorrupt, http.StatusBadGateway}, // the bucket's content, not ours
 }
 
 type call func(ctx context.Context, s Service, r Request) (any, error)

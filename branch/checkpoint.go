@@ -3,6 +3,7 @@ package branch
 import (
 	"context"
 	"fmt"
+	"syscall"
 
 	"github.com/cockroachdb/pebble/v2"
 
@@ -28,6 +29,8 @@ func (e *Engine) checkpointWith(ctx context.Context, ws *Workspace, o Checkpoint
 	frozen := ws.FreezeLocked(snap)
 	overlay, ver := ws.OverlayID(), ws.VersionLocked()
 	oldRoot, base := ws.HeadLocked()
+	journal := ws.StartJournalLocked()
+	defer ws.EndJournal(journal)
 	ws.Unlock()
 
 	root, _, blocks, err := frozen.FoldBlocksLocked(ctx)
@@ -66,7 +69,7 @@ func (e *Engine) checkpointWith(ctx context.Context, ws *Workspace, o Checkpoint
 	var carry func(b *pebble.Batch, newID uint64) error
 	if ws.VersionLocked() != ver {
 		carry = func(b *pebble.Batch, newID uint64) (err error) {
-			carried, err = ws.CarryLocked(ctx, b, snap, newID)
+			carried, err = ws.CarryLocked(ctx, b, snap, newID, journal)
 			return err
 		}
 	}
@@ -148,6 +151,9 @@ func (e *Engine) moveBase(ws *Workspace, b *pebble.Batch, id store.ID) error {
 // moveBaseCarry is moveBase that lets carry add entries of the new overlay to b first.
 func (e *Engine) moveBaseCarry(ws *Workspace, b *pebble.Batch, id store.ID, carry func(b *pebble.Batch, newID uint64) error) error {
 	defer e.lockBranch(ws.Branch())() // not Engine.mu: other branches commit meanwhile (locks.go)
+	if ws.Evicted() {                 // a caller held it past EvictIdle; the engine has a newer one
+		return fmt.Errorf("%w: branch %s was idle and closed while this operation held it; retry", syscall.ESTALE, ws.Branch())
+	}
 	br, err := e.GetBranch(ws.Branch())
 	if err != nil {
 		return err

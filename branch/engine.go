@@ -618,17 +618,11 @@ type LogEntry struct {
 // Workspace returns the shared working view of a branch. Opening one reads its base commit
 // (which may come from a remote) under the branch's lock only.
 func (e *Engine) Workspace(ctx context.Context, name string) (*Workspace, error) {
-	e.mu.Lock()
-	ws, ok := e.ws[name]
-	e.mu.Unlock()
-	if ok {
+	if ws := e.cachedWorkspace(name); ws != nil {
 		return ws, nil
 	}
 	defer e.lockBranch(name)()
-	e.mu.Lock()
-	ws, ok = e.ws[name]
-	e.mu.Unlock()
-	if ok {
+	if ws := e.cachedWorkspace(name); ws != nil {
 		return ws, nil
 	}
 	br, err := e.GetBranch(name)
@@ -639,7 +633,7 @@ func (e *Engine) Workspace(ctx context.Context, name string) (*Workspace, error)
 	if err != nil {
 		return nil, err
 	}
-	ws = newWorkspace(e, br, c.Root)
+	ws := newWorkspace(e, br, c.Root)
 	if err := ws.PurgeOrphans(ctx); err != nil {
 		return nil, err
 	}

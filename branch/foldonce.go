@@ -48,11 +48,6 @@ func (e *Engine) cachedFold(ws *Workspace) *foldCache {
 	return c
 }
 
-// keepFold records c as ws's fold. Callers hold ws's lock.
-func (e *Engine) keepFold(ws *Workspace, c *foldCache) {
-	e.keepFoldAt(ws, ws.OverlayID(), ws.VersionLocked(), c)
-}
-
 // keepFoldAt records c as the fold of ws at overlay and version ver (read under its lock
 // when the fold's snapshot was taken).
 func (e *Engine) keepFoldAt(ws *Workspace, overlay, ver uint64, c *foldCache) {

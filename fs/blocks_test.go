@@ -16,7 +16,7 @@ import (
 // TestStBlocksFollowsWrites checks st_blocks through a mount, which the mount keeps up to
 // date without counting after every write (fs/blocks.go), against a fresh count of what the
 // workspace stores (StoredBytes), after random writes (appends, overwrites, writes past the
-// end that leave holes), truncates and punched holes. AGENTFS_BLOCKS_SEED replays a seed.
+// end that leave holes), copy_file_range from a sparse file, truncates and punched holes. AGENTFS_BLOCKS_SEED replays a seed.
 func TestStBlocksFollowsWrites(t *testing.T) {
 	seed := uint64(time.Now().UnixNano())
 	if s := os.Getenv("AGENTFS_BLOCKS_SEED"); s != "" {
@@ -38,6 +38,15 @@ func TestStBlocksFollowsWrites(t *testing.T) {
 	for i := range buf {
 		buf[i] = byte(1 + i%251)
 	}
+	// g: 1 MiB with data only in its first and ninth 64 KiB blocks, the source of copies.
+	g, err := os.OpenFile(filepath.Join(m.Dir(), "g"), os.O_CREATE|os.O_RDWR, 0o644)
+	must(t, err)
+	defer g.Close()
+	_, err = g.WriteAt(buf[:64<<10], 0)
+	must(t, err)
+	_, err = g.WriteAt(buf[:64<<10], 512<<10)
+	must(t, err)
+	must(t, g.Truncate(1<<20))
 	size := int64(0)
 	for step := range 200 {
 		var what string
@@ -54,6 +63,13 @@ func TestStBlocksFollowsWrites(t *testing.T) {
 			_, err = f.WriteAt(buf[:n], off)
 			size = max(size, off+int64(n))
 			what = "write " + strconv.Itoa(n) + " at " + strconv.FormatInt(off, 10)
+		case k < 7: // copy_file_range from g (blocks shared, holes included)
+			offIn, offOut := rng.Int64N(1<<20), rng.Int64N(size+1)
+			n := 1 + rng.IntN(200<<10)
+			var got int
+			got, err = unix.CopyFileRange(int(g.Fd()), &offIn, int(f.Fd()), &offOut, n, 0)
+			size = max(size, offOut)
+			what = "copy " + strconv.Itoa(got) + " to " + strconv.FormatInt(offOut-int64(got), 10)
 		case k < 8:
 			size = rng.Int64N(size + 200<<10 + 1)
 			err = f.Truncate(size)

@@ -64,6 +64,8 @@ type Mounted struct {
 	fsys   *fsys
 	server *fuse.Server
 
+	removeHook func() // drops the workspace's reset hook of this mount
+
 	mu        sync.Mutex
 	unmounted bool
 }
@@ -136,7 +138,7 @@ func Mount(ws *work.Workspace, dir string, o Options) (*Mounted, error) {
 		return nil, mountCause(abs, err, mark) // mounterr.go: the cause, not the exit code
 	}
 	m := &Mounted{dir: abs, fsys: f, server: server}
-	ws.OnReset(f.invalidateAll)
+	m.removeHook = ws.OnReset(f.invalidateAll)
 	f.register()
 	return m, nil
 }
@@ -228,6 +230,9 @@ func (m *Mounted) Unmount() error {
 	}
 	m.unmounted = true
 	m.fsys.closed.Store(true)
+	// The hook holds the whole mount (its inode tree, the server and its buffers): without
+	// this every mount of the workspace ever made stayed in memory.
+	m.removeHook()
 	m.fsys.unregister()
 	return ferr
 }

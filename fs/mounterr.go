@@ -72,6 +72,9 @@ func mountCause(dir string, err error, mark stderrMark) error {
 		}
 	}
 	if said := mark.fusermountSaid(); said != "" {
+		if strings.Contains(said, "/dev/fuse") && strings.Contains(said, "ermission denied") {
+			said += fmt.Sprintf("; user %d needs read-write access to /dev/fuse (mode 0666, as udev sets it on most systems), or run the daemon as root", os.Geteuid())
+		}
 		return fmt.Errorf("mount at %s: %s", dir, said)
 	}
 	if e := unix.Access(dir, unix.W_OK); e != nil {

@@ -170,6 +170,11 @@ func (n *node) CopyFileRange(ctx context.Context, fhIn gofs.FileHandle, offIn ui
 		return 0, syscall.EFBIG
 	}
 	got, err := n.fs.ws.CopyRange(wctx(ctx), handleGen(fhOut), n.ino(), int64(offIn), dst.ino(), int64(offOut), int64(min(length, maxCopy)))
+	if got > 0 {
+		// Shared blocks may bring the source's holes: count the destination again.
+		n.fs.blocks.forget(dst.ino())
+		dst.inodeChanged()
+	}
 	if err != nil && got == 0 {
 		e := n.fs.errno("copy_file_range", err)
 		n.fs.errs.set(dst.ino(), e)
@@ -185,12 +190,8 @@ const (
 	fallocZeroRange = 0x10
 )
 
-// Allocate implements fallocate: mode 0 and KEEP_SIZE allocate (blocks are stored lazily in a
-// copy-on-write store, so nothing is reserved: mode 0 only extends the size), PUNCH_HOLE
-// (always with KEEP_SIZE, the kernel checks) and ZERO_RANGE (with or without KEEP_SIZE)
-// make the range read as zeros and store nothing for it. Other modes (COLLAPSE_RANGE,
-// INSERT_RANGE, UNSHARE_RANGE) get EOPNOTSUPP, as on many local filesystems.
-// Allocate implements fallocate (see allocate) and tells the other mounts.
+// Allocate implements fallocate (see allocate), then drops the file's st_blocks count and
+// tells the other mounts.
 func (n *node) Allocate(ctx context.Context, f gofs.FileHandle, off uint64, size uint64, mode uint32) syscall.Errno {
 	e := n.allocate(ctx, f, off, size, mode)
 	n.fs.blocks.forget(n.ino())
@@ -200,6 +201,11 @@ func (n *node) Allocate(ctx context.Context, f gofs.FileHandle, off uint64, size
 	return e
 }
 
+// allocate implements fallocate: mode 0 and KEEP_SIZE allocate (blocks are stored lazily in a
+// copy-on-write store, so nothing is reserved: mode 0 only extends the size), PUNCH_HOLE
+// (always with KEEP_SIZE, the kernel checks) and ZERO_RANGE (with or without KEEP_SIZE)
+// make the range read as zeros and store nothing for it. Other modes (COLLAPSE_RANGE,
+// INSERT_RANGE, UNSHARE_RANGE) get EOPNOTSUPP, as on many local filesystems.
 func (n *node) allocate(ctx context.Context, f gofs.FileHandle, off uint64, size uint64, mode uint32) syscall.Errno {
 	if e := n.fs.writable(); e != 0 {
 		return e

@@ -394,7 +394,7 @@ func (m *Manager) FetchVerified(ctx context.Context, id store.ID) ([]byte, error
 		return nil, err
 	}
 	if store.Sum(data) != id {
-		return nil, fmt.Errorf("%w: block %s in the remote does not match its hash", store.ErrCorrupt, id)
+		return nil, fmt.Errorf("%w: block %s in the remote does not match its hash", ErrCorrupt, id)
 	}
 	return data, nil
 }

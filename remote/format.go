@@ -61,7 +61,7 @@ const (
 )
 
 // ErrCorrupt: an object in the bucket (pack entry or index) failed its check.
-var ErrCorrupt = fmt.Errorf("remote: %w", store.ErrCorrupt)
+var ErrCorrupt = store.ErrRemoteCorrupt
 
 // ErrFormat: the bucket holds something this version does not read.
 var ErrFormat = errors.New("remote: unsupported bucket format")

@@ -140,8 +140,12 @@ func (m *Manager) ring(ctx context.Context, name string) (*keyRing, error) {
 		// Refuse to read an encrypted remote's objects as plaintext because its marker is
 		// gone; a push writes the marker first.
 		return nil, keyErrorf("remote %s has no format marker (%s), but a key is set for it: push to it first, or check the bucket", name, keyFormat)
+	case mk == nil && len(srcs) > 0:
+		return nil, nil // a first push with AGENTFS_REMOTE_KEY makes it encrypted: look again
 	case mk == nil:
-		return nil, nil
+		// No marker and no key: plaintext (a bucket written before markers, or empty), and
+		// cached, so that lazy reads do not read the marker each time. A key set later
+		// (configure) drops the cache.
 	case mk.Encryption == nil && own:
 		return nil, keyErrorf("remote %s is not encrypted, but a key is set for it: use a new bucket for encrypted data, or remove the key (agentfs remote remove %s, then add it without --key-file)", name, name)
 	case mk.Encryption != nil:

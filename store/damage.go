@@ -64,6 +64,9 @@ func AsDamage(err error, dir string) *DamageError {
 	if errors.As(err, &de) {
 		return de
 	}
+	if errors.Is(err, ErrRemoteCorrupt) {
+		return nil // the bucket's content is bad, not the database
+	}
 	why := firstLine(err.Error())
 	if info := pebble.ExtractDataCorruptionInfo(err); info != nil {
 		return &DamageError{Kind: kindOf(info.Path), Path: info.Path, Why: why}

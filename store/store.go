@@ -28,6 +28,9 @@ var (
 	ErrNotFound = errors.New("store: block not found")
 	ErrCorrupt  = errors.New("store: block corrupt")
 	ErrLocked   = errors.New("store: repository is in use by another process")
+	// ErrRemoteCorrupt: a block or object fetched from a remote failed its check. The bucket
+	// is at fault, not this repository's database (AsDamage does not report it as damage).
+	ErrRemoteCorrupt = fmt.Errorf("remote: %w", ErrCorrupt)
 )
 
 const prefixBlock = 'b'
@@ -344,7 +347,8 @@ func (s *Store) fetch(ctx context.Context, id ID, buf []byte) ([]byte, error) {
 		return nil, fmt.Errorf("store: fetch block %s: %w", id, err)
 	}
 	if Sum(data) != id {
-		return nil, s.corrupt(id, "fetched", "content hash mismatch")
+		s.log.Printf("store: fetched block %s corrupt: content hash mismatch", id)
+		return nil, fmt.Errorf("%w: block %s (fetched): content hash mismatch", ErrRemoteCorrupt, id)
 	}
 	if !s.readOnly {
 		// A full disk only stops the caching: the verified block is still returned.

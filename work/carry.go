@@ -1,11 +1,12 @@
 package work
 
 import (
-	"bytes"
 	"context"
 	"errors"
 
 	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/agentfs/agentfs/internal/kv"
 )
 
 // Folding outside the lock. A checkpoint folds a frozen copy of the working state
@@ -14,75 +15,109 @@ import (
 // snapshot are not in the checkpoint: CarryLocked moves them into the branch's next overlay,
 // so that the checkpoint's tree plus that overlay shows exactly the current state.
 
+// Journal records the overlay keys changed after a checkpoint's snapshot.
+type Journal struct {
+	keys  map[string]bool // tree keys set or deleted, pages included
+	drops []pageID        // page ranges deleted
+}
+
+// StartJournalLocked starts recording the keys every operation changes, for CarryLocked.
+// Callers hold the lock and end the journal with EndJournal.
+func (ws *Workspace) StartJournalLocked() *Journal {
+	j := &Journal{keys: map[string]bool{}}
+	ws.journalMu.Lock()
+	ws.journals = append(ws.journals, j)
+	ws.journaling.Store(int32(len(ws.journals)))
+	ws.journalMu.Unlock()
+	return j
+}
+
+// EndJournal stops j; it may be called more than once, with or without the lock.
+func (ws *Workspace) EndJournal(j *Journal) {
+	ws.journalMu.Lock()
+	defer ws.journalMu.Unlock()
+	for i, x := range ws.journals {
+		if x == j {
+			ws.journals = append(ws.journals[:i], ws.journals[i+1:]...)
+			break
+		}
+	}
+	ws.journaling.Store(int32(len(ws.journals)))
+}
+
+// journal records what committed transaction t changed in every active journal.
+func (ws *Workspace) journal(t *Txn) {
+	ws.journalMu.Lock()
+	defer ws.journalMu.Unlock()
+	for _, j := range ws.journals {
+		for k := range t.staged {
+			j.keys[k] = true
+		}
+		for id := range t.pages {
+			j.keys[string(pageKey(id.ino, id.index))] = true
+		}
+		j.drops = append(j.drops, t.drops...)
+	}
+}
+
 // CarryLocked writes into b, under overlay newID, what the working state changed since snap
-// was taken (the snapshot a frozen copy folded into a tree). It returns the block keys it
-// carried: their fold results are hidden by the carried entries. Callers hold the lock.
+// was taken (the snapshot a frozen copy folded into a tree), as journal j recorded it, and
+// ends j. It returns the block keys it carried: their fold results are hidden by the carried
+// entries. Its cost follows the writes made since the snapshot. Callers hold the lock.
 //
-// An overlay entry whose value differs from the snapshot's (or is new) is carried. A block
-// is "dirty" when its block key changed, or a page of it that the snapshot held is gone (a
-// truncate or unlink dropped it): the fold applied that page to the block, so the block's
-// current key value (from the overlay, else the old base tree, else a deletion) and all its
-// current pages are carried, hiding the folded block.
-func (ws *Workspace) CarryLocked(ctx context.Context, b *pebble.Batch, snap pebble.Reader, newID uint64) (map[string]bool, error) {
+// A changed key is carried with its current overlay value. A block is "dirty" when its
+// block key changed, or a page of it that the snapshot held is gone (a truncate or unlink
+// dropped it): the fold applied that page to the block, so the block's current key value
+// (from the overlay, else the old base tree, else a deletion) and all its current pages are
+// carried, hiding the folded block.
+func (ws *Workspace) CarryLocked(ctx context.Context, b *pebble.Batch, snap pebble.Reader, newID uint64, j *Journal) (map[string]bool, error) {
+	ws.EndJournal(j)
 	newPrefix := OverlayPrefix(newID)
 	set := func(k, v []byte) error {
 		return b.Set(append(append(make([]byte, 0, len(newPrefix)+len(k)), newPrefix...), k...), v, nil)
 	}
-	bounds := &pebble.IterOptions{LowerBound: ws.prefix, UpperBound: PrefixEnd(ws.prefix)}
-	old, err := snap.NewIter(bounds)
-	if err != nil {
-		return nil, err
-	}
-	defer old.Close()
-	cur, err := ws.db.NewIter(bounds)
-	if err != nil {
-		return nil, err
-	}
-	defer cur.Close()
 	type blockID struct{ ino, index uint64 }
 	dirty := map[blockID]bool{}
-	old.First()
-	cur.First()
-	for old.Valid() || cur.Valid() {
-		c := 0
-		switch {
-		case !old.Valid():
-			c = 1
-		case !cur.Valid():
-			c = -1
-		default:
-			c = bytes.Compare(old.Key(), cur.Key())
+	for ks := range j.keys {
+		k := []byte(ks)
+		if k[0] == KindBlock {
+			dirty[blockID{KeyIno(k), keyPage(k)}] = true // a block key holds its index where a page key does
+			continue
 		}
-		var k []byte
-		if c <= 0 {
-			k = old.Key()[len(ws.prefix):]
-		} else {
-			k = cur.Key()[len(ws.prefix):]
+		v, now, err := kv.Get(ws.db, ws.overlayKey(k))
+		if err != nil {
+			return nil, err
 		}
-		switch {
-		case c < 0: // gone since the snapshot: only pages are ever removed
-			if k[0] == KindPage {
-				dirty[blockID{KeyIno(k), keyPage(k) / pagesPerBlock}] = true
-			} else {
+		if !now {
+			if k[0] != KindPage {
 				return nil, errors.New("working layer: an overlay entry other than a page vanished during a checkpoint")
 			}
-		case c > 0 || !bytes.Equal(old.Value(), cur.Value()): // new or changed
-			if err := set(k, cur.Value()); err != nil {
+			_, inSnap, err := kv.Get(snap, ws.overlayKey(k))
+			if err != nil {
 				return nil, err
 			}
-			if k[0] == KindBlock {
-				dirty[blockID{KeyIno(k), keyPage(k)}] = true // a block key holds its index where a page key does
+			if inSnap {
+				dirty[blockID{KeyIno(k), keyPage(k) / pagesPerBlock}] = true
 			}
+			continue
 		}
-		if c <= 0 {
-			old.Next()
-		}
-		if c >= 0 {
-			cur.Next()
+		if err := set(k, v); err != nil {
+			return nil, err
 		}
 	}
-	if err := errors.Join(old.Error(), cur.Error()); err != nil {
-		return nil, err
+	// Pages the snapshot held in a dropped range.
+	for _, d := range j.drops {
+		lo := ws.overlayKey(pageKey(d.ino, d.index))
+		it, err := snap.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: ws.overlayKey(PrefixEnd(pagePrefix(d.ino)))})
+		if err != nil {
+			return nil, err
+		}
+		for it.First(); it.Valid(); it.Next() {
+			dirty[blockID{d.ino, keyPage(it.Key()[len(ws.prefix):]) / pagesPerBlock}] = true
+		}
+		if err := errors.Join(it.Error(), it.Close()); err != nil {
+			return nil, err
+		}
 	}
 	carried := map[string]bool{}
 	for blk := range dirty {

@@ -211,6 +211,8 @@ func (ws *Workspace) shareBlocksLocked(ctx context.Context, since *uint64, src, 
 // (a copy into a new file drops none): range deletions fragment every later read of the
 // memtable (see dropPages).
 func (t *Txn) dropPageRange(ino, from, to uint64) error {
+	// A checkpoint's journal needs no more precision than "from on" (carry.go).
+	t.drops = append(t.drops, pageID{ino, from})
 	var drop []uint64 // pages staged in this transaction (uninline's), then stored ones
 	for id := range t.pages {
 		if id.ino == ino && id.index >= from && id.index < to {

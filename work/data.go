@@ -191,6 +191,7 @@ const maxPointDrops = 1024
 // unlink or truncate would make every later read of the memtable fragment all of them
 // (after an rm -rf of 20k files, a LOOKUP took a millisecond).
 func (t *Txn) dropPages(ino, from, size uint64) error {
+	t.drops = append(t.drops, pageID{ino, from})
 	for id := range t.pages {
 		if id.ino == ino && id.index >= from {
 			delete(t.pages, id)

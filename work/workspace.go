@@ -82,6 +82,11 @@ type Workspace struct {
 	folds  atomic.Uint64
 	parent *Workspace
 
+	// Journals of the keys changed while a checkpoint folds outside the lock (carry.go).
+	journalMu  sync.Mutex
+	journals   []*Journal
+	journaling atomic.Int32 // len(journals), read without journalMu by every commit
+
 	mu     sync.RWMutex
 	cache  *lru.Cache[string, cached] // visible values by tree key; see get
 	root   store.ID                   // tree root of the base commit
@@ -89,7 +94,11 @@ type Workspace struct {
 	gen    uint64                     // generation: rollbacks so far (see WriteSince)
 	openMu sync.Mutex                 // guards open; taken inside mu, never the other way round
 	open   map[uint64]int             // references per inode (see Open), for unlinked-but-open files
-	hooks  []func()
+	hooks  map[uint64]func()          // reset hooks by id (OnReset); a mount removes its own
+	hookID uint64
+
+	lastUse atomic.Int64 // coarse unix seconds of the last use (idle.go)
+	evicted atomic.Bool  // the engine dropped it (idle.go)
 }
 
 // cacheEntries bounds the workspace's cache of visible keys. A FUSE operation reads a few
@@ -112,10 +121,12 @@ func newCache() *lru.Cache[string, cached] {
 // New returns the working state of branch name: overlay id over the tree root of commit
 // base.
 func New(env *Env, name string, overlay uint64, root, base store.ID) *Workspace {
-	return &Workspace{
+	ws := &Workspace{
 		env: env, db: env.Store.DB(), rd: env.Store.DB(), name: name, id: overlay, prefix: OverlayPrefix(overlay),
 		root: root, base: base, cache: newCache(), open: map[uint64]int{},
 	}
+	ws.Touch()
+	return ws
 }
 
 // NewView returns a read-only view of the tree at root.
@@ -131,10 +142,30 @@ func (ws *Workspace) ReadOnly() bool { return ws.readOnly }
 
 // OnReset registers fn to run after a rollback or merge replaced the workspace's content, so
 // a mount can drop kernel caches.
-func (ws *Workspace) OnReset(fn func()) {
+// The returned func removes it (a mount calls it when it unmounts).
+func (ws *Workspace) OnReset(fn func()) (remove func()) {
 	ws.mu.Lock()
-	ws.hooks = append(ws.hooks, fn)
-	ws.mu.Unlock()
+	defer ws.mu.Unlock()
+	if ws.hooks == nil {
+		ws.hooks = map[uint64]func(){}
+	}
+	ws.hookID++
+	id := ws.hookID
+	ws.hooks[id] = fn
+	return func() {
+		ws.mu.Lock()
+		delete(ws.hooks, id)
+		ws.mu.Unlock()
+	}
+}
+
+// hookList copies the reset hooks; callers hold mu.
+func (ws *Workspace) hookList() []func() {
+	out := make([]func(), 0, len(ws.hooks))
+	for _, h := range ws.hooks {
+		out = append(out, h)
+	}
+	return out
 }
 
 func (ws *Workspace) overlayKey(k []byte) []byte {
@@ -145,6 +176,7 @@ func (ws *Workspace) overlayKey(k []byte) []byte {
 // updates the cache when its batch commits (txn.commit), and a reset clears it, so the cache
 // always holds what Pebble and the tree would return. Callers must not modify the result.
 func (ws *Workspace) get(ctx context.Context, k []byte) ([]byte, bool, error) {
+	ws.Touch()
 	if c, ok := ws.cache.Get(string(k)); ok {
 		return c.v, c.present, nil
 	}
@@ -242,12 +274,17 @@ type Txn struct {
 	b      *pebble.Batch
 	staged map[string][]byte // nil value = deleted
 	pages  map[pageID][]byte // working pages written (see data.go); not cached
+	drops  []pageID          // pages deleted: ino, from index on (dropPages, dropPageRange)
 }
 
 func (ws *Workspace) begin() (*Txn, error) {
 	if ws.readOnly {
 		return nil, fmt.Errorf("%w: checkpoints cannot be changed; fork a branch from it", syscall.EROFS)
 	}
+	if ws.evicted.Load() {
+		return nil, ws.errEvicted()
+	}
+	ws.Touch()
 	return &Txn{ws: ws, b: ws.db.NewBatch(), staged: map[string][]byte{}}, nil
 }
 
@@ -283,6 +320,9 @@ func (t *Txn) commit(sync bool) error {
 	t.ws.ver.Add(1)
 	for k, v := range t.staged {
 		t.ws.cache.Add(k, cached{v, v != nil})
+	}
+	if t.ws.journaling.Load() > 0 {
+		t.ws.journal(t)
 	}
 	return nil
 }
@@ -444,7 +484,7 @@ func (ws *Workspace) removeInode(ctx context.Context, t *Txn, ino uint64) error 
 // cached of the old state. Callers hold no workspace locks.
 func (ws *Workspace) NotifyChanged() {
 	ws.mu.RLock()
-	hooks := append([]func(){}, ws.hooks...)
+	hooks := ws.hookList()
 	ws.mu.RUnlock()
 	for _, h := range hooks {
 		h()
@@ -501,7 +541,7 @@ func (ws *Workspace) CacheLocked(muts []tree.Mutation) {
 func (ws *Workspace) NewGenerationLocked() { ws.gen++ }
 
 // HooksLocked returns a copy of the reset hooks (OnReset), to run once no lock is held.
-func (ws *Workspace) HooksLocked() []func() { return append([]func(){}, ws.hooks...) }
+func (ws *Workspace) HooksLocked() []func() { return ws.hookList() }
 
 // OverlayID returns the id of the overlay holding the working state. Callers hold the lock.
 func (ws *Workspace) OverlayID() uint64 { return ws.id }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"net"
 	"net/http"
@@ -20,7 +21,10 @@ func TestStopAndRemoteGCGuarded(t *testing.T) {
 	tok, _ := createToken(t, repo, "main")
 	d := startDaemon(t, repo)
 	sock := filepath.Join(repo, "agentfs.sock")
-	hc := &http.Client{Transport: &http.Transport{Dial: func(_, _ string) (net.Conn, error) { return net.Dial("unix", sock) }}}
+	hc := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "unix", sock)
+	}}}
 	for _, call := range []string{"stop", "remote.gc"} {
 		req, _ := http.NewRequest(http.MethodPost, "http://agentfs/v1/"+call, strings.NewReader(`{"name":"origin","grace":"0s"}`))
 		req.Header.Set("Authorization", "Bearer "+tok)

@@ -182,6 +182,9 @@ func testHostileBucket(t *testing.T, encrypted bool) {
 			run := func(key, repo string, args ...string) {
 				code, msg := hostileRun(t, repo, args...)
 				results[key] = code
+				if strings.Contains(msg, "damaged: database") {
+					t.Errorf("%s: %q blames the repository's database for the bucket's content", strings.Join(args, " "), msg)
+				}
 				if code != 0 {
 					t.Logf("%-40s exit %d: %s", strings.Join(args, " "), code, msg)
 				} else {

@@ -12,7 +12,8 @@ import (
 )
 
 // maintenance is the daemon's background upkeep (issue 13): it refreshes the copies of the
-// metadata every minute (what a damaged database may lose is bounded by that), and on a
+// metadata every minute (what a damaged database may lose is bounded by that) and evicts
+// the workspaces of branches idle for EvictIdle (memory follows the branches in use), and on a
 // schedule, or sooner when a dry run finds more garbage than a threshold, applies the
 // checkpoint retention policies and collects garbage (api.RunMaintenance). The schedule
 // counts from the last collection recorded in the repository (agentfs gc and agentfs
@@ -21,7 +22,8 @@ type maintenance struct {
 	GCEvery     time.Duration // 0: no scheduled collection
 	GCGarbage   int64         // bytes of garbage that start a collection; 0: never
 	CheckEvery  time.Duration // how often the dry run looks
-	CopiesEvery time.Duration
+	CopiesEvery time.Duration // also how often idle workspaces are evicted
+	EvictIdle   time.Duration // a workspace unused this long, and not mounted, leaves memory
 
 	mu        sync.Mutex
 	started   time.Time // counts as the last collection when none is recorded
@@ -29,7 +31,7 @@ type maintenance struct {
 }
 
 func defaultMaintenance() *maintenance {
-	return &maintenance{GCEvery: 24 * time.Hour, GCGarbage: 1 << 30, CheckEvery: 10 * time.Minute, CopiesEvery: time.Minute}
+	return &maintenance{GCEvery: 24 * time.Hour, GCGarbage: 1 << 30, CheckEvery: 10 * time.Minute, CopiesEvery: time.Minute, EvictIdle: 5 * time.Minute}
 }
 
 // lastGC is when the last collection ran (the daemon's start if none is recorded).
@@ -89,6 +91,7 @@ func (m *maintenance) run(ctx context.Context, r *repo.Repo, logger *log.Logger)
 			if err := r.Store.SaveCopies(false); err != nil {
 				logger.Printf("maintenance: metadata copy: %v", err)
 			}
+			r.Engine.EvictIdle(m.EvictIdle)
 		case now := <-check.C:
 			m.mu.Lock()
 			m.nextCheck = now.Add(m.CheckEvery)

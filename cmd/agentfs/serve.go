@@ -48,6 +48,9 @@ func serveCmd() *cobra.Command {
 	cmd.Flags().Int64Var(&maint.GCGarbage, "gc-garbage", maint.GCGarbage, "collect garbage as soon as a dry run (every 10m) finds this many bytes of it (0: never)")
 	cmd.Flags().DurationVar(&maint.CheckEvery, "gc-check-every", maint.CheckEvery, "how often maintenance checks the schedule and the garbage")
 	cmd.Flags().MarkHidden("gc-check-every") // tests shorten it
+	cmd.Flags().DurationVar(&maint.CopiesEvery, "copies-every", maint.CopiesEvery, "how often the metadata copies are refreshed and idle workspaces evicted")
+	cmd.Flags().MarkHidden("copies-every")
+	cmd.Flags().DurationVar(&maint.EvictIdle, "evict-idle", maint.EvictIdle, "drop from memory the workspace of a branch not mounted and unused this long")
 
 	addObservabilityFlags(cmd) // --metrics, --log-format, --log-level (serve_obs.go)
 	return cmd
