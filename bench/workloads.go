@@ -368,7 +368,7 @@ type workloadSize struct{ nodeFiles, goPkgs, buildAgents int }
 // workloadSizes: the issue's sizes in `make bench`, smaller ones in bench-quick.
 func workloadSizes(c Config) workloadSize {
 	if c.Quick {
-		return workloadSize{nodeFiles: 2_000, goPkgs: 4, buildAgents: 4}
+		return workloadSize{nodeFiles: 2_000, goPkgs: 2, buildAgents: 2} // CI runs bench-quick: keep it short
 	}
 	return workloadSize{nodeFiles: 20_000, goPkgs: 8, buildAgents: 16}
 }
