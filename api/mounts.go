@@ -196,6 +196,7 @@ func (t *MountTable) Unmount(dir string) error {
 	m.unpin()
 	if m.branch != "" && !t.anyMountOf(m.branch) {
 		m.e.SetBusy(m.branch, "")
+		m.e.EvictUnused(m.branch)
 	}
 	releaseMemorySoon() // release.go
 	return nil

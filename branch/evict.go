@@ -44,6 +44,22 @@ func (e *Engine) EvictIdle(idle time.Duration) int {
 	return n
 }
 
+// EvictUnused drops the workspace of branch name now if nothing uses it: no mount, no open
+// file, no operation running. The daemon calls it when the last mount of a branch goes away,
+// so that mount and unmount cycles over many branches leave no workspace behind (waiting
+// for EvictIdle kept thousands of them in memory after a burst of cycles).
+func (e *Engine) EvictUnused(name string) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	ws := e.ws[name]
+	if _, busy := e.busy[name]; busy || ws == nil || !ws.TryEvict(math.MaxInt64) {
+		return false
+	}
+	e.dropFold(ws)
+	delete(e.ws, name)
+	return true
+}
+
 // OpenWorkspaces returns how many branches have a workspace in memory.
 func (e *Engine) OpenWorkspaces() int {
 	e.mu.Lock()
