@@ -1,6 +1,7 @@
 package api
 
 import (
+	"runtime"
 	"runtime/debug"
 	"sync"
 	"time"
@@ -25,8 +26,15 @@ func releaseMemorySoon() {
 	release.mu.Lock()
 	defer release.mu.Unlock()
 	if release.timer == nil {
-		release.timer = time.AfterFunc(releaseAfter, debug.FreeOSMemory)
+		release.timer = time.AfterFunc(releaseAfter, freeMemory)
 		return
 	}
 	release.timer.Reset(releaseAfter)
+}
+
+// freeMemory collects twice before giving memory back: go-fuse keeps request buffers in
+// sync.Pools, whose contents survive one collection (as the pool's victim cache).
+func freeMemory() {
+	runtime.GC()
+	debug.FreeOSMemory()
 }
