@@ -54,16 +54,9 @@ func (e *Engine) checkpointWith(ctx context.Context, ws *Workspace, o Checkpoint
 	}
 	b := e.db.NewBatch()
 	defer b.Close()
-	c := &Commit{Root: root, Parents: []store.ID{base}, Time: e.now().UTC(), Branch: ws.Branch(), Name: o.Name, Message: o.Message,
-		Provenance: o.Provenance, Files: CountChanges(changes)}
-	id, err := e.writeCommit(ctx, b, c)
+	id, err := e.stageCheckpoint(ctx, b, ws.Branch(), root, base, changes, o)
 	if err != nil {
 		return store.ID{}, nil, err
-	}
-	if o.Name != "" {
-		if err := b.Set(nameKey(ws.Branch(), o.Name), id[:], nil); err != nil {
-			return store.ID{}, nil, err
-		}
 	}
 	var carried map[string]bool
 	var carry func(b *pebble.Batch, newID uint64) error
@@ -107,16 +100,9 @@ func (e *Engine) checkpointLocked(ctx context.Context, ws *Workspace, o Checkpoi
 	}
 	b := e.db.NewBatch()
 	defer b.Close()
-	c := &Commit{Root: root, Parents: []store.ID{base}, Time: e.now().UTC(), Branch: ws.Branch(), Name: o.Name, Message: o.Message,
-		Provenance: o.Provenance, Files: CountChanges(changes)}
-	id, err := e.writeCommit(ctx, b, c)
+	id, err := e.stageCheckpoint(ctx, b, ws.Branch(), root, base, changes, o)
 	if err != nil {
 		return store.ID{}, nil, err
-	}
-	if o.Name != "" {
-		if err := b.Set(nameKey(ws.Branch(), o.Name), id[:], nil); err != nil {
-			return store.ID{}, nil, err
-		}
 	}
 	if err := e.moveBase(ws, b, id); err != nil {
 		return store.ID{}, nil, err
@@ -124,6 +110,23 @@ func (e *Engine) checkpointLocked(ctx context.Context, ws *Workspace, o Checkpoi
 	ws.SetBaseLocked(root, id)
 	ws.CacheLocked(blocks)
 	return id, changes, nil
+}
+
+// stageCheckpoint adds to b the commit of root on top of base and, for a named checkpoint,
+// its name.
+func (e *Engine) stageCheckpoint(ctx context.Context, b *pebble.Batch, branch string, root, base store.ID, changes []Change, o CheckpointOptions) (store.ID, error) {
+	c := &Commit{Root: root, Parents: []store.ID{base}, Time: e.now().UTC(), Branch: branch, Name: o.Name, Message: o.Message,
+		Provenance: o.Provenance, Files: CountChanges(changes)}
+	id, err := e.writeCommit(ctx, b, c)
+	if err != nil {
+		return store.ID{}, err
+	}
+	if o.Name != "" {
+		if err := b.Set(nameKey(branch, o.Name), id[:], nil); err != nil {
+			return store.ID{}, err
+		}
+	}
+	return id, nil
 }
 
 // CountChanges sums a diff by kind.
