@@ -94,15 +94,23 @@ func (b *Backend) writeAtomic(ctx context.Context, key string, r io.Reader, size
 		return "", err
 	}
 	dir := filepath.Dir(p)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return "", fmt.Errorf("file backend: put %q: %w", key, mapErr(err))
-	}
 	var rnd [8]byte
 	_, _ = rand.Read(rnd[:])
 	tmp := filepath.Join(dir, reserved+"tmp-"+hex.EncodeToString(rnd[:]))
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
-	if err != nil {
-		return "", fmt.Errorf("file backend: put %q: %w", key, mapErr(err))
+	var f *os.File
+	// A concurrent Delete tidies empty parent directories, so the directory can vanish
+	// between MkdirAll and the create; once the temporary file is in it, it stays.
+	for try := 0; ; try++ {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return "", fmt.Errorf("file backend: put %q: %w", key, mapErr(err))
+		}
+		f, err = os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, fs.ErrNotExist) || try == 4 {
+			return "", fmt.Errorf("file backend: put %q: %w", key, mapErr(err))
+		}
 	}
 	ok := false
 	defer func() {
@@ -252,8 +260,8 @@ func (b *Backend) Delete(ctx context.Context, key string) error {
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("file backend: delete %q: %w", key, mapErr(err))
 	}
-	// Tidy empty parent directories (best effort; a concurrent Put may race us, which is fine
-	// because MkdirAll in Put is retried by the caller's retry wrapper).
+	// Tidy empty parent directories (best effort; a concurrent Put that loses its directory
+	// makes it again, writeAtomic).
 	for d := filepath.Dir(p); d != b.root && strings.HasPrefix(d, b.root); d = filepath.Dir(d) {
 		if os.Remove(d) != nil {
 			break
