@@ -38,8 +38,9 @@ type Config struct {
 	Quick   bool
 	Log     io.Writer // progress lines
 
-	LoopbackBin string // the go-fuse loopback example; built from the module when empty
-	PprofDir    string // if set, CPU profiles of the daemon for each missed target go here
+	LoopbackBin string   // the go-fuse loopback example; built from the module when empty
+	Only        []string // if set, run only these parts (Parts); empty runs every part
+	PprofDir    string   // if set, CPU profiles of the daemon for each missed target go here
 
 	ForkSizes   []int // files in the trees forked
 	ForkN       int   // forks per size
@@ -63,6 +64,22 @@ type Config struct {
 	WriterSize  int
 	StoreTree   int64
 	StoreForks  int
+}
+
+// Parts are the suite's sections, in the order they run; -only picks some of them.
+var Parts = []string{"versions", "agents", "rollback", "files", "workloads", "storage", "remote", "fleet"}
+
+// want reports whether part runs: every part unless Config.Only names some.
+func (c Config) want(part string) bool {
+	if len(c.Only) == 0 {
+		return true
+	}
+	for _, p := range c.Only {
+		if p == part {
+			return true
+		}
+	}
+	return false
 }
 
 // Full is the size of `make bench`.
@@ -132,15 +149,25 @@ func Run(ctx context.Context, cfg Config, cl *Cleanup) (*Report, error) {
 	if err := os.MkdirAll(cfg.WorkDir, 0o755); err != nil {
 		return nil, err
 	}
-	s.versions(ctx)
-	if err := s.daemonPart(ctx); err != nil {
-		s.rep.LoadEnd = LoadAvg()
-		return s.rep, err
+	if cfg.want("versions") {
+		s.versions(ctx)
 	}
-	s.storage(ctx)
-	s.remote(ctx)
-	if err := s.fleet(ctx); err != nil { // bench/fleet.go
-		return s.rep, err
+	if cfg.want("agents") || cfg.want("rollback") || cfg.want("files") || cfg.want("workloads") {
+		if err := s.daemonPart(ctx); err != nil {
+			s.rep.LoadEnd = LoadAvg()
+			return s.rep, err
+		}
+	}
+	if cfg.want("storage") {
+		s.storage(ctx)
+	}
+	if cfg.want("remote") {
+		s.remote(ctx)
+	}
+	if cfg.want("fleet") {
+		if err := s.fleet(ctx); err != nil { // bench/fleet.go
+			return s.rep, err
+		}
 	}
 	s.rep.Duration = time.Since(s.rep.Started)
 	s.rep.LoadEnd = LoadAvg()
@@ -253,7 +280,11 @@ func (s *suite) daemonPart(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	agentBase, err := BuildTree(ctx, r.Engine, "agentbase", s.cfg.AgentTree)
+	agentTree := s.cfg.AgentTree
+	if !s.cfg.want("agents") {
+		agentTree = 1 // only the agents rows fork it
+	}
+	agentBase, err := BuildTree(ctx, r.Engine, "agentbase", agentTree)
 	if cerr := r.Close(); err == nil {
 		err = cerr
 	}
@@ -310,10 +341,18 @@ func (s *suite) daemonPart(ctx context.Context) error {
 	}
 	memRow("daemon RSS, idle, 1 mounted branch", "VmRSS of agentfs serve", rss1, err, nil)
 
-	s.agents(ctx, d, agentBase, memRow)
-	s.rollback(ctx, d, mnt)
-	s.fileWorkloads()
-	s.workloads(ctx, d) // workloads.go
+	if s.cfg.want("agents") {
+		s.agents(ctx, d, agentBase, memRow)
+	}
+	if s.cfg.want("rollback") {
+		s.rollback(ctx, d, mnt)
+	}
+	if s.cfg.want("files") {
+		s.fileWorkloads()
+	}
+	if s.cfg.want("workloads") {
+		s.workloads(ctx, d) // workloads.go
+	}
 	return nil
 }
 

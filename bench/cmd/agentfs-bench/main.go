@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -34,6 +35,7 @@ func main() {
 	mdOut := flag.String("markdown", "", "also write the table as markdown to `FILE`")
 	work := flag.String("workdir", "", "scratch `DIR` (default: a new directory under /var/tmp); the plain directory lives here")
 	loopback := flag.String("loopback", "", "the go-fuse loopback example `BIN` (default: go build "+bench.LoopbackPkg+" from this module)")
+	only := flag.String("only", "", "run only these comma-separated parts: "+strings.Join(bench.Parts, ","))
 	pprofDir := flag.String("pprof", "", "for each missed target, write a CPU profile of the daemon (and pprof -top of it) into `DIR`")
 	var compare multi
 	flag.Var(&compare, "compare", "also run the file workloads in `DIR` (any mounted filesystem; repeatable)")
@@ -62,6 +64,15 @@ func main() {
 	}
 	cfg.Bin, cfg.Compare, cfg.Log = abs, compare, os.Stderr
 	cfg.LoopbackBin = *loopback
+	if *only != "" {
+		for _, p := range strings.Split(*only, ",") {
+			if !slices.Contains(bench.Parts, p) {
+				fmt.Fprintf(os.Stderr, "agentfs-bench: -only: no part %q; the parts are %s\n", p, strings.Join(bench.Parts, ","))
+				os.Exit(2)
+			}
+			cfg.Only = append(cfg.Only, p)
+		}
+	}
 	if *pprofDir != "" {
 		if cfg.PprofDir, err = filepath.Abs(*pprofDir); err != nil {
 			fmt.Fprintln(os.Stderr, "agentfs-bench:", err)
