@@ -112,8 +112,11 @@ func Mount(ws *work.Workspace, dir string, o Options) (*Mounted, error) {
 		AllowOther:           o.AllowOther,
 		DirectMount:          os.Geteuid() == 0, // falls back to fusermount3
 		EnableSymlinkCaching: true,              // symlinks are immutable; reset invalidates
-		Debug:                o.Debug,
-		Logger:               logger,
+		// POSIX ACLs: the kernel enforces and caches them, we store them (acl.go).
+		EnableAcl:         true,
+		ExtraCapabilities: aclCapabilities,
+		Debug:             o.Debug,
+		Logger:            logger,
 		// Locks stay with the kernel (EnableLocks false): local flock/fcntl locking is
 		// correct for one host, and SQLite works with it.
 	}
@@ -133,7 +136,7 @@ func Mount(ws *work.Workspace, dir string, o Options) (*Mounted, error) {
 		NullPermissions: true,
 	}
 	mark := markStderr()
-	server, err := mountTimed(abs, gofs.NewNodeFS(root, opts), &opts.MountOptions) // fs/metrics.go
+	server, err := mountTimed(abs, &aclFS{gofs.NewNodeFS(root, opts)}, &opts.MountOptions) // fs/metrics.go
 	if err != nil {
 		return nil, mountCause(abs, err, mark) // mounterr.go: the cause, not the exit code
 	}
