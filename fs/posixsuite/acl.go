@@ -20,6 +20,7 @@ var aclCases = map[string]Case{
 	"ACLNamedUserCreates":    aclNamedUserCreates,
 	"ACLMalformedRejected":   aclMalformedRejected,
 	"ACLEquivalentNotStored": aclEquivalentNotStored,
+	"ACLClearsSetgid":        aclClearsSetgid,
 }
 
 func init() {
@@ -230,4 +231,22 @@ func aclEquivalentNotStored(t *testing.T, dir string) {
 	if _, err := os.Stat(p); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// An owner who is not in the file's group loses the set-group-id bit by setting an access
+// ACL (as by chmod); root keeps it.
+func aclClearsSetgid(t *testing.T, dir string) {
+	needACL(t, dir)
+	p := filepath.Join(dir, "f")
+	write(t, p, "x", 0o2775)
+	if err := os.Chown(p, OtherUID, 0); err != nil {
+		t.Fatal(err)
+	}
+	chmod(t, p, 0o2775)
+	sh(t, dir, "setfacl -m u:1001:r f")
+	wantMode(t, p, 0o2775)
+	if out, err := shAs(t, OtherUID, OtherGID, "setfacl -m u:1002:r "+p); err != nil {
+		t.Fatalf("the owner cannot set an ACL: %v %s", err, out)
+	}
+	wantMode(t, p, 0o775)
 }
