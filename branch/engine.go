@@ -34,6 +34,7 @@ var (
 	ErrAmbiguous   = errors.New("ambiguous checkpoint id")
 	ErrBusy        = errors.New("in use")
 	ErrReadOnly    = errors.New("read-only")
+	ErrQuota       = errors.New("over quota")
 )
 
 // Pebble keys owned by this package (the store owns 'b' and 'B'):
