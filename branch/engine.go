@@ -571,6 +571,9 @@ func (e *Engine) Rollback(ctx context.Context, branch, ref string) error {
 		return err
 	}
 	hooks, err := e.reset(ctx, ws, target)
+	if err == nil {
+		e.quotaChanged(branch) // the branch may now hold more than the quota's last count
+	}
 	done()
 	// Hooks invalidate kernel caches, which may call back into the mount: run them after
 	// op is released.

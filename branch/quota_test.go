@@ -178,3 +178,35 @@ func TestMergeQuota(t *testing.T) {
 		t.Fatalf("after the merge: %q %v", c, ok)
 	}
 }
+
+// A rollback to a checkpoint that holds more than the quota's last count makes the next
+// create count again: the branch cannot grow past its limit by rolling back.
+func TestQuotaAfterRollback(t *testing.T) {
+	ctx := context.Background()
+	e, ws := setup(t, map[string]string{"a": "x"}, "agent")
+	e.SetUsageFunc(usageOf)
+	if err := e.SetQuota(ctx, "agent", Quota{Inodes: 5}); err != nil {
+		t.Fatal(err)
+	}
+	agent := ws["agent"]
+	for i := range 5 {
+		if _, err := agent.Create(ctx, RootIno, fmt.Sprintf("f%d", i), Attr{Mode: 0o644}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := e.Checkpoint(ctx, "agent", "five", ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Rollback(ctx, "agent", "main@base"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := agent.Create(ctx, RootIno, "one", Attr{Mode: 0o644}); err != nil {
+		t.Fatalf("create after rolling back to no inodes: %v", err)
+	}
+	if err := e.Rollback(ctx, "agent", "agent@five"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := agent.Create(ctx, RootIno, "more", Attr{Mode: 0o644}); !errors.Is(err, syscall.EDQUOT) {
+		t.Fatalf("create after rolling back to 5 of 5 inodes: %v, want EDQUOT", err)
+	}
+}
