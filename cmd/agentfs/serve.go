@@ -51,7 +51,7 @@ func serveCmd() *cobra.Command {
 	cmd.Flags().DurationVar(&maint.CopiesEvery, "copies-every", maint.CopiesEvery, "how often the metadata copies are refreshed and idle workspaces evicted")
 	cmd.Flags().MarkHidden("copies-every")
 	cmd.Flags().DurationVar(&maint.EvictIdle, "evict-idle", maint.EvictIdle, "drop from memory the workspace of a branch not mounted and unused this long")
-	cmd.Flags().StringVar(&memoryTarget, "memory-target", "192M", "collect garbage early to keep the daemon's memory near SIZE (0: Go's default pacing; GOMEMLIMIT overrides; see docs/performance.md)")
+	cmd.Flags().StringVar(&memoryTarget, "memory-target", fmt.Sprintf("%dM", defaultMemoryTarget>>20), "collect garbage early to keep the daemon's memory near SIZE (0: Go's default pacing; GOMEMLIMIT overrides; see docs/performance.md)")
 
 	addObservabilityFlags(cmd) // --metrics, --log-format, --log-level (serve_obs.go)
 	return cmd
