@@ -65,6 +65,12 @@ type Store struct {
 	gcMu   sync.RWMutex
 	window *Window // guarded by gcMu
 
+	ahead     aheadCache // blocks read ahead, verified (prefetch.go)
+	aheadHits atomic.Uint64
+	bgMu      sync.Mutex
+	bg        sync.WaitGroup // Background work in flight
+	closing   bool           // Close began: Background refuses new work
+
 	space *spaceGuard // nil for stores not on the local filesystem (tests' MemFS)
 	dir   string
 	wal   *walFS // nil for read-only stores; see walfs.go
@@ -222,6 +228,7 @@ func (s *Store) release() {
 }
 
 func (s *Store) Close() error {
+	s.stopBackground()
 	err := s.db.Close()
 	s.release()
 	return err
@@ -308,12 +315,17 @@ func (s *Store) Has(ctx context.Context, id ID) (bool, error) {
 	return s.has(blockKey(id))
 }
 
-// Get appends the block's content to buf[:0]. The content is verified against id on every
-// read; a mismatch returns ErrCorrupt and is logged, never wrong bytes. A missing block comes
-// from the Fetcher if one is set, else ErrNotFound.
+// Get appends the block's content to buf[:0], or returns a block read ahead (Prefetch), which
+// the caller then owns. The content is verified against id on every read from disk; a
+// mismatch returns ErrCorrupt and is logged, never wrong bytes. A missing block comes from
+// the Fetcher if one is set, else ErrNotFound.
 func (s *Store) Get(ctx context.Context, id ID, buf []byte) ([]byte, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
+	}
+	if data, ok := s.ahead.take(id); ok {
+		s.aheadHits.Add(1)
+		return data, nil // verified when read ahead; now the caller's
 	}
 	v, c, err := s.db.Get(blockKey(id))
 	if errors.Is(err, pebble.ErrNotFound) {
@@ -385,6 +397,7 @@ func LocalOnly(ctx context.Context) context.Context {
 // --repair uses it on blocks that fail their hash. Deleting a referenced block is only safe
 // when a remote holds it; the caller checks.
 func (s *Store) Discard(id ID) error {
+	s.ahead.drop(id)
 	s.gcMu.Lock()
 	defer s.gcMu.Unlock()
 	return s.Durable(func() error { return s.db.Delete(blockKey(id), pebble.Sync) })
