@@ -37,7 +37,7 @@ func main() {
 	work := flag.String("workdir", "", "scratch `DIR` (default: a new directory under /var/tmp); the plain directory lives here")
 	loopback := flag.String("loopback", "", "the go-fuse loopback example `BIN` (default: go build "+bench.LoopbackPkg+" from this module)")
 	only := flag.String("only", "", "run only these comma-separated parts: "+strings.Join(bench.Parts, ","))
-	pprofDir := flag.String("pprof", "", "for each missed target, write a CPU profile of the daemon (and pprof -top of it) into `DIR`")
+	pprofDir := flag.String("pprof", "", "for each missed target, write a CPU profile of the daemon (heap snapshots for the RSS row) and pprof -top of it into `DIR`")
 	pprofRows := flag.String("pprof-rows", "", "with -pprof, also profile the rows whose figure matches `REGEXP`, met or not")
 	var compare multi
 	flag.Var(&compare, "compare", "also run the file workloads in `DIR` (any mounted filesystem; repeatable)")
@@ -128,7 +128,7 @@ func main() {
 		rep.Print(os.Stdout, compare)
 		for _, r := range rep.Rows {
 			if r.Profile != "" {
-				fmt.Printf("profile of the missed %q: %s (top: %s.top.txt)\n", r.Figure, r.Profile, strings.TrimSuffix(r.Profile, ".pprof"))
+				fmt.Printf("profile of %q: %s (top: %s.top.txt)\n", r.Figure, r.Profile, strings.TrimSuffix(r.Profile, ".pprof"))
 			}
 		}
 		if *jsonOut != "" {
