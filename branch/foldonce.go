@@ -48,6 +48,15 @@ func (e *Engine) cachedFold(ws *Workspace) *foldCache {
 	return c
 }
 
+// foldIsCurrent reports whether commit id is the kept fold of ws's present state: nothing
+// changed it since it was folded. Callers hold ws's lock.
+func (e *Engine) foldIsCurrent(ws *Workspace, id store.ID) bool {
+	e.folds.mu.Lock()
+	defer e.folds.mu.Unlock()
+	c := e.folds.byWS[ws]
+	return c != nil && c.commit == id && c.overlay == ws.OverlayID() && c.ver == ws.VersionLocked()
+}
+
 // keepFoldAt records c as the fold of ws at overlay and version ver (read under its lock
 // when the fold's snapshot was taken).
 func (e *Engine) keepFoldAt(ws *Workspace, overlay, ver uint64, c *foldCache) {

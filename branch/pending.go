@@ -9,6 +9,8 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/cockroachdb/pebble/v2"
+
 	"github.com/agentfs/agentfs/branch/tree"
 	"github.com/agentfs/agentfs/internal/diff3"
 	"github.com/agentfs/agentfs/store"
@@ -160,9 +162,11 @@ func (m *merger) hasMarkers(v *Workspace, n *Inode) bool {
 }
 
 // startPending writes the merge result newRoot into dws's working state on top of its head
-// and records the pending merge, in one synced batch after the head is committed. Callers
-// hold dws.mu and op. It returns the reset hooks (mounts drop their caches).
-func (e *Engine) startPending(ctx context.Context, dws *Workspace, oursRoot store.ID, pending int, newRoot store.ID, p *PendingMerge) ([]func(), error) {
+// and records the pending merge, in one synced batch after the head is committed. When the
+// head was folded outside the lock, carry moves the writes made since into the new overlay
+// (frozenFold). Callers hold dws.mu and op. It returns the reset hooks (mounts drop their
+// caches).
+func (e *Engine) startPending(ctx context.Context, dws *Workspace, oursRoot store.ID, pending int, carry func(*pebble.Batch, uint64) error, newRoot store.ID, p *PendingMerge) ([]func(), error) {
 	if pending > 0 {
 		b := e.db.NewBatch()
 		defer b.Close()
@@ -170,7 +174,7 @@ func (e *Engine) startPending(ctx context.Context, dws *Workspace, oursRoot stor
 		if err != nil {
 			return nil, err
 		}
-		if err := e.moveBase(dws, b, head); err != nil {
+		if err := e.moveBaseCarry(dws, b, head, carry); err != nil {
 			return nil, err
 		}
 		dws.ReplaceContentLocked(oursRoot, head)
@@ -203,8 +207,9 @@ func (e *Engine) startPending(ctx context.Context, dws *Workspace, oursRoot stor
 	return dws.HooksLocked(), nil
 }
 
-// adopt makes commit id (a fold of the workspace's changes on its base) the branch's new
-// base, if the workspace still holds exactly that state. It reports whether it did.
+// adopt makes commit id (a fold of the workspace's changes on its base, snapshotCommit) the
+// branch's new base, if the workspace still holds exactly that state: the kept fold says so
+// without folding again under the lock. It reports whether it did.
 func (e *Engine) adopt(ctx context.Context, ws *Workspace, id store.ID) (bool, error) {
 	c, err := e.ReadCommit(ctx, id)
 	if err != nil {
@@ -212,19 +217,15 @@ func (e *Engine) adopt(ctx context.Context, ws *Workspace, id store.ID) (bool, e
 	}
 	ws.Lock()
 	defer ws.Unlock()
-	if len(c.Parents) != 1 || c.Parents[0] != ws.BaseLocked() {
-		return false, nil
-	}
-	root, _, err := ws.FoldLocked(ctx)
-	if err != nil || root != c.Root {
-		return false, err // changed since: its changes stay uncommitted
+	if len(c.Parents) != 1 || c.Parents[0] != ws.BaseLocked() || !e.foldIsCurrent(ws, id) {
+		return false, nil // changed since: its changes stay uncommitted
 	}
 	b := e.db.NewBatch()
 	defer b.Close()
 	if err := e.moveBase(ws, b, id); err != nil {
 		return false, err
 	}
-	ws.SetBaseLocked(root, id) // same content: the key cache still holds
+	ws.SetBaseLocked(c.Root, id) // same content: the key cache still holds
 	return true, nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"runtime"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -31,6 +32,20 @@ func (ws *Workspace) foldBlocks(ctx context.Context) (store.ID, int, []tree.Muta
 	return ws.foldInto(ctx, ws.env.Tree, ws.env.Store.Put)
 }
 
+// foldHook, when set (SetFoldHook), runs at the start of every fold.
+var foldHook atomic.Pointer[func(branch string)]
+
+// SetFoldHook makes every fold of a branch's working state call fn with the branch's name
+// before it reads the overlay; nil removes it. Tests pause a fold there to check what waits
+// for it.
+func SetFoldHook(fn func(branch string)) {
+	if fn == nil {
+		foldHook.Store(nil)
+		return
+	}
+	foldHook.Store(&fn)
+}
+
 // putFunc stores a folded block and returns its ID.
 type putFunc func(ctx context.Context, data []byte) (store.ID, error)
 
@@ -40,6 +55,9 @@ func (ws *Workspace) foldInto(ctx context.Context, t *tree.Tree, put putFunc) (s
 		ws.parent.folds.Add(1)
 	} else {
 		ws.folds.Add(1)
+	}
+	if h := foldHook.Load(); h != nil {
+		(*h)(ws.name)
 	}
 	muts, err := ws.mutations()
 	if err != nil {
