@@ -1,0 +1,269 @@
+package branch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/agentfs/agentfs/work"
+)
+
+// Merge and revert fold the target branch outside its lock, like a checkpoint: a write on
+// the branch completes while the fold is paused, is not in the result, and is not lost.
+// The tests pause the fold itself (work.SetFoldHook), so an operation that folded holding
+// the lock would hold the write up: they detect that with a generous timeout, not a timing
+// threshold.
+
+// whileFolding runs op (which folds branch) in the background. When its first fold of
+// branch starts, it runs write, which must complete while that fold waits; then it lets op
+// finish and returns op's error.
+func whileFolding(t *testing.T, branch string, op func() error, write func() error) error {
+	t.Helper()
+	paused, release := make(chan struct{}), make(chan struct{})
+	var first atomic.Bool
+	var once sync.Once
+	free := func() { once.Do(func() { close(release) }) }
+	work.SetFoldHook(func(b string) {
+		if b == branch && first.CompareAndSwap(false, true) {
+			close(paused)
+			<-release
+		}
+	})
+	opDone := make(chan error, 1)
+	go func() { opDone <- op() }()
+	t.Cleanup(func() { work.SetFoldHook(nil) })
+	select {
+	case <-paused:
+	case err := <-opDone:
+		t.Fatalf("the operation ended without folding %s (error: %v)", branch, err)
+	case <-time.After(2 * time.Minute):
+		free()
+		<-opDone
+		t.Fatalf("the operation did not fold %s within 2 minutes", branch)
+	}
+	wDone := make(chan error, 1)
+	go func() { wDone <- write() }()
+	select {
+	case err := <-wDone:
+		if err != nil {
+			free()
+			<-opDone
+			t.Fatalf("write during the fold: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		free()
+		<-wDone
+		<-opDone
+		t.Fatalf("a write on %s did not complete in 30 s while the operation's fold was paused: the fold holds the branch's lock", branch)
+	}
+	free()
+	err := <-opDone
+	work.SetFoldHook(nil)
+	return err
+}
+
+// overwrite writes data at off in file p of ws (no test helpers: it runs off the test's
+// goroutine).
+func overwrite(ws *Workspace, p string, off int64, data string) error {
+	ctx := context.Background()
+	_, _, ino, err := resolve(ctx, ws, p)
+	if err != nil {
+		return fmt.Errorf("%s: %w", p, err)
+	}
+	_, err = ws.Write(ctx, ino, off, []byte(data))
+	return err
+}
+
+// writeDuring is the write made while a fold waits: "w" overwritten, "during.txt" created.
+func writeDuring(ws *Workspace) func() error {
+	return func() error {
+		if err := overwrite(ws, "w", 0, "during"); err != nil {
+			return err
+		}
+		f, err := ws.Create(context.Background(), RootIno, "during.txt", Attr{Mode: 0o644})
+		if err != nil {
+			return err
+		}
+		_, err = ws.Write(context.Background(), f.Ino, 0, []byte("made during the fold"))
+		return err
+	}
+}
+
+func wantFile(t *testing.T, ws *Workspace, what, p, want string) {
+	t.Helper()
+	got, ok := fileAt(t, ws, p)
+	switch {
+	case want == "" && ok:
+		t.Fatalf("%s: %s exists (%q), want it absent", what, p, got)
+	case want != "" && !ok:
+		t.Fatalf("%s: %s is missing, want %q", what, p, want)
+	case got != want:
+		t.Fatalf("%s: %s holds %q, want %q", what, p, got, want)
+	}
+}
+
+// checkCarried checks that the write made during the fold is in the branch's working state,
+// after a restart too, and in its next checkpoint.
+func checkCarried(t *testing.T, e *Engine, branch string) *Engine {
+	t.Helper()
+	ctx := context.Background()
+	for _, when := range []string{"after the operation", "after a restart"} {
+		ws, _ := e.Workspace(ctx, branch)
+		wantFile(t, ws, when, "w", "during")
+		wantFile(t, ws, when, "during.txt", "made during the fold")
+		if when == "after the operation" {
+			e = reopenEngine(t, e)
+		}
+	}
+	id, err := e.Checkpoint(ctx, branch, "", "after")
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, _ := e.View(ctx, id)
+	wantFile(t, v, "the next checkpoint", "w", "during")
+	wantFile(t, v, "the next checkpoint", "during.txt", "made during the fold")
+	verifyRepository(t, e)
+	return e
+}
+
+func editLine(text string, line int, tag string) string {
+	return strings.Replace(text, fmt.Sprintf("line %d base", line), fmt.Sprintf("line %d %s", line, tag), 1)
+}
+
+// mergeSetup: main and feature share shared.txt; feature edits its line 1 and adds new.txt
+// (checkpointed); main has uncommitted files, some of several pages.
+func mergeSetup(t *testing.T) (*Engine, map[string]*Workspace, string) {
+	ctx := context.Background()
+	text := lines(10, "base")
+	e, ws := setup(t, map[string]string{"shared.txt": text, "w": "before"}, "feature")
+	put(t, ws["feature"], "shared.txt", editLine(text, 1, "feature"))
+	put(t, ws["feature"], "new.txt", "from feature")
+	if _, err := e.Checkpoint(ctx, "feature", "", "feature work"); err != nil {
+		t.Fatal(err)
+	}
+	changedFiles(t, ws["main"], 40, "main")
+	return e, ws, text
+}
+
+func TestMergeFoldsOutsideTheLock(t *testing.T) {
+	ctx := context.Background()
+	e, ws, text := mergeSetup(t)
+	var res *MergeResult
+	folds := ws["main"].FoldCount()
+	err := whileFolding(t, "main", func() (err error) {
+		res, err = e.Merge(ctx, "feature", "main", MergeOptions{})
+		return err
+	}, writeDuring(ws["main"]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := ws["main"].FoldCount() - folds; n != 1 {
+		t.Fatalf("the merge folded main %d times, want once", n)
+	}
+	v, err := e.View(ctx, res.Commit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The merge holds main's work from before the fold and feature's, not the write made
+	// during the fold.
+	wantFile(t, v, "the merge", "shared.txt", editLine(text, 1, "feature"))
+	wantFile(t, v, "the merge", "new.txt", "from feature")
+	wantFile(t, v, "the merge", "f00010", readAll(t, ws["main"], "f00010"))
+	wantFile(t, v, "the merge", "w", "before")
+	wantFile(t, v, "the merge", "during.txt", "")
+	c, err := e.ReadCommit(ctx, res.Commit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Parents) != 2 {
+		t.Fatalf("the merge has parents %v, want main's changes before it and feature", c.Parents)
+	}
+	// The branch shows the merge and the write on top.
+	wantFile(t, ws["main"], "main", "shared.txt", editLine(text, 1, "feature"))
+	wantFile(t, ws["main"], "main", "new.txt", "from feature")
+	checkCarried(t, e, "main")
+}
+
+// A write during the fold that touches what the merge changes cannot be carried over the
+// merge's result (it would undo feature's edit of the file): the merge folds again under the
+// lock, and the write is merged like any change of main's.
+func TestMergeClashFoldsAgainUnderTheLock(t *testing.T) {
+	ctx := context.Background()
+	e, ws, text := mergeSetup(t)
+	off := int64(strings.Index(text, "line 8 base"))
+	var res *MergeResult
+	folds := ws["main"].FoldCount()
+	err := whileFolding(t, "main", func() (err error) {
+		res, err = e.Merge(ctx, "feature", "main", MergeOptions{})
+		return err
+	}, func() error { return overwrite(ws["main"], "shared.txt", off, "line 8 main") })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := ws["main"].FoldCount() - folds; n != 2 {
+		t.Fatalf("the merge folded main %d times, want 2 (outside the lock, then again under it)", n)
+	}
+	want := strings.Replace(editLine(text, 1, "feature"), "line 8 base", "line 8 main", 1)
+	v, _ := e.View(ctx, res.Commit)
+	wantFile(t, v, "the merge", "shared.txt", want)
+	wantFile(t, ws["main"], "main", "shared.txt", want)
+	verifyRepository(t, e)
+}
+
+// A merge that stops on conflicts written into the files (markers) carries the write too.
+func TestPendingMergeCarriesWrites(t *testing.T) {
+	ctx := context.Background()
+	e, ws, text := mergeSetup(t)
+	put(t, ws["main"], "shared.txt", editLine(text, 1, "main"))
+	err := whileFolding(t, "main", func() error {
+		_, err := e.Merge(ctx, "feature", "main", MergeOptions{Strategy: StrategyMarkers})
+		return err
+	}, writeDuring(ws["main"]))
+	if !errors.Is(err, ErrConflict) {
+		t.Fatalf("merge with conflicts = %v, want a conflict", err)
+	}
+	if got, _ := fileAt(t, ws["main"], "shared.txt"); !strings.Contains(got, "<<<<<<<") {
+		t.Fatalf("shared.txt holds no conflict markers:\n%s", got)
+	}
+	wantFile(t, ws["main"], "main", "new.txt", "from feature")
+	put(t, ws["main"], "shared.txt", editLine(editLine(text, 1, "main"), 2, "settled"))
+	if _, err := e.MergeContinue(ctx, "main"); err != nil {
+		t.Fatal(err)
+	}
+	checkCarried(t, e, "main")
+}
+
+func TestRevertFoldsOutsideTheLock(t *testing.T) {
+	ctx := context.Background()
+	text := lines(10, "base")
+	e, ws := setup(t, map[string]string{"shared.txt": text, "w": "before"})
+	main := ws["main"]
+	put(t, main, "shared.txt", editLine(text, 3, "undo me"))
+	put(t, main, "added.txt", "undo me too")
+	undo, err := e.Checkpoint(ctx, "main", "", "to revert")
+	if err != nil {
+		t.Fatal(err)
+	}
+	changedFiles(t, main, 40, "main")
+	var res *MergeResult
+	err = whileFolding(t, "main", func() (err error) {
+		res, err = e.Revert(ctx, undo.String(), "main", RevertOptions{})
+		return err
+	}, writeDuring(main))
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, _ := e.View(ctx, res.Commit)
+	wantFile(t, v, "the revert", "shared.txt", text)
+	wantFile(t, v, "the revert", "added.txt", "")
+	wantFile(t, v, "the revert", "f00010", readAll(t, main, "f00010"))
+	wantFile(t, v, "the revert", "w", "before")
+	wantFile(t, v, "the revert", "during.txt", "")
+	wantFile(t, main, "main", "shared.txt", text)
+	checkCarried(t, e, "main")
+}
