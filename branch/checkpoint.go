@@ -1,7 +1,9 @@
 package branch
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"syscall"
 
@@ -34,6 +36,7 @@ type frozenFold struct {
 	n             int             // keys the fold changed
 	blocks        []tree.Mutation // block entries made of working pages
 	carried       map[string]bool // block keys carrying hid (set by carryLocked's function)
+	dirs          []*Inode        // directory inodes rebased onto a merge (clashesLocked)
 }
 
 // foldOutside folds ws's working state as frozenFold says. Callers hold no lock of ws and
@@ -78,23 +81,106 @@ func (f *frozenFold) carryLocked(ctx context.Context) func(b *pebble.Batch, newI
 	}
 }
 
-// clashesLocked reports whether a write made since the snapshot touched a key that differs
-// between the fold's tree and root (a merge or revert built on the fold). If none did,
-// carrying the writes onto root gives what making them after the merge would have; if one
-// did, the caller folds again under the lock. Callers hold the lock.
+// carryOntoLocked is carryLocked for a new base that is a merge or revert built on the fold
+// (clashesLocked found nothing that clashes): it also writes the directories rebased onto it.
+func (f *frozenFold) carryOntoLocked(ctx context.Context) func(b *pebble.Batch, newID uint64) error {
+	carry := f.carryLocked(ctx)
+	if carry == nil {
+		return nil
+	}
+	return func(b *pebble.Batch, newID uint64) error {
+		if err := carry(b, newID); err != nil {
+			return err
+		}
+		for _, n := range f.dirs {
+			if err := b.Set(append(overlayPrefix(newID), inodeKey(n.Ino)...), append([]byte{1}, encodeInode(n)...), nil); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+}
+
+// rebased returns the value of a directory's inode key rebased onto a merge
+// (clashesLocked), if it is one.
+func (f *frozenFold) rebased(k []byte) ([]byte, bool) {
+	for _, n := range f.dirs {
+		if bytes.Equal(k, inodeKey(n.Ino)) {
+			return encodeInode(n), true
+		}
+	}
+	return nil, false
+}
+
+// clashesLocked reports whether the writes made since the snapshot cannot be carried onto
+// root (a merge or revert built on the fold): one touched a key that differs between the
+// fold's tree and root. The exception is a directory's inode, which both sides change
+// whenever they add or remove an entry in it: its attributes combine as a merge combines
+// them (rebaseDir), and the carry writes the result. If nothing clashes, carrying the writes
+// onto root gives what making them after the merge would have; if something does, the
+// caller folds again under the lock. Callers hold the lock.
 func (f *frozenFold) clashesLocked(ctx context.Context, root store.ID) (bool, error) {
+	f.dirs = nil
 	if f.ws.VersionLocked() == f.ver || root == f.root {
 		return false, nil
 	}
 	clash := false
-	err := f.e.tree.Diff(ctx, f.root, root, func(k, _, _ []byte) error {
-		if f.ws.TouchesLocked(f.journal, k) {
-			clash = true
-			return tree.Stop
+	err := f.e.tree.Diff(ctx, f.root, root, func(k, va, vb []byte) error {
+		if !f.ws.TouchesLocked(f.journal, k) {
+			return nil
 		}
-		return nil
+		if k[0] == kindInode && va != nil && vb != nil {
+			cur, err := f.ws.InodeLocked(ctx, keyIno(k))
+			if err != nil && !errors.Is(err, syscall.ENOENT) {
+				return err
+			}
+			o, err1 := decodeInode(va)
+			b, err2 := decodeInode(vb)
+			if cur != nil && err1 == nil && err2 == nil {
+				if n, ok := rebaseDir(o, cur, b); ok {
+					f.dirs = append(f.dirs, n)
+					return nil
+				}
+			}
+		}
+		clash = true
+		return tree.Stop
 	})
 	return clash, err
+}
+
+// rebaseDir returns directory inode a, changed from o since a fold, moved onto b (o as a
+// merge or revert left it): times and link counts combine as merge combines a directory's
+// attributes; mode, owner and place come from the side that changed them. It reports false
+// if both sides changed one of those differently.
+func rebaseDir(o, a, b *Inode) (*Inode, bool) {
+	if !o.IsDir() || !a.IsDir() || !b.IsDir() {
+		return nil, false
+	}
+	n := *b
+	ok := true
+	pick := func(dst *uint32, o, a, b uint32) {
+		switch {
+		case a == o || a == b:
+		case b == o:
+			*dst = a
+		default:
+			ok = false
+		}
+	}
+	pick(&n.Mode, o.Mode, a.Mode, b.Mode)
+	pick(&n.Uid, o.Uid, a.Uid, b.Uid)
+	pick(&n.Gid, o.Gid, a.Gid, b.Gid)
+	switch {
+	case a.Parent == o.Parent && a.Name == o.Name:
+	case b.Parent == o.Parent && b.Name == o.Name:
+		n.Parent, n.Name = a.Parent, a.Name
+	default:
+		ok = false
+	}
+	n.Nlink = a.Nlink + b.Nlink - o.Nlink
+	n.Atime, n.Mtime, n.Ctime = max(a.Atime, b.Atime), max(a.Mtime, b.Mtime), max(a.Ctime, b.Ctime)
+	return &n, ok && n.Size == o.Size && a.Size == o.Size
 }
 
 // keptBlocks returns the fold's block entries that carried entries do not hide, for the key

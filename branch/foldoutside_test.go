@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -89,8 +90,33 @@ func writeDuring(ws *Workspace) func() error {
 		if err != nil {
 			return err
 		}
-		_, err = ws.Write(context.Background(), f.Ino, 0, []byte("made during the fold"))
+		if _, err = ws.Write(context.Background(), f.Ino, 0, []byte("made during the fold")); err != nil {
+			return err
+		}
+		_, err = ws.Mkdir(context.Background(), RootIno, "ddir", Attr{Mode: 0o755})
 		return err
+	}
+}
+
+// wantLinks checks the root directory's link count: 2 plus a link per subdirectory.
+func wantLinks(t *testing.T, ws *Workspace, what string) {
+	t.Helper()
+	ctx := context.Background()
+	want := uint32(2)
+	if err := ws.ReadDir(ctx, RootIno, "", func(d DirEntry) error {
+		if d.Mode&syscall.S_IFMT == syscall.S_IFDIR {
+			want++
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	n, err := ws.GetAttr(ctx, RootIno)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n.Nlink != want {
+		t.Fatalf("%s: the root directory has %d links, want %d", what, n.Nlink, want)
 	}
 }
 
@@ -116,6 +142,10 @@ func checkCarried(t *testing.T, e *Engine, branch string) *Engine {
 		ws, _ := e.Workspace(ctx, branch)
 		wantFile(t, ws, when, "w", "during")
 		wantFile(t, ws, when, "during.txt", "made during the fold")
+		if _, err := ws.Lookup(ctx, RootIno, "ddir"); err != nil {
+			t.Fatalf("%s: ddir, made during the fold: %v", when, err)
+		}
+		wantLinks(t, ws, when)
 		if when == "after the operation" {
 			e = reopenEngine(t, e)
 		}
@@ -141,12 +171,16 @@ func mergeSetup(t *testing.T) (*Engine, map[string]*Workspace, string) {
 	ctx := context.Background()
 	text := lines(10, "base")
 	e, ws := setup(t, map[string]string{"shared.txt": text, "w": "before"}, "feature")
+	changedFiles(t, ws["main"], 40, "main")
+	// Feature's changes come after main's, so that the merge changes the root directory's
+	// inode (its mtime, and its link count with feature's new directory): the write during
+	// the fold changes it too, and is carried onto it (rebaseDir).
 	put(t, ws["feature"], "shared.txt", editLine(text, 1, "feature"))
+	put(t, ws["feature"], "fdir/new.txt", "from feature")
 	put(t, ws["feature"], "new.txt", "from feature")
 	if _, err := e.Checkpoint(ctx, "feature", "", "feature work"); err != nil {
 		t.Fatal(err)
 	}
-	changedFiles(t, ws["main"], 40, "main")
 	return e, ws, text
 }
 
@@ -186,6 +220,8 @@ func TestMergeFoldsOutsideTheLock(t *testing.T) {
 	// The branch shows the merge and the write on top.
 	wantFile(t, ws["main"], "main", "shared.txt", editLine(text, 1, "feature"))
 	wantFile(t, ws["main"], "main", "new.txt", "from feature")
+	wantFile(t, ws["main"], "main", "fdir/new.txt", "from feature")
+	wantLinks(t, v, "the merge")
 	checkCarried(t, e, "main")
 }
 

@@ -150,6 +150,7 @@ func (e *Engine) merge(ctx context.Context, src string, dws *Workspace, o MergeO
 		return nil, nil, err
 	}
 	defer f.close()
+	ff := f // nil once folded again under the lock
 	res := &MergeResult{}
 	if sws != nil && srcCommit != sws.Base() {
 		res.srcWS, res.srcCommit = sws, srcCommit
@@ -166,7 +167,7 @@ func (e *Engine) merge(ctx context.Context, src string, dws *Workspace, o MergeO
 	if err := e.noPendingMerge(dws.Branch()); err != nil {
 		return nil, nil, err
 	}
-	pending, carry := f.n, f.carryLocked(ctx)
+	pending := f.n
 	clash, err := f.clashesLocked(ctx, p.newRoot)
 	if err != nil {
 		return nil, nil, err
@@ -180,11 +181,11 @@ func (e *Engine) merge(ctx context.Context, src string, dws *Workspace, o MergeO
 		if p, err = e.planMerge(ctx, src, srcCommit, dws.Branch(), root, dws.BaseLocked(), o, res); p == nil || err != nil {
 			return resultOf(res, err)
 		}
-		pending, carry = n, nil
+		pending, ff = n, nil
 	}
 	if len(p.open) > 0 {
 		res.Pending = true
-		hooks, err := e.startPending(ctx, dws, p.oursRoot, pending, carry, p.newRoot, &PendingMerge{
+		hooks, err := e.startPending(ctx, dws, ff, p.oursRoot, pending, p.newRoot, &PendingMerge{
 			Source: src, SourceCommit: srcCommit, Base: res.Base, Message: o.Message, Conflicts: res.Conflicts, Open: p.open, Copies: p.copies})
 		if err != nil {
 			return nil, nil, err
@@ -195,7 +196,7 @@ func (e *Engine) merge(ctx context.Context, src string, dws *Workspace, o MergeO
 	if msg == "" {
 		msg = fmt.Sprintf("merge %s into %s", src, dws.Branch())
 	}
-	if res.Commit, err = e.commitResult(ctx, dws, p.oursRoot, pending, carry, p.newRoot, []store.ID{srcCommit}, msg, "changes before merge of "+src); err != nil {
+	if res.Commit, err = e.commitResult(ctx, dws, ff, p.oursRoot, pending, p.newRoot, []store.ID{srcCommit}, msg, "changes before merge of "+src); err != nil {
 		return nil, nil, err
 	}
 	return res, dws.HooksLocked(), nil

@@ -163,10 +163,14 @@ func (m *merger) hasMarkers(v *Workspace, n *Inode) bool {
 
 // startPending writes the merge result newRoot into dws's working state on top of its head
 // and records the pending merge, in one synced batch after the head is committed. When the
-// head was folded outside the lock, carry moves the writes made since into the new overlay
-// (frozenFold). Callers hold dws.mu and op. It returns the reset hooks (mounts drop their
-// caches).
-func (e *Engine) startPending(ctx context.Context, dws *Workspace, oursRoot store.ID, pending int, carry func(*pebble.Batch, uint64) error, newRoot store.ID, p *PendingMerge) ([]func(), error) {
+// head is fold f, made outside the lock (nil: folded under it), the writes made since are
+// carried onto the head, and the result is written under them. Callers hold dws.mu and op.
+// It returns the reset hooks (mounts drop their caches).
+func (e *Engine) startPending(ctx context.Context, dws *Workspace, f *frozenFold, oursRoot store.ID, pending int, newRoot store.ID, p *PendingMerge) ([]func(), error) {
+	var carry func(*pebble.Batch, uint64) error
+	if f != nil {
+		carry = f.carryLocked(ctx)
+	}
 	if pending > 0 {
 		b := e.db.NewBatch()
 		defer b.Close()
@@ -192,6 +196,11 @@ func (e *Engine) startPending(ctx context.Context, dws *Workspace, oursRoot stor
 	if err := e.tree.Diff(ctx, oursRoot, newRoot, func(k, va, vb []byte) error {
 		if vb == nil {
 			return t.Del(bytes.Clone(k))
+		}
+		if f != nil { // a directory a write since the fold changed too (clashesLocked)
+			if v, ok := f.rebased(k); ok {
+				return t.Set(bytes.Clone(k), v)
+			}
 		}
 		return t.Set(bytes.Clone(k), bytes.Clone(vb))
 	}); err != nil {

@@ -92,7 +92,6 @@ func (e *Engine) revert(ctx context.Context, checkpoint string, dws *Workspace, 
 	}
 	dws.Lock()
 	defer dws.Unlock()
-	carry := f.carryLocked(ctx)
 	clash, err := f.clashesLocked(ctx, newRoot)
 	if err != nil {
 		return nil, nil, err
@@ -104,7 +103,7 @@ func (e *Engine) revert(ctx context.Context, checkpoint string, dws *Workspace, 
 		if res, newRoot, err = plan(oursRoot); err != nil || res.UpToDate {
 			return res, nil, err
 		}
-		carry = nil
+		f = nil
 	}
 	msg := o.Message
 	if msg == "" {
@@ -113,7 +112,7 @@ func (e *Engine) revert(ctx context.Context, checkpoint string, dws *Workspace, 
 			msg += ": " + c.Message
 		}
 	}
-	if res.Commit, err = e.commitResult(ctx, dws, oursRoot, pending, carry, newRoot, nil, msg, "changes before: "+msg); err != nil {
+	if res.Commit, err = e.commitResult(ctx, dws, f, oursRoot, pending, newRoot, nil, msg, "changes before: "+msg); err != nil {
 		return nil, nil, err
 	}
 	return res, dws.HooksLocked(), nil
@@ -129,10 +128,10 @@ func (e *Engine) newMerger(ctx context.Context, strategy string, base, ours, the
 
 // commitResult makes newRoot the branch's new checkpoint: the branch's uncommitted changes
 // (pending > 0) are committed first, with message before, as the state the result starts
-// from, then newRoot with that state and extra as parents. When that state was folded
-// outside the lock, carry moves the writes made since into the new overlay (frozenFold).
+// from, then newRoot with that state and extra as parents. When that state is fold f, made
+// outside the lock (nil: folded under it), the writes made since are carried onto newRoot.
 // Callers hold dws.mu and op.
-func (e *Engine) commitResult(ctx context.Context, dws *Workspace, oursRoot store.ID, pending int, carry func(*pebble.Batch, uint64) error, newRoot store.ID, extra []store.ID, msg, before string) (store.ID, error) {
+func (e *Engine) commitResult(ctx context.Context, dws *Workspace, f *frozenFold, oursRoot store.ID, pending int, newRoot store.ID, extra []store.ID, msg, before string) (store.ID, error) {
 	b := e.db.NewBatch()
 	defer b.Close()
 	head := dws.BaseLocked()
@@ -146,6 +145,10 @@ func (e *Engine) commitResult(ctx context.Context, dws *Workspace, oursRoot stor
 	id, err := e.writeCommit(ctx, b, &Commit{Root: newRoot, Parents: append([]store.ID{head}, extra...), Time: e.now().UTC(), Branch: dws.Branch(), Message: msg})
 	if err != nil {
 		return store.ID{}, err
+	}
+	var carry func(*pebble.Batch, uint64) error
+	if f != nil {
+		carry = f.carryOntoLocked(ctx)
 	}
 	if err := e.moveBaseCarry(dws, b, id, carry); err != nil {
 		return store.ID{}, err
