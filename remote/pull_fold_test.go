@@ -12,13 +12,13 @@ import (
 )
 
 // A pull into a branch with uncommitted changes folds them outside the branch's lock (its
-// checkpoint, then its merge): every fold of the branch is paused while a write on the
-// branch runs, and that write must complete (a fold holding the lock would hold it up; a
-// generous timeout detects it). Every write is kept, and the pull goes through: a
-// fast-forward whose branch got new writes meanwhile merges instead of failing.
+// checkpoint, then its merge with the fetched commit): every fold of the branch is paused
+// while a write on the branch runs, and that write must complete (a fold holding the lock
+// would hold it up; a generous timeout detects it). Every write is kept. The branch has
+// uncommitted changes only, or a local checkpoint too.
 func TestPullFoldsOutsideTheLock(t *testing.T) {
 	for _, diverged := range []bool{false, true} {
-		t.Run(fmt.Sprintf("diverged=%v", diverged), func(t *testing.T) {
+		t.Run(fmt.Sprintf("local-checkpoint=%v", diverged), func(t *testing.T) {
 			url := "file://" + t.TempDir()
 			a := newRepo(t)
 			if _, err := a.Remotes.Add(ctx, "origin", url); err != nil {
