@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -302,4 +303,72 @@ func TestRevertFoldsOutsideTheLock(t *testing.T) {
 	wantFile(t, v, "the revert", "during.txt", "")
 	wantFile(t, main, "main", "shared.txt", text)
 	checkCarried(t, e, "main")
+}
+
+// TestFoldProbe measures how many 4 KiB writes to another file of the branch complete while
+// a merge and a revert fold 1,024 uncommitted 64 KiB files (AGENTFS_FOLD_PROBE=1; a figure,
+// not a check: the writes stall for the whole fold when it holds the branch's lock).
+func TestFoldProbe(t *testing.T) {
+	if os.Getenv("AGENTFS_FOLD_PROBE") == "" {
+		t.Skip("set AGENTFS_FOLD_PROBE=1 to measure")
+	}
+	ctx := context.Background()
+	for _, op := range []string{"merge", "revert"} {
+		e, ws := setup(t, map[string]string{"shared.txt": "base\n"}, "feature")
+		main := ws["main"]
+		put(t, ws["feature"], "new.txt", "from feature")
+		if _, err := e.Checkpoint(ctx, "feature", "", ""); err != nil {
+			t.Fatal(err)
+		}
+		put(t, main, "undo.txt", "to revert")
+		undo, err := e.Checkpoint(ctx, "main", "", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		block := make([]byte, BlockSize)
+		for i := range 1024 {
+			randFill(block, uint64(i)+1)
+			writeFile(t, main, RootIno, fmt.Sprintf("big%04d", i), block)
+		}
+		log, err := main.Create(ctx, RootIno, "log", Attr{Mode: 0o644})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var stop atomic.Bool
+		var writes atomic.Int64
+		var worst atomic.Int64
+		done := make(chan error, 1)
+		go func() {
+			page := make([]byte, PageSize)
+			for i := int64(0); !stop.Load(); i++ {
+				start := time.Now()
+				if _, err := main.Write(ctx, log.Ino, (i%256)*PageSize, page); err != nil {
+					done <- err
+					return
+				}
+				if d := int64(time.Since(start)); d > worst.Load() {
+					worst.Store(d)
+				}
+				writes.Add(1)
+			}
+			done <- nil
+		}()
+		time.Sleep(50 * time.Millisecond)
+		before, start := writes.Load(), time.Now()
+		worst.Store(0)
+		if op == "merge" {
+			_, err = e.Merge(ctx, "feature", "main", MergeOptions{})
+		} else {
+			_, err = e.Revert(ctx, undo.String(), "main", RevertOptions{})
+		}
+		took, during, slowest := time.Since(start), writes.Load()-before, time.Duration(worst.Load())
+		stop.Store(true)
+		if werr := <-done; werr != nil {
+			t.Fatal(werr)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("%s of 1,024 uncommitted 64 KiB files: %v; %d writes completed during it; slowest write %v", op, took.Round(time.Millisecond), during, slowest.Round(time.Millisecond))
+	}
 }
