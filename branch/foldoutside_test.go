@@ -373,3 +373,46 @@ func TestFoldProbe(t *testing.T) {
 		t.Logf("%s of 1,024 uncommitted 64 KiB files: %v; %d writes completed during it; slowest write %v", op, took.Round(time.Millisecond), during, slowest.Round(time.Millisecond))
 	}
 }
+
+// The blocks being folded at once are bounded per daemon, not per fold: checkpoints of
+// several branches at the same time share the fold slots (work.FoldPeak).
+func TestFoldMemoryBoundIsPerDaemon(t *testing.T) {
+	ctx := context.Background()
+	e := openEngine(t)
+	const branches, files = 6, 48
+	block := make([]byte, BlockSize)
+	for b := range branches {
+		name := fmt.Sprintf("b%d", b)
+		if _, err := e.CreateBranch(ctx, name, ""); err != nil {
+			t.Fatal(err)
+		}
+		ws, _ := e.Workspace(ctx, name)
+		for i := range files {
+			randFill(block, uint64(b*files+i+1))
+			writeFile(t, ws, RootIno, fmt.Sprintf("f%d", i), block)
+		}
+	}
+	work.FoldPeak()
+	var wg sync.WaitGroup
+	errs := make(chan error, branches)
+	for b := range branches {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := e.Checkpoint(ctx, fmt.Sprintf("b%d", b), "", "")
+			errs <- err
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	peak, bound := work.FoldPeak()
+	t.Logf("%d checkpoints of %d blocks each at once: at most %d blocks in flight (bound %d)", branches, files, peak, bound)
+	if peak == 0 || peak > bound {
+		t.Fatalf("%d blocks were folded at once by %d checkpoints; the daemon's bound is %d", peak, branches, bound)
+	}
+}
