@@ -210,6 +210,9 @@ func (e *Engine) checkpointWith(ctx context.Context, ws *Workspace, o Checkpoint
 		return store.ID{}, nil, err
 	}
 	defer f.close()
+	if o.ifChanged && f.root == f.oldRoot {
+		return f.base, nil, errUnchanged
+	}
 	changes, err := e.DiffRoots(ctx, f.oldRoot, f.root)
 	if err != nil {
 		return store.ID{}, nil, err
@@ -248,6 +251,9 @@ func (e *Engine) checkpointLocked(ctx context.Context, ws *Workspace, o Checkpoi
 		return store.ID{}, nil, err
 	}
 	oldRoot, base := ws.HeadLocked()
+	if o.ifChanged && root == oldRoot {
+		return base, nil, errUnchanged
+	}
 	changes, err := e.DiffRoots(ctx, oldRoot, root)
 	if err != nil {
 		return store.ID{}, nil, err

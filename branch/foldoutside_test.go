@@ -416,3 +416,33 @@ func TestFoldMemoryBoundIsPerDaemon(t *testing.T) {
 		t.Fatalf("%d blocks were folded at once by %d checkpoints; the daemon's bound is %d", peak, branches, bound)
 	}
 }
+
+// CheckpointIfChanged folds once, outside the lock: it makes no checkpoint when the state is
+// its base's, and otherwise one holding the state before its snapshot, while a write on the
+// branch completes.
+func TestCheckpointIfChangedFoldsOnceOutsideTheLock(t *testing.T) {
+	ctx := context.Background()
+	e, ws := setup(t, map[string]string{"w": "before"})
+	main := ws["main"]
+	base := main.Base()
+	folds := main.FoldCount()
+	id, _, made, err := e.CheckpointIfChanged(ctx, "main", CheckpointOptions{})
+	if err != nil || made || id != base {
+		t.Fatalf("checkpoint of an unchanged branch = %v, made %v, %v; want its base %v, none made", id, made, err, base)
+	}
+	changedFiles(t, main, 20, "main")
+	err = whileFolding(t, "main", func() (err error) {
+		id, _, made, err = e.CheckpointIfChanged(ctx, "main", CheckpointOptions{})
+		return err
+	}, writeDuring(main))
+	if err != nil || !made {
+		t.Fatalf("checkpoint of a changed branch: made %v, %v", made, err)
+	}
+	if n := main.FoldCount() - folds; n != 2 {
+		t.Fatalf("two checkpoints folded %d times, want 2", n)
+	}
+	v, _ := e.View(ctx, id)
+	wantFile(t, v, "the checkpoint", "f00010", readAll(t, main, "f00010"))
+	wantFile(t, v, "the checkpoint", "during.txt", "")
+	checkCarried(t, e, "main")
+}
