@@ -43,17 +43,30 @@ type frozenFold struct {
 // close the result.
 func (e *Engine) foldOutside(ctx context.Context, ws *Workspace) (*frozenFold, error) {
 	ws.Lock()
-	f := &frozenFold{e: e, ws: ws, snap: e.db.NewSnapshot(), overlay: ws.OverlayID(), ver: ws.VersionLocked()}
-	f.frozen = ws.FreezeLocked(f.snap)
-	f.oldRoot, f.base = ws.HeadLocked()
-	f.journal = ws.StartJournalLocked()
+	f := e.freezeLocked(ws)
 	ws.Unlock()
-	var err error
-	if f.root, f.n, f.blocks, err = f.frozen.FoldBlocksLocked(ctx); err != nil {
+	if err := f.fold(ctx); err != nil {
 		f.close()
 		return nil, err
 	}
 	return f, nil
+}
+
+// freezeLocked takes the snapshot and starts the journal; the caller releases the lock, then
+// calls fold, and closes f. Callers hold ws's lock.
+func (e *Engine) freezeLocked(ws *Workspace) *frozenFold {
+	f := &frozenFold{e: e, ws: ws, snap: e.db.NewSnapshot(), overlay: ws.OverlayID(), ver: ws.VersionLocked()}
+	f.frozen = ws.FreezeLocked(f.snap)
+	f.oldRoot, f.base = ws.HeadLocked()
+	f.journal = ws.StartJournalLocked()
+	return f
+}
+
+// fold folds the frozen copy. Callers hold no lock of the workspace.
+func (f *frozenFold) fold(ctx context.Context) error {
+	var err error
+	f.root, f.n, f.blocks, err = f.frozen.FoldBlocksLocked(ctx)
+	return err
 }
 
 func (f *frozenFold) close() {

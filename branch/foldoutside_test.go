@@ -446,3 +446,33 @@ func TestCheckpointIfChangedFoldsOnceOutsideTheLock(t *testing.T) {
 	wantFile(t, v, "the checkpoint", "during.txt", "")
 	checkCarried(t, e, "main")
 }
+
+// merge --continue folds outside the lock too.
+func TestMergeContinueFoldsOutsideTheLock(t *testing.T) {
+	ctx := context.Background()
+	e, ws, text := mergeSetup(t)
+	main := ws["main"]
+	put(t, main, "shared.txt", editLine(text, 1, "main"))
+	if _, err := e.Merge(ctx, "feature", "main", MergeOptions{Strategy: StrategyMarkers}); !errors.Is(err, ErrConflict) {
+		t.Fatalf("merge with conflicts = %v, want a conflict", err)
+	}
+	settled := editLine(editLine(text, 1, "main"), 2, "settled")
+	put(t, main, "shared.txt", settled)
+	var res *ContinueResult
+	err := whileFolding(t, "main", func() (err error) {
+		res, err = e.MergeContinue(ctx, "main")
+		return err
+	}, writeDuring(main))
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, _ := e.View(ctx, res.Commit)
+	wantFile(t, v, "the merge", "shared.txt", settled)
+	wantFile(t, v, "the merge", "new.txt", "from feature")
+	wantFile(t, v, "the merge", "w", "before")
+	wantFile(t, v, "the merge", "during.txt", "")
+	if p, err := e.pendingMerge("main"); err != nil || p != nil {
+		t.Fatalf("a merge is still pending after --continue: %+v, %v", p, err)
+	}
+	checkCarried(t, e, "main")
+}

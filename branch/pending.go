@@ -288,8 +288,9 @@ type ContinueResult struct {
 }
 
 // MergeContinue completes a pending merge into branch: it checkpoints the branch's state
-// with its head and the merged source as parents. It refuses while a conflicting file still
-// holds conflict markers. Copies of the source's versions still present are removed first.
+// with its head and the merged source as parents, folding outside the lock. It refuses
+// while a conflicting file still holds conflict markers. Copies of the source's versions
+// still present are removed first.
 func (e *Engine) MergeContinue(ctx context.Context, branch string) (*ContinueResult, error) {
 	defer e.op()()
 	ws, err := e.Workspace(ctx, branch)
@@ -318,9 +319,28 @@ func (e *Engine) MergeContinue(ctx context.Context, branch string) (*ContinueRes
 		}
 		res.Removed = append(res.Removed, q)
 	}
-	root, _, err := ws.FoldLocked(ctx)
-	if err != nil {
+	// Fold outside the lock, like a checkpoint (frozenFold): the merge holds the state
+	// checked above, and writes made while it folds are carried past it.
+	f := e.freezeLocked(ws)
+	defer f.close()
+	ws.Unlock()
+	if err := f.fold(ctx); err != nil {
+		ws.Lock()
 		return nil, err
+	}
+	ws.Lock()
+	if q, err := e.pendingMerge(branch); err != nil {
+		return nil, err
+	} else if q == nil || q.Head != p.Head {
+		return nil, fmt.Errorf("%w: the merge into %s was aborted or restarted meanwhile", ErrBusy, branch)
+	}
+	root, blocks, carry := f.root, f.blocks, f.carryLocked(ctx)
+	if !f.currentLocked() {
+		var err error
+		if root, _, blocks, err = ws.FoldBlocksLocked(ctx); err != nil {
+			return nil, err
+		}
+		carry = nil
 	}
 	msg := p.Message
 	if msg == "" {
@@ -335,10 +355,14 @@ func (e *Engine) MergeContinue(ctx context.Context, branch string) (*ContinueRes
 	if err := b.Delete(pendingKey(branch), nil); err != nil {
 		return nil, err
 	}
-	if err := e.moveBase(ws, b, id); err != nil {
+	if err := e.moveBaseCarry(ws, b, id, carry); err != nil {
 		return nil, err
 	}
 	ws.SetBaseLocked(root, id)
+	if carry != nil {
+		blocks = f.keptBlocks()
+	}
+	ws.CacheLocked(blocks)
 	res.Commit = id
 	return res, nil
 }
