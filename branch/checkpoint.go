@@ -362,6 +362,7 @@ func (e *Engine) moveBaseCarry(ws *Workspace, b *pebble.Batch, id store.ID, carr
 		return err
 	}
 	ws.SetOverlayLocked(newID)
+	e.dropFold(ws) // the fold of the old overlay is no use now
 	return nil
 }
 

@@ -476,3 +476,44 @@ func TestMergeContinueFoldsOutsideTheLock(t *testing.T) {
 	}
 	checkCarried(t, e, "main")
 }
+
+// A kept fold leaves memory once it is stale (the branch changed, or moved to a new base),
+// and an in-memory fold once its branch is idle, even while the branch stays mounted.
+func TestStaleFoldsLeaveMemory(t *testing.T) {
+	ctx := context.Background()
+	e, ws := setup(t, map[string]string{"w": "before"})
+	main := ws["main"]
+	defer main.OnReset(func() {})() // as a mount does: EvictIdle keeps the workspace
+	changedFiles(t, main, 30, "a")
+	diff := func() {
+		t.Helper()
+		if _, err := e.Diff(ctx, "main@base", "main"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := func(what string, n int) {
+		t.Helper()
+		if got := e.keptFolds(); got != n {
+			t.Fatalf("%s: %d folds kept, want %d", what, got, n)
+		}
+	}
+	diff()
+	want("after a diff", 1)
+	e.EvictIdle(time.Hour)
+	want("a current fold of a branch in use", 1)
+	put(t, main, "w", "changed")
+	e.EvictIdle(time.Hour)
+	want("after a write", 0)
+	diff()
+	if _, err := e.Checkpoint(ctx, "main", "", ""); err != nil {
+		t.Fatal(err)
+	}
+	want("after a checkpoint", 0)
+	put(t, main, "w", "again")
+	diff()
+	e.EvictIdle(0) // idle since forever; the mount keeps the workspace
+	want("after the branch was idle", 0)
+	if e.OpenWorkspaces() == 0 {
+		t.Fatal("a mounted workspace was evicted")
+	}
+}
