@@ -137,6 +137,10 @@ func (e *Engine) merge(ctx context.Context, src string, dws *Workspace, o MergeO
 	} else if err := e.retainCommit(ctx, srcCommit); err != nil {
 		return nil, nil, err
 	}
+	checkQuota, err := e.mergeQuota(ctx, dws.Branch(), src)
+	if err != nil {
+		return nil, nil, err
+	}
 	if err := e.noPendingMerge(dws.Branch()); err != nil {
 		return nil, nil, err
 	}
@@ -182,6 +186,13 @@ func (e *Engine) merge(ctx context.Context, src string, dws *Workspace, o MergeO
 			return resultOf(res, err)
 		}
 		pending, ff = n, nil
+	}
+	add, err := e.mergeAdds(ctx, p.oursRoot, p.newRoot)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := checkQuota(add); err != nil {
+		return res, nil, err
 	}
 	if len(p.open) > 0 {
 		res.Pending = true
