@@ -519,10 +519,10 @@ func TestStaleFoldsLeaveMemory(t *testing.T) {
 	}
 }
 
-// Random writes, truncates, zeroed ranges, unlinks and renames made while a merge folds are
-// carried onto its result: the branch ends as if they had been made after the merge (the
-// same operations on a second repository after its merge). AGENTFS_MERGECARRY_SEED=N
-// replays one seed.
+// Random writes, truncates, zeroed ranges, unlinks and renames made while a merge or a
+// revert folds are carried onto its result: the branch ends as if they had been made after
+// it (the same operations on a second repository after its merge or revert).
+// AGENTFS_MERGECARRY_SEED=N replays one seed.
 func TestMergeCarriesRandomWrites(t *testing.T) {
 	seeds := []uint64{1, 2, 3, 4, uint64(time.Now().UnixNano())}
 	if s := os.Getenv("AGENTFS_MERGECARRY_SEED"); s != "" {
@@ -532,59 +532,75 @@ func TestMergeCarriesRandomWrites(t *testing.T) {
 		}
 		seeds = []uint64{n}
 	}
-	for _, seed := range seeds {
-		t.Run(fmt.Sprint(seed), func(t *testing.T) {
-			t.Logf("seed %d (replay: AGENTFS_MERGECARRY_SEED=%d)", seed, seed)
-			ctx := context.Background()
-			var dumps [2]string
-			var merged [2]string
-			for run := range 2 { // 0: operations during the merge's fold; 1: after the merge
-				files := map[string]string{"sub/x": "x"}
-				for i := range 4 {
-					files[fmt.Sprintf("t%d", i)] = lines(20, "base")
-				}
-				e, ws := setup(t, files, "feature")
-				main := ws["main"]
-				for i := range 4 {
-					put(t, ws["feature"], fmt.Sprintf("t%d", i), editLine(lines(20, "base"), i, "feature"))
-				}
-				put(t, ws["feature"], "fdir/new", "from feature")
-				put(t, ws["feature"], "sub/y", "from feature")
-				if _, err := e.Checkpoint(ctx, "feature", "", ""); err != nil {
-					t.Fatal(err)
-				}
-				randomOps(t, main, rand.New(rand.NewPCG(seed, 1)), 40)
-				ops := rand.New(rand.NewPCG(seed, 2))
-				folds := main.FoldCount()
-				if run == 0 {
-					afterMergeFold = func() { randomOps(t, main, ops, 40) }
-				}
-				res, err := e.Merge(ctx, "feature", "main", MergeOptions{})
-				afterMergeFold = nil
-				if err != nil {
-					t.Fatal(err)
-				}
-				if run == 0 && main.FoldCount()-folds != 1 {
-					t.Fatalf("the merge folded main %d times, want once (nothing clashes)", main.FoldCount()-folds)
-				}
-				if run == 1 {
-					randomOps(t, main, ops, 40)
-				}
-				v, _ := e.View(ctx, res.Commit)
-				merged[run], dumps[run] = dump(t, v), dump(t, main)
-				e = reopenEngine(t, e)
-				main, _ = e.Workspace(ctx, "main")
-				if got := dump(t, main); got != dumps[run] {
-					t.Fatalf("run %d: after a restart main shows:\n%s\nwant:\n%s", run, got, dumps[run])
-				}
-				verifyRepository(t, e)
-			}
-			if merged[0] != merged[1] {
-				t.Fatalf("the merge made while writing holds:\n%s\nwant:\n%s", merged[0], merged[1])
-			}
-			if dumps[0] != dumps[1] {
-				t.Fatalf("with the writes carried onto the merge main shows:\n%s\nwant (the writes made after it):\n%s", dumps[0], dumps[1])
-			}
-		})
+	for _, op := range []string{"merge", "revert"} {
+		for _, seed := range seeds {
+			t.Run(fmt.Sprint(op, "/", seed), func(t *testing.T) {
+				t.Logf("seed %d (replay: AGENTFS_MERGECARRY_SEED=%d)", seed, seed)
+				carryOntoRun(t, op, seed)
+			})
+		}
+	}
+}
+
+func carryOntoRun(t *testing.T, op string, seed uint64) {
+	ctx := context.Background()
+	var dumps, results [2]string
+	for run := range 2 { // 0: operations during the fold; 1: after the merge or revert
+		files := map[string]string{"sub/x": "x"}
+		for i := range 4 {
+			files[fmt.Sprintf("t%d", i)] = lines(20, "base")
+		}
+		e, ws := setup(t, files, "feature")
+		main := ws["main"]
+		// The changes to merge in, or to revert: on files the random operations leave alone.
+		side := ws["feature"]
+		if op == "revert" {
+			side = main
+		}
+		for i := range 4 {
+			put(t, side, fmt.Sprintf("t%d", i), editLine(lines(20, "base"), i, "side"))
+		}
+		put(t, side, "fdir/new", "from the side")
+		put(t, side, "sub/y", "from the side")
+		undo, err := e.Checkpoint(ctx, side.Branch(), "", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		randomOps(t, main, rand.New(rand.NewPCG(seed, 1)), 40)
+		ops := rand.New(rand.NewPCG(seed, 2))
+		folds := main.FoldCount()
+		if run == 0 {
+			afterMergeFold = func() { randomOps(t, main, ops, 40) }
+		}
+		var res *MergeResult
+		if op == "merge" {
+			res, err = e.Merge(ctx, "feature", "main", MergeOptions{})
+		} else {
+			res, err = e.Revert(ctx, undo.String(), "main", RevertOptions{})
+		}
+		afterMergeFold = nil
+		if err != nil {
+			t.Fatal(err)
+		}
+		if run == 0 && main.FoldCount()-folds != 1 {
+			t.Fatalf("the %s folded main %d times, want once (nothing clashes)", op, main.FoldCount()-folds)
+		}
+		if run == 1 {
+			randomOps(t, main, ops, 40)
+		}
+		v, _ := e.View(ctx, res.Commit)
+		results[run], dumps[run] = dump(t, v), dump(t, main)
+		e = reopenEngine(t, e)
+		main, _ = e.Workspace(ctx, "main")
+		if got := dump(t, main); got != dumps[run] {
+			t.Fatalf("run %d: after a restart main shows:\n%s\nwant:\n%s", run, got, dumps[run])
+		}
+		verifyRepository(t, e)
+	}
+	if results[0] != results[1] {
+		t.Fatalf("the %s made while writing holds:\n%s\nwant:\n%s", op, results[0], results[1])
+	}
+	if dumps[0] != dumps[1] {
+		t.Fatalf("with the writes carried onto the %s main shows:\n%s\nwant (the writes made after it):\n%s", op, dumps[0], dumps[1])
 	}
 }
