@@ -63,6 +63,7 @@ type Mounted struct {
 	dir    string
 	fsys   *fsys
 	server *fuse.Server
+	dirs   *noOpendirFS
 
 	removeHook func() // drops the workspace's reset hook of this mount
 
@@ -133,11 +134,12 @@ func Mount(ws *work.Workspace, dir string, o Options) (*Mounted, error) {
 		NullPermissions: true,
 	}
 	mark := markStderr()
-	server, err := mountTimed(abs, gofs.NewNodeFS(root, opts), &opts.MountOptions) // fs/metrics.go
+	raw := &noOpendirFS{RawFileSystem: gofs.NewNodeFS(root, opts)} // opendir.go
+	server, err := mountTimed(abs, raw, &opts.MountOptions)        // fs/metrics.go
 	if err != nil {
 		return nil, mountCause(abs, err, mark) // mounterr.go: the cause, not the exit code
 	}
-	m := &Mounted{dir: abs, fsys: f, server: server}
+	m := &Mounted{dir: abs, fsys: f, server: server, dirs: raw}
 	m.removeHook = ws.OnReset(f.invalidateAll)
 	f.register()
 	return m, nil
