@@ -188,8 +188,18 @@ func (ws *Workspace) createEntry(ctx context.Context, parent uint64, name string
 		t.abort()
 		return nil, err
 	}
-	return n, t.commit(false)
+	if err := t.commit(false); err != nil {
+		return nil, err
+	}
+	// The kernel asks for security.capability before every write to a file (and a new
+	// inode number has no keys at all): known absent, the first writes skip a Pebble miss
+	// and a tree lookup each.
+	ws.cache.Add(string(xattrKey(n.Ino, capabilityXattr)), cached{})
+	return n, nil
 }
+
+// capabilityXattr is the extended attribute the kernel reads before each write.
+const capabilityXattr = "security.capability"
 
 // Create makes a file (regular, device, fifo or socket, by a.Mode) called name in parent.
 // It fails with EEXIST if the name is taken.
