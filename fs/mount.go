@@ -113,8 +113,10 @@ func Mount(ws *work.Workspace, dir string, o Options) (*Mounted, error) {
 		AllowOther:           o.AllowOther,
 		DirectMount:          os.Geteuid() == 0, // falls back to fusermount3
 		EnableSymlinkCaching: true,              // symlinks are immutable; reset invalidates
-		Debug:                o.Debug,
-		Logger:               logger,
+		// The daemon drops privileges on write, truncate and chown (killpriv.go).
+		ExtraCapabilities: fuse.CAP_HANDLE_KILLPRIV_V2,
+		Debug:             o.Debug,
+		Logger:            logger,
 		// Locks stay with the kernel (EnableLocks false): local flock/fcntl locking is
 		// correct for one host, and SQLite works with it.
 	}
@@ -134,8 +136,8 @@ func Mount(ws *work.Workspace, dir string, o Options) (*Mounted, error) {
 		NullPermissions: true,
 	}
 	mark := markStderr()
-	raw := &noOpendirFS{RawFileSystem: gofs.NewNodeFS(root, opts)} // opendir.go
-	server, err := mountTimed(abs, raw, &opts.MountOptions)        // fs/metrics.go
+	raw := &noOpendirFS{RawFileSystem: &killPrivFS{RawFileSystem: gofs.NewNodeFS(root, opts), f: f}} // opendir.go, killpriv.go
+	server, err := mountTimed(abs, raw, &opts.MountOptions)                                          // fs/metrics.go
 	if err != nil {
 		return nil, mountCause(abs, err, mark) // mounterr.go: the cause, not the exit code
 	}
