@@ -43,6 +43,12 @@ func (s *suite) profileMiss(r *Row) {
 		s.logf("pprof: %v", err)
 		return
 	}
+	if r.heap {
+		if !r.inProcess {
+			s.heapMiss(r)
+		}
+		return
+	}
 	name := slug(r.Figure + " " + r.Params)
 	path := filepath.Join(s.cfg.PprofDir, name+".pprof")
 	secs := s.profileSeconds()

@@ -27,7 +27,8 @@ func openFlags(flags uint32) uint32 {
 // errors of its file it has reported (errSeq) and the workspace generation it was opened
 // in: after a rollback its writes fail with ESTALE instead of reaching the restored tree.
 type handle struct {
-	gen uint64 // workspace generation at open
+	gen uint64         // workspace generation at open
+	ra  work.ReadAhead // sequential reads through this handle read ahead
 
 	mu       sync.Mutex
 	errsSeen uint64 // errSeq sequence reported up to
@@ -116,8 +117,14 @@ func (n *node) Flush(ctx context.Context, f gofs.FileHandle) syscall.Errno {
 	return n.fs.reported(n.ino(), f)
 }
 
+// Read reads through the handle's read-ahead (work.ReadAhead): the kernel reads ahead at most
+// a few 128 KiB READs, and a cold block behind each is a synchronous disk read.
 func (n *node) Read(ctx context.Context, f gofs.FileHandle, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
-	got, err := n.fs.ws.Read(wctx(ctx), n.ino(), off, dest)
+	var ra *work.ReadAhead
+	if h, ok := f.(*handle); ok {
+		ra = &h.ra
+	}
+	got, err := n.fs.ws.ReadAt(wctx(ctx), ra, n.ino(), off, dest)
 	if err != nil {
 		return nil, n.fs.errno("read", err)
 	}

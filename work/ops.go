@@ -8,6 +8,7 @@ import (
 	"syscall"
 
 	"github.com/agentfs/agentfs/branch/tree"
+	"github.com/agentfs/agentfs/internal/posixacl"
 )
 
 // MaxEntryName is the longest file name, as on Linux.
@@ -28,6 +29,9 @@ type Attr struct {
 	Mode     uint32 // includes the file type bits
 	Uid, Gid uint32
 	Rdev     uint32
+	// Umask is the creating process's umask. It applies only where the parent directory has
+	// no default ACL (the kernel leaves it to us: FUSE's DONT_MASK).
+	Umask uint32
 }
 
 // GetAttr returns an inode.
@@ -147,6 +151,9 @@ func (ws *Workspace) newEntry(ctx context.Context, t *Txn, parent uint64, name s
 	now := ws.env.Now().UnixNano()
 	n := &Inode{Ino: ino, Mode: a.Mode, Uid: a.Uid, Gid: a.Gid, Rdev: a.Rdev, Nlink: 1,
 		Atime: now, Mtime: now, Ctime: now, Parent: parent, Name: name}
+	if err := inheritACL(ctx, t, parent, n, a.Umask); err != nil {
+		return nil, err
+	}
 	if p.Mode&syscall.S_ISGID != 0 {
 		n.Gid = p.Gid
 		if n.IsDir() {
@@ -592,6 +599,9 @@ func (ws *Workspace) SetAttr(ctx context.Context, ino uint64, a SetAttr) (*Inode
 	}
 	if a.Mode != nil {
 		n.Mode = n.Mode&syscall.S_IFMT | *a.Mode&^syscall.S_IFMT
+		if err := chmodACL(ctx, t, n); err != nil {
+			return nil, err
+		}
 	}
 	if a.Uid != nil {
 		n.Uid = *a.Uid
@@ -665,6 +675,9 @@ func (ws *Workspace) SetXattr(ctx context.Context, ino uint64, name string, valu
 	if len(value) > 64<<10 {
 		return syscall.E2BIG
 	}
+	if posixacl.IsName(name) {
+		return ws.setACL(ctx, ino, name, value, flags)
+	}
 	return ws.xattrChange(ctx, ino, name, func(exists bool) ([]byte, error) {
 		switch {
 		case exists && flags&XattrCreate != 0:
@@ -678,6 +691,9 @@ func (ws *Workspace) SetXattr(ctx context.Context, ino uint64, name string, valu
 
 // RemoveXattr removes an extended attribute; ENODATA if it is not set.
 func (ws *Workspace) RemoveXattr(ctx context.Context, ino uint64, name string) error {
+	if posixacl.IsName(name) {
+		return ws.removeACL(ctx, ino, name)
+	}
 	return ws.xattrChange(ctx, ino, name, func(exists bool) ([]byte, error) {
 		if !exists {
 			return nil, syscall.ENODATA

@@ -407,8 +407,8 @@ func execBitAfterRewrite(t *testing.T, dir string) {
 	}
 }
 
-// An ACL xattr either works (and getfacl shows the mode) or is unsupported as a whole; it is
-// never stored without effect.
+// An ACL xattr either works (and sets the mode) or is unsupported as a whole; it is never
+// stored without effect.
 func aclXattrConsistent(t *testing.T, dir string) {
 	p := filepath.Join(dir, "f")
 	write(t, p, "x", 0o640)
