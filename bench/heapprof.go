@@ -35,7 +35,7 @@ func (s *suite) heapMiss(r *Row) {
 	secs := s.profileSeconds()
 	pid := s.d.Cmd.Process.Pid
 	base := "http://" + s.d.PprofAddr + "/debug/pprof/heap"
-	s.logf("pprof: %s missed its target; heap snapshots of the daemon for %ds while it runs again", r.Figure, secs)
+	s.logf("pprof: %s %s; heap snapshots of the daemon for %ds while it runs again", r.Figure, r.why(), secs)
 	s.profiling = true
 	defer func() { s.profiling = false }()
 

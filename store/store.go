@@ -343,6 +343,7 @@ func (s *Store) Get(ctx context.Context, id ID, buf []byte) ([]byte, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	s.ahead.wait(ctx, id)
 	if data, ok := s.ahead.take(id); ok {
 		s.aheadHits.Add(1)
 		return data, nil // verified when read ahead; now the caller's
