@@ -14,7 +14,6 @@ import (
 
 	"github.com/agentfs/agentfs/backends"
 	"github.com/agentfs/agentfs/branch"
-	"github.com/agentfs/agentfs/internal/metrics"
 	"github.com/agentfs/agentfs/store"
 )
 
@@ -94,8 +93,8 @@ func (m *Manager) fetchObjects(ctx context.Context, remote string, b backends.Ba
 }
 
 // fetch is the store's Fetcher: it reads a block missing locally from the remote whose index
-// lists it, with the next blocks of the same pack (read-ahead). The store verifies the block
-// it returns; read-ahead blocks are verified here before they are stored. A pack that is gone
+// lists it, and reads ahead for sequential readers (readahead.go). The store verifies the
+// block it returns; read-ahead blocks are verified here when they arrive. A pack that is gone
 // (another host's remote gc rewrote or deleted it) makes the cached index of that remote
 // refresh once, and the read is tried again where the remote now keeps the block.
 func (m *Manager) fetch(ctx context.Context, id store.ID) ([]byte, error) {
@@ -138,86 +137,27 @@ func (m *Manager) fetchOnce(ctx context.Context, id store.ID) ([]byte, error) {
 	if !ok {
 		return nil, fmt.Errorf("%w: no remote's index lists it", store.ErrNotFound)
 	}
-	b, err := m.backend(ctx, l.remote)
-	if err != nil {
-		return nil, err
-	}
-	ring, err := m.ring(ctx, l.remote)
-	if err != nil {
-		return nil, err
-	}
-	run := []located{{id, l}}
-	if l.kind == KindData && m.o.ReadAhead > 0 {
-		if run, err = m.readAhead(ctx, run, m.o.ReadAhead); err != nil {
-			return nil, err
-		}
-	}
-	last := run[len(run)-1].loc
-	data, err := readAll(ctx, b, packKey(l.pack), int64(l.off), int64(last.off+uint64(last.length)-l.off))
-	if err != nil {
-		err = fmt.Errorf("remote %s: read pack %s: %w", l.remote, l.pack, err)
-		if errors.Is(err, backends.ErrNotExist) {
-			return nil, &packGone{l.remote, err}
-		}
-		return nil, err
-	}
-	metrics.FetchedBytes.Add(float64(len(data)))
-	var out []byte
-	for i, o := range run {
-		rel := o.loc.off - l.off
-		content, err := ring.decodeObject(o.id, data[rel:rel+uint64(o.loc.length)])
+	readAhead := l.kind == KindData
+	for try := 0; ; try++ {
+		f, ahead, runs, err := m.lazy.claim(m, located{id, l}, readAhead)
+		m.start(runs)
 		if err != nil {
-			m.o.Logger.Printf("remote %s: pack %s: %v", l.remote, l.pack, err)
-			if i == 0 {
-				return nil, err
-			}
-			break // a bad read-ahead block is fetched (and reported) again when it is read
+			m.o.Logger.Printf("remote %s: read-ahead: %v", l.remote, err)
 		}
-		if i == 0 {
-			out = content
-		} else if _, err := m.st.Put(ctx, content); err != nil {
+		out, err := m.lazy.take(ctx, f)
+		if err != nil && ahead && try == 0 && ctx.Err() == nil {
+			readAhead = false // fetch it again alone: the error, if any, is then this read's
+			continue
+		}
+		if err != nil {
 			return nil, err
 		}
-		m.stats.Fetched.Add(1)
-		m.stats.FetchedBytes.Add(int64(len(content)))
-		if o.loc.kind == KindData {
-			m.cacheAdd(o.id, int64(len(content)))
+		if l.kind == KindData {
+			m.cacheAdd(cached{id: id, size: int64(len(out))})
 		}
+		m.evict(ctx)
+		return out, nil
 	}
-	m.evict(ctx)
-	return out, nil
-}
-
-// readAhead extends run with up to n data blocks that follow it contiguously in its pack and
-// are not stored locally.
-func (m *Manager) readAhead(ctx context.Context, run []located, n int) ([]located, error) {
-	l := run[0].loc
-	lo := remoteKey(l.remote, 'o', l.pack[:], binary.BigEndian.AppendUint64(nil, l.off+uint64(l.length)))
-	hi := prefixEnd(remoteKey(l.remote, 'o', l.pack[:]))
-	it, err := m.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
-	if err != nil {
-		return nil, err
-	}
-	defer it.Close()
-	end := l.off + uint64(l.length)
-	for it.First(); it.Valid() && len(run) <= n; it.Next() {
-		k, v := it.Key(), it.Value()
-		off := binary.BigEndian.Uint64(k[len(k)-8:])
-		if off != end || len(v) < 34 || v[32] != KindData {
-			break
-		}
-		length, k2 := binary.Uvarint(v[33:])
-		if k2 <= 0 {
-			break
-		}
-		id := store.ID(v[:32])
-		if ok, err := m.st.Has(ctx, id); err != nil || ok {
-			break
-		}
-		run = append(run, located{id, location{remote: l.remote, pack: l.pack, off: off, length: uint32(length), kind: KindData}})
-		end = off + length
-	}
-	return run, it.Error()
 }
 
 // fetchCache remembers the blocks fetched lazily, oldest first, to keep their total under
@@ -290,8 +230,11 @@ func (m *Manager) loadCache() error {
 	return it.Error()
 }
 
-// cacheAdd records a fetched block as the newest in the fetch order.
-func (m *Manager) cacheAdd(id store.ID, size int64) {
+// cacheAdd records fetched blocks as the newest in the fetch order.
+func (m *Manager) cacheAdd(blocks ...cached) {
+	if len(blocks) == 0 {
+		return
+	}
 	c := &m.cache
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -300,19 +243,21 @@ func (m *Manager) cacheAdd(id store.ID, size int64) {
 	}
 	b := m.db.NewBatch()
 	defer b.Close()
-	if e, ok := c.where[id]; ok {
-		old := c.order.Remove(e).(cached)
-		c.bytes -= old.size
-		b.Delete(cacheOrderKey(old.seq), nil)
+	for _, bl := range blocks {
+		if e, ok := c.where[bl.id]; ok {
+			old := c.order.Remove(e).(cached)
+			c.bytes -= old.size
+			b.Delete(cacheOrderKey(old.seq), nil)
+		}
+		c.seq++
+		ce := cached{bl.id, bl.size, c.seq}
+		c.where[bl.id] = c.order.PushBack(ce)
+		c.bytes += bl.size
+		b.Set(cacheOrderKey(ce.seq), binary.AppendUvarint(bytes.Clone(bl.id[:]), uint64(bl.size)), nil)
+		b.Set(cacheSeqKey(bl.id), binary.BigEndian.AppendUint64(nil, ce.seq), nil)
 	}
-	c.seq++
-	ce := cached{id, size, c.seq}
-	c.where[id] = c.order.PushBack(ce)
-	c.bytes += size
-	b.Set(cacheOrderKey(ce.seq), binary.AppendUvarint(bytes.Clone(id[:]), uint64(size)), nil)
-	b.Set(cacheSeqKey(id), binary.BigEndian.AppendUint64(nil, ce.seq), nil)
 	if err := b.Commit(pebble.NoSync); err != nil {
-		m.o.Logger.Printf("remote: recording a fetched block: %v", err)
+		m.o.Logger.Printf("remote: recording fetched blocks: %v", err)
 	}
 }
 

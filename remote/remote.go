@@ -54,10 +54,11 @@ type Options struct {
 	// beyond it the oldest fetched blocks are evicted (they are in the remote). 0 = 4 GiB,
 	// negative = no limit.
 	CacheLimit int64
-	// ReadAhead is how many following blocks of the same pack (the next blocks of the same
-	// file, since push writes a file's blocks in order) a lazy read fetches with the block
-	// asked for (default 8; negative = none).
-	ReadAhead int
+	// ReadAhead is the largest read-ahead window, in bytes, of a sequential lazy reader
+	// (readahead.go): how far ahead of it the next blocks of the same pack (the next blocks of
+	// the same file, since push writes a file's blocks in order) are fetched. The blocks read
+	// ahead and in flight are bounded by 4 windows. Default 16 MiB; negative = none.
+	ReadAhead int64
 	// Open opens a backend URL (default backends.Open). Tests wrap it.
 	Open func(ctx context.Context, url string) (backends.Backend, error)
 	// Host names this repository in the refs it writes (default: the hostname).
@@ -89,6 +90,7 @@ type Manager struct {
 	progress map[int]*tracker
 
 	cache     fetchCache
+	lazy      lazyReader // flights and read-ahead of lazy reads (readahead.go)
 	refreshMu sync.Mutex // one refresh after a 404 at a time
 
 	stats Stats
@@ -121,7 +123,7 @@ func New(e *branch.Engine, o Options) *Manager {
 		o.CacheLimit = 4 << 30
 	}
 	if o.ReadAhead == 0 {
-		o.ReadAhead = 8
+		o.ReadAhead = 16 << 20
 	}
 	if o.Open == nil {
 		o.Open = backends.Open
@@ -141,6 +143,7 @@ func New(e *branch.Engine, o Options) *Manager {
 		rings: map[string]*keyRing{},
 	}
 	m.cache.init()
+	m.lazy.init(o.ReadAhead)
 	m.st.SetFetcher(m.fetch)
 	return m
 }
@@ -148,6 +151,7 @@ func New(e *branch.Engine, o Options) *Manager {
 // Close closes the open backends and removes the fetcher.
 func (m *Manager) Close() error {
 	m.st.SetFetcher(nil)
+	m.lazy.close()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	var errs []error
