@@ -67,6 +67,7 @@ type Mounted struct {
 	dir    string
 	fsys   *fsys
 	server *fuse.Server
+	dirs   *noOpendirFS
 
 	removeHook func() // drops the workspace's reset hook of this mount
 
@@ -116,9 +117,10 @@ func Mount(ws *work.Workspace, dir string, o Options) (*Mounted, error) {
 		AllowOther:           o.AllowOther,
 		DirectMount:          os.Geteuid() == 0, // falls back to fusermount3
 		EnableSymlinkCaching: true,              // symlinks are immutable; reset invalidates
-		// POSIX ACLs: the kernel enforces and caches them, we store them (acl.go).
+		// POSIX ACLs: the kernel enforces and caches them, we store them (acl.go). The
+		// daemon drops privileges on write, truncate and chown (killpriv.go).
 		EnableAcl:         true,
-		ExtraCapabilities: aclCapabilities,
+		ExtraCapabilities: aclCapabilities | fuse.CAP_HANDLE_KILLPRIV_V2,
 		Debug:             o.Debug,
 		Logger:            logger,
 		// Locks stay with the kernel (EnableLocks false): local flock/fcntl locking is
@@ -140,11 +142,13 @@ func Mount(ws *work.Workspace, dir string, o Options) (*Mounted, error) {
 		NullPermissions: true,
 	}
 	mark := markStderr()
-	server, err := mountTimed(abs, &aclFS{gofs.NewNodeFS(root, opts)}, &opts.MountOptions) // fs/metrics.go
+	// acl.go, killpriv.go, opendir.go
+	raw := &noOpendirFS{RawFileSystem: &killPrivFS{RawFileSystem: &aclFS{gofs.NewNodeFS(root, opts)}, f: f}}
+	server, err := mountTimed(abs, raw, &opts.MountOptions) // fs/metrics.go
 	if err != nil {
 		return nil, mountCause(abs, err, mark) // mounterr.go: the cause, not the exit code
 	}
-	m := &Mounted{dir: abs, fsys: f, server: server}
+	m := &Mounted{dir: abs, fsys: f, server: server, dirs: raw}
 	m.removeHook = ws.OnReset(f.invalidateAll)
 	f.register()
 	return m, nil

@@ -53,6 +53,11 @@ func (n *node) Setattr(ctx context.Context, f gofs.FileHandle, in *fuse.SetAttrI
 		ns := t.UnixNano()
 		a.Mtime = &ns
 	}
+	if a.Size != nil || a.Uid != nil || a.Gid != nil {
+		if err := n.fs.dropPrivs(ctx, n.ino(), a.Uid != nil || a.Gid != nil); err != nil {
+			return n.fs.errno("setattr", err)
+		}
+	}
 	res, err := n.fs.ws.SetAttr(wctx(ctx), n.ino(), a)
 	if a.Size != nil {
 		n.fs.blocks.forget(n.ino())

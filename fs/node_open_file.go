@@ -86,6 +86,9 @@ func (n *node) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32,
 		}
 	}
 	if flags&syscall.O_TRUNC != 0 {
+		if err := n.fs.dropPrivs(ctx, n.ino(), false); err != nil {
+			return nil, 0, n.fs.errno("open", err)
+		}
 		var zero uint64
 		in, err := n.fs.ws.GetAttr(wctx(ctx), n.ino())
 		if err != nil {
@@ -131,6 +134,9 @@ func (n *node) Read(ctx context.Context, f gofs.FileHandle, dest []byte, off int
 func (n *node) Write(ctx context.Context, f gofs.FileHandle, data []byte, off int64) (uint32, syscall.Errno) {
 	if e := n.fs.writable(); e != 0 {
 		return 0, e
+	}
+	if err := n.fs.dropPrivs(ctx, n.ino(), false); err != nil {
+		return 0, n.fs.errno("write", err)
 	}
 	got, err := n.fs.ws.WriteSince(wctx(ctx), handleGen(f), n.ino(), off, data)
 	if err != nil {

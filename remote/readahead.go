@@ -75,16 +75,19 @@ type flight struct {
 	// marker: a block read ahead that waits in memory for its reader, who then tells the
 	// stream how far it got (the first block read ahead of each GET). The others enter the
 	// store as soon as they arrive, and the reader finds them there.
-	marker bool
+	marker  bool
+	reached bool // the marker's reader came (or the marker is gone)
 }
 
 type stream struct {
-	remote string
-	pack   store.ID
-	next   uint64 // pack offset after the last block the reader asked for
-	ahead  uint64 // pack offset up to which blocks are fetched or in flight
-	read   int64  // bytes the reader asked for in this stream
-	end    bool   // the read-ahead reached the end of the pack's data
+	remote  string
+	pack    store.ID
+	next    uint64 // pack offset after the last block the reader asked for
+	ahead   uint64 // pack offset up to which blocks are fetched or in flight
+	read    int64  // bytes the reader asked for in this stream
+	reads   int    // reads that went on with this stream (misses, and hits of markers)
+	pending int    // markers read ahead that the reader has not reached
+	end     bool   // the read-ahead reached the end of the pack's data
 }
 
 func (r *lazyReader) init(window int64) {
@@ -100,8 +103,14 @@ func (r *lazyReader) close() {
 	r.wg.Wait()
 }
 
-// windowOf is how far ahead of its reader s is fetched.
-func (r *lazyReader) windowOf(s *stream) int64 { return min(2*s.read, r.window) }
+// windowOf is how far ahead of its reader s is fetched: nothing before its third read in a
+// row (a random read of 4 KiB across two blocks is two reads in a row).
+func (r *lazyReader) windowOf(s *stream) int64 {
+	if s.reads < 3 {
+		return 0
+	}
+	return min(2*s.read, r.window)
+}
 
 // claim returns the flight that brings block o (a new one, or one already in flight or read
 // ahead) and the runs of new flights to fetch, one ranged GET each. ahead is whether the
@@ -114,9 +123,10 @@ func (r *lazyReader) claim(m *Manager, o located, readAhead bool) (f *flight, ah
 		if s == nil || !readAhead || f.taken {
 			return f, s != nil && !f.taken, nil, nil
 		}
-		// The reader reached a block read ahead: go on ahead of it.
-		s.read += int64(o.loc.length)
-		s.next = max(s.next, o.loc.off+uint64(o.loc.length))
+		// The reader reached a block read ahead (it read the blocks stored before it too):
+		// go on ahead of it.
+		r.reached(f)
+		s.advance(o.loc, true)
 		r.touch(s)
 		more, err := r.topUp(m, s)
 		return f, true, mark(chop(more)), err
@@ -129,32 +139,44 @@ func (r *lazyReader) claim(m *Manager, o located, readAhead bool) (f *flight, ah
 	if err != nil || s == nil {
 		return f, false, [][]*flight{{f}}, err
 	}
-	s.read += int64(o.loc.length)
-	s.next = o.loc.off + uint64(o.loc.length)
+	// Past a marker its reader did not reach, the reader skipped what was read ahead: it
+	// reads here, and the window does not grow or move for it.
+	credit := s.pending == 0
+	s.advance(o.loc, credit)
 	s.ahead = max(s.ahead, s.next)
+	if !credit {
+		return f, false, [][]*flight{{f}}, nil
+	}
 	more, err := r.topUp(m, s)
 	return f, false, mark(chop(append([]*flight{f}, more...))), err
 }
 
-// mark makes the first block read ahead of each run a marker.
+// mark makes the last block read ahead of each run a marker.
 func mark(runs [][]*flight) [][]*flight {
 	for _, run := range runs {
-		for _, f := range run {
-			if f.s != nil {
-				f.marker = true
-				break
-			}
+		if f := run[len(run)-1]; f.s != nil {
+			f.marker = true
+			f.s.pending++
 		}
 	}
 	return runs
 }
 
+// reached notes that f is no longer a marker waiting for its reader (it came, or f is gone).
+func (r *lazyReader) reached(f *flight) {
+	if f.marker && !f.reached {
+		f.reached = true
+		f.s.pending--
+	}
+}
+
 // follow returns the stream that a read at l continues, or nil after starting a new one.
 func (r *lazyReader) follow(m *Manager, l location) (*stream, error) {
 	for _, s := range r.streams {
-		// The kernel may ask for the blocks of one file out of order; a read a little past
-		// what is fetched still goes on with the stream.
-		if s.remote == l.remote && s.pack == l.pack && l.off >= s.next && l.off <= s.ahead+uint64(r.windowOf(s)) {
+		// A read goes on with a stream if it is where the stream's reader is, or within what
+		// was fetched for it. Nothing looser: a random reader would join streams and make
+		// them fetch ahead of it.
+		if s.remote == l.remote && s.pack == l.pack && l.off >= s.next && l.off <= s.ahead {
 			r.touch(s)
 			return s, nil
 		}
@@ -167,14 +189,14 @@ func (r *lazyReader) follow(m *Manager, l location) (*stream, error) {
 	}
 	if first {
 		for _, o := range r.streams {
-			if o.end && o.read > int64(l.length) {
+			if o.end && r.windowOf(o) > 0 {
 				found = o
 				break
 			}
 		}
 	}
 	if found != nil {
-		s.read = found.read
+		s.read, s.reads = found.read, found.reads
 		r.drop(found)
 	}
 	r.streams = append([]*stream{s}, r.streams...)
@@ -182,12 +204,28 @@ func (r *lazyReader) follow(m *Manager, l location) (*stream, error) {
 		r.streams = r.streams[:raStreams]
 	}
 	if found == nil {
-		s.read = int64(l.length)
-		s.next = l.off + uint64(l.length)
+		s.advance(l, false)
 		s.ahead = s.next
 		return nil, nil
 	}
 	return s, nil
+}
+
+// advance moves s to its reader's read at l. With credit (the reader reached every marker),
+// the reader read what comes before l too (the blocks stored ahead, which it reads
+// locally); else the read counts for itself only, so that jumps do not grow the window.
+func (s *stream) advance(l location, credit bool) {
+	s.reads++
+	end := l.off + uint64(l.length)
+	if end <= s.next {
+		return
+	}
+	if credit && l.off <= s.ahead {
+		s.read += int64(end - s.next)
+	} else {
+		s.read += int64(l.length)
+	}
+	s.next = end
 }
 
 func (r *lazyReader) touch(s *stream) {
@@ -302,6 +340,7 @@ func (r *lazyReader) add(o located, s *stream) *flight {
 
 // forget removes f from the map (callers hold r.mu).
 func (r *lazyReader) forget(f *flight) {
+	r.reached(f)
 	if r.flights[f.id] == f {
 		delete(r.flights, f.id)
 		if !f.taken {

@@ -4,12 +4,17 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"strconv"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/agentfs/agentfs/backends"
 	"github.com/agentfs/agentfs/internal/repo"
 	"github.com/agentfs/agentfs/remote"
 	"github.com/agentfs/agentfs/store"
@@ -148,5 +153,186 @@ func bucket(t *testing.T, p string) string {
 	return s3URL(t, srv, srv.Endpoint, "lazy")
 }
 
-var _ = errors.Is
-var _ = store.ErrRemoteCorrupt
+// randomReads reads 4 KiB at n random places of the files of want (seeded by rng) from r
+// and checks each against want; it returns the reads' (path, offset) in order.
+func randomReads(t *testing.T, r *repo.Repo, want files, rng *rand.Rand, n int) {
+	t.Helper()
+	var paths []string
+	for p, d := range want {
+		if len(d) > 0 {
+			paths = append(paths, p)
+		}
+	}
+	slices.Sort(paths)
+	buf := make([]byte, 4<<10)
+	for i := 0; i < n; i++ {
+		p := paths[rng.IntN(len(paths))]
+		off := rng.IntN(len(want[p]))
+		k, err := readAt(r, p, int64(off), buf)
+		if err != nil {
+			t.Fatalf("read %s at %d: %v", p, off, err)
+		}
+		if w := want[p][off:min(off+len(buf), len(want[p]))]; !bytes.Equal(buf[:k], w) {
+			t.Fatalf("read %s at %d: %d bytes differ from the source's %d", p, off, k, len(w))
+		}
+	}
+}
+
+// TestLazyRandomRead: a random reader of a lazy clone gets the source's bytes and costs about
+// what fetching each block alone costs: no more GETs, few bytes it does not read. The same
+// random reads on a clone without read-ahead are the measure.
+func TestLazyRandomRead(t *testing.T) {
+	sd := seed(t, "AGENTFS_LAZY_SEED")
+	for _, p := range []string{"file", "s3"} {
+		t.Run(p, func(t *testing.T) {
+			url := bucket(t, p)
+			want := lazySource(t, url, rand.New(rand.NewPCG(sd, 1)), 120, 400<<10, 16<<20, 8<<20)
+			var tr [2]traffic
+			for i, o := range []remote.Options{{ReadAhead: -1}, {}} {
+				b, _ := cloneRepo(t, url, []string{"main"}, o)
+				before := trafficOf(b)
+				randomReads(t, b, want, rand.New(rand.NewPCG(sd, 2)), 200)
+				tr[i] = trafficOf(b).sub(before)
+			}
+			t.Logf("200 random 4 KiB reads of %d bytes of files: %d GETs, %d bytes without read-ahead; %d GETs, %d bytes with it", size(want), tr[0].gets, tr[0].bytes, tr[1].gets, tr[1].bytes)
+			// Random reads sometimes land on three blocks in a row of a pack (the pack holds
+			// many small files), which starts a small read-ahead: a few blocks.
+			if tr[1].gets > tr[0].gets+tr[0].gets/10 || tr[1].bytes > tr[0].bytes+tr[0].bytes/4 {
+				t.Errorf("a random reader costs more with read-ahead: %+v, without %+v", tr[1], tr[0])
+			}
+		})
+	}
+}
+
+// TestLazyReadCorrupt: a corrupt block in the middle of what a sequential reader reads ahead
+// fails the read that needs it, with the usual error (remote_corrupt), every time; the blocks
+// around it, fetched in the same GETs, read right; and the read-ahead goes on after it.
+// Plain and encrypted (each pack entry sealed alone) buckets, file:// and S3.
+func TestLazyReadCorrupt(t *testing.T) {
+	sd := seed(t, "AGENTFS_LAZY_SEED")
+	for _, enc := range []bool{false, true} {
+		for _, p := range []string{"file", "s3"} {
+			t.Run(fmt.Sprintf("%s/encrypted=%v", p, enc), func(t *testing.T) {
+				if enc {
+					t.Setenv("AGENTFS_REMOTE_KEY", strings.Repeat("cd", 32))
+				}
+				url := bucket(t, p)
+				const big = 4 << 20
+				want := lazySource(t, url, rand.New(rand.NewPCG(sd, 3)), 0, 0, big, 16<<20)
+				bk, err := backends.Open(ctx, url)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer bk.Close()
+				var packs []string
+				var data backends.ObjectInfo
+				if err := bk.List(ctx, "packs/", func(o backends.ObjectInfo) error {
+					packs = append(packs, o.Key)
+					if o.Size > data.Size {
+						data = o
+					}
+					return nil
+				}); err != nil {
+					t.Fatal(err)
+				}
+				if len(packs) != 2 {
+					t.Fatalf("%d packs, want 2 (data, then tree nodes): %v", len(packs), packs)
+				}
+				rc, err := bk.Get(ctx, data.Key, 0, -1)
+				if err != nil {
+					t.Fatal(err)
+				}
+				pack, err := io.ReadAll(rc)
+				rc.Close()
+				if err != nil {
+					t.Fatal(err)
+				}
+				pack[len(pack)/2] ^= 0x10 // a block near the middle of the file
+				if err := bk.Put(ctx, data.Key, bytes.NewReader(pack), int64(len(pack))); err != nil {
+					t.Fatal(err)
+				}
+
+				b, _ := cloneRepo(t, url, []string{"main"})
+				before := trafficOf(b)
+				const blk = 64 << 10
+				buf := make([]byte, blk)
+				bad := -1
+				for i := 0; i < big/blk; i++ {
+					n, err := readAt(b, "big.bin", int64(i*blk), buf)
+					if err != nil {
+						if !errors.Is(err, store.ErrRemoteCorrupt) {
+							t.Fatalf("block %d: %v, want a remote corruption error", i, err)
+						}
+						if bad >= 0 {
+							t.Fatalf("blocks %d and %d fail; one byte was flipped: %v", bad, i, err)
+						}
+						bad = i
+						continue
+					}
+					if !bytes.Equal(buf[:n], want["big.bin"][i*blk:(i+1)*blk]) {
+						t.Fatalf("block %d differs from the source", i)
+					}
+				}
+				if bad < 0 {
+					t.Fatal("no read failed after a byte of the pack was flipped")
+				}
+				tr := trafficOf(b).sub(before)
+				t.Logf("block %d of %d corrupt; read in order with %d GETs, %d bytes", bad, big/blk, tr.gets, tr.bytes)
+				if tr.gets > big/blk/4 {
+					t.Errorf("%d GETs for %d blocks read in order around a corrupt one: the read-ahead stopped", tr.gets, big/blk)
+				}
+				for try := 0; try < 2; try++ {
+					if _, err := readAt(b, "big.bin", int64(bad*blk), buf); !errors.Is(err, store.ErrRemoteCorrupt) {
+						t.Fatalf("reading the corrupt block again: %v, want a remote corruption error", err)
+					}
+				}
+			})
+		}
+	}
+}
+
+// TestLazyReadConcurrent: readers of the same files at once, sequential and random, all get
+// the source's bytes, and a block is not fetched twice (the same file read by four readers
+// at once costs about one read). Run it under -race.
+func TestLazyReadConcurrent(t *testing.T) {
+	sd := seed(t, "AGENTFS_LAZY_SEED")
+	for _, p := range []string{"file", "s3"} {
+		t.Run(p, func(t *testing.T) {
+			url := bucket(t, p)
+			const big = 8 << 20
+			want := lazySource(t, url, rand.New(rand.NewPCG(sd, 4)), 30, 300<<10, big, 3<<20)
+			b, _ := cloneRepo(t, url, []string{"main"})
+			before := trafficOf(b)
+			var wg sync.WaitGroup
+			errs := make(chan error, 8)
+			for i := 0; i < 4; i++ {
+				wg.Add(2)
+				go func() {
+					defer wg.Done()
+					got, err := readSeq(b, "big.bin", (64<<10)*(i+1))
+					if err == nil && !bytes.Equal(got, want["big.bin"]) {
+						err = fmt.Errorf("sequential reader %d: content differs from the source", i)
+					}
+					if err != nil {
+						errs <- err
+					}
+				}()
+				go func() {
+					defer wg.Done()
+					randomReads(t, b, want, rand.New(rand.NewPCG(sd, uint64(10+i))), 50)
+				}()
+			}
+			wg.Wait()
+			close(errs)
+			for err := range errs {
+				t.Error(err)
+			}
+			tr := trafficOf(b).sub(before)
+			t.Logf("4 sequential readers of %d bytes and 4 random ones at once: %d GETs, %d bytes", big, tr.gets, tr.bytes)
+			if total := size(want); tr.bytes > total+total/4 {
+				t.Errorf("fetched %d bytes for %d bytes of files", tr.bytes, total)
+			}
+			sameFiles(t, "whole branch", readBranch(t, b, "main"), want)
+		})
+	}
+}

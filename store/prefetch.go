@@ -1,6 +1,9 @@
 package store
 
-import "sync"
+import (
+	"context"
+	"sync"
+)
 
 // Read-ahead of blocks (issue 17, cold sequential reads). A cold read of one 64 KiB block is
 // one synchronous disk read, and on a virtual disk that costs 150-600 µs however large the
@@ -19,9 +22,52 @@ import "sync"
 const aheadMax = 128
 
 type aheadCache struct {
-	mu     sync.Mutex
-	blocks map[ID][]byte
-	order  []ID // insertion order, for eviction; may hold IDs already taken
+	mu       sync.Mutex
+	blocks   map[ID][]byte
+	order    []ID                 // insertion order, for eviction; may hold IDs already taken
+	inflight map[ID]chan struct{} // read-aheads running, closed when done
+}
+
+// begin marks a read-ahead of id as running; false if one runs or the block is kept.
+func (c *aheadCache) begin(id ID) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.blocks[id]; ok {
+		return false
+	}
+	if _, ok := c.inflight[id]; ok {
+		return false
+	}
+	if c.inflight == nil {
+		c.inflight = map[ID]chan struct{}{}
+	}
+	c.inflight[id] = make(chan struct{})
+	return true
+}
+
+// end keeps data (nil: the read-ahead failed) and wakes the readers waiting for id.
+func (c *aheadCache) end(id ID, data []byte) {
+	if data != nil {
+		c.put(id, data)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	close(c.inflight[id])
+	delete(c.inflight, id)
+}
+
+// wait waits for a running read-ahead of id, if any, so that a reader that catches up with
+// the read-ahead does not read and verify the same block a second time.
+func (c *aheadCache) wait(ctx context.Context, id ID) {
+	c.mu.Lock()
+	ch := c.inflight[id]
+	c.mu.Unlock()
+	if ch != nil {
+		select {
+		case <-ch:
+		case <-ctx.Done():
+		}
+	}
 }
 
 func (c *aheadCache) put(id ID, data []byte) {
@@ -102,19 +148,21 @@ func (s *Store) stopBackground() {
 // it for the next Get of id. It reports whether the block is kept; it logs nothing (the
 // reader's own Get reports a bad block). Call it from Background.
 func (s *Store) Prefetch(id ID) bool {
-	if s.ahead.has(id) {
-		return true
+	if !s.ahead.begin(id) {
+		return s.ahead.has(id)
 	}
+	var out []byte
+	defer func() { s.ahead.end(id, out) }()
 	v, c, err := s.db.Get(blockKey(id))
 	if err != nil {
 		return false
 	}
-	out, err := decodeValue(nil, v)
+	data, err := decodeValue(nil, v)
 	c.Close()
-	if err != nil || Sum(out) != id {
+	if err != nil || Sum(data) != id {
 		return false
 	}
-	s.ahead.put(id, out)
+	out = data
 	return true
 }
 

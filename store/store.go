@@ -350,9 +350,13 @@ func (s *Store) Get(ctx context.Context, id ID, buf []byte) ([]byte, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	if data, ok := s.ahead.take(id); ok {
-		s.aheadHits.Add(1)
-		return data, nil // verified when read ahead; now the caller's
+	// fsck and gc (LocalOnly) look at the disk itself, never at a copy read ahead earlier.
+	if ctx.Value(localOnlyKey{}) == nil {
+		s.ahead.wait(ctx, id)
+		if data, ok := s.ahead.take(id); ok {
+			s.aheadHits.Add(1)
+			return data, nil // verified when read ahead; now the caller's
+		}
 	}
 	v, c, err := s.db.Get(blockKey(id))
 	if errors.Is(err, pebble.ErrNotFound) {

@@ -195,8 +195,18 @@ func (ws *Workspace) createEntry(ctx context.Context, parent uint64, name string
 		t.abort()
 		return nil, err
 	}
-	return n, t.commit(false)
+	if err := t.commit(false); err != nil {
+		return nil, err
+	}
+	// The kernel asks for security.capability before every write to a file (and a new
+	// inode number has no keys at all): known absent, the first writes skip a Pebble miss
+	// and a tree lookup each.
+	ws.cache.Add(string(xattrKey(n.Ino, capabilityXattr)), cached{})
+	return n, nil
 }
+
+// capabilityXattr is the extended attribute the kernel reads before each write.
+const capabilityXattr = "security.capability"
 
 // Create makes a file (regular, device, fifo or socket, by a.Mode) called name in parent.
 // It fails with EEXIST if the name is taken.
@@ -814,4 +824,79 @@ func (ws *Workspace) admit(ctx context.Context, add Usage) (func(bool), error) {
 // UnlinkLocked removes entry name (inode n) from directory p in t. Callers hold the lock.
 func (ws *Workspace) UnlinkLocked(ctx context.Context, t *Txn, p *Inode, name string, n *Inode) error {
 	return ws.unlinkLocked(ctx, t, p, name, n)
+}
+
+// Privs says which privileges an operation drops besides file capabilities (DropPrivs).
+type Privs struct {
+	// SuidSgid: set-user-ID goes, and set-group-ID where group execute is set (the caller
+	// lacks CAP_FSETID, or a chown).
+	SuidSgid bool
+	// Gid, if set, is the caller's group: set-group-ID without group execute also goes when
+	// it is not the file's group (as the kernel's setattr_should_drop_sgid on a write).
+	Gid *uint32
+}
+
+// DropPrivs does to inode ino what a write, truncate or chown does on a local filesystem,
+// which the kernel leaves to the daemon under FUSE_HANDLE_KILLPRIV_V2 (so that it stops
+// asking for security.capability before every write): it removes the security.capability
+// attribute of a regular file and drops set-user-ID and set-group-ID as p says. When there
+// is nothing to drop, which is nearly always, it costs two cache lookups and writes
+// nothing.
+func (ws *Workspace) DropPrivs(ctx context.Context, ino uint64, p Privs) error {
+	ws.mu.RLock()
+	n, _, err := ws.privs(ctx, ino, p)
+	ws.mu.RUnlock()
+	if err != nil || n == nil {
+		return err
+	}
+	defer ws.env.Op()()
+	ws.mu.Lock()
+	defer ws.mu.Unlock()
+	n, hasCap, err := ws.privs(ctx, ino, p) // again: it may have changed before the lock
+	if err != nil || n == nil {
+		return err
+	}
+	t, err := ws.begin()
+	if err != nil {
+		return err
+	}
+	defer t.abort()
+	if hasCap {
+		if err := t.del(xattrKey(ino, capabilityXattr)); err != nil {
+			return err
+		}
+	}
+	n.Mode = p.drop(n)
+	n.Ctime = ws.env.Now().UnixNano()
+	if err := t.putInode(n); err != nil {
+		return err
+	}
+	return t.commit(false)
+}
+
+// privs returns the inode if it has privileges to drop (DropPrivs), and whether it has a
+// security.capability attribute. Callers hold mu.
+func (ws *Workspace) privs(ctx context.Context, ino uint64, p Privs) (*Inode, bool, error) {
+	n, err := ws.inode(ctx, ino)
+	if err != nil || !n.IsRegular() {
+		return nil, false, err
+	}
+	_, hasCap, err := ws.get(ctx, xattrKey(ino, capabilityXattr))
+	if err != nil || (!hasCap && p.drop(n) == n.Mode) {
+		return nil, false, err
+	}
+	return n, hasCap, nil
+}
+
+// drop returns n's mode without the set-ID bits p drops.
+func (p Privs) drop(n *Inode) uint32 {
+	mode := n.Mode
+	if !p.SuidSgid {
+		return mode
+	}
+	mode &^= syscall.S_ISUID
+	if mode&syscall.S_IXGRP != 0 || (p.Gid != nil && *p.Gid != n.Gid) {
+		mode &^= syscall.S_ISGID
+	}
+	return mode
 }
