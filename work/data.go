@@ -344,8 +344,9 @@ func (ws *Workspace) truncateLocked(ctx context.Context, t *Txn, n *Inode, size 
 		// absent key is answered by the tables' bloom filters.
 		if last := (n.Size + BlockSize - 1) / BlockSize; last-keep <= maxBlockLookups {
 			for b := keep; b < last; b++ {
+				// Uncached, as the scan: the overlay and the tree themselves.
 				k := BlockKey(n.Ino, b)
-				_, stored, err := t.get(ctx, k)
+				_, stored, err := ws.getUncached(ctx, k)
 				if err != nil {
 					return err
 				}
