@@ -80,14 +80,14 @@ type flight struct {
 }
 
 type stream struct {
-	remote  string
-	pack    store.ID
-	next    uint64 // pack offset after the last block the reader asked for
-	ahead   uint64 // pack offset up to which blocks are fetched or in flight
-	read    int64  // bytes the reader asked for in this stream
-	reads   int    // reads that went on with this stream (misses, and hits of markers)
-	pending int    // markers read ahead that the reader has not reached
-	end     bool   // the read-ahead reached the end of the pack's data
+	remote string
+	pack   store.ID
+	next   uint64   // pack offset after the last block the reader asked for
+	ahead  uint64   // pack offset up to which blocks are fetched or in flight
+	read   int64    // bytes the reader asked for in this stream
+	reads  int      // reads that went on with this stream (misses, and hits of markers)
+	marks  []uint64 // offsets of the markers its reader has not reached, in order
+	end    bool     // the read-ahead reached the end of the pack's data
 }
 
 func (r *lazyReader) init(window int64) {
@@ -123,9 +123,14 @@ func (r *lazyReader) claim(m *Manager, o located, readAhead bool) (f *flight, ah
 		if s == nil || !readAhead || f.taken {
 			return f, s != nil && !f.taken, nil, nil
 		}
-		// The reader reached a block read ahead (it read the blocks stored before it too):
-		// go on ahead of it.
+		// The reader reached a block read ahead. If it came in order (no marker before this
+		// block left behind), it read the blocks stored before it too: go on ahead of it.
+		// Else it is a random read that landed here.
+		credit := s.credit(o.loc.off)
 		r.reached(f)
+		if !credit {
+			return f, true, nil, nil
+		}
 		s.advance(o.loc, true)
 		r.touch(s)
 		more, err := r.topUp(m, s)
@@ -139,14 +144,13 @@ func (r *lazyReader) claim(m *Manager, o located, readAhead bool) (f *flight, ah
 	if err != nil || s == nil {
 		return f, false, [][]*flight{{f}}, err
 	}
-	// Past a marker its reader did not reach, the reader skipped what was read ahead: it
-	// reads here, and the window does not grow or move for it.
-	credit := s.pending == 0
-	s.advance(o.loc, credit)
-	s.ahead = max(s.ahead, s.next)
-	if !credit {
+	// Past a marker its reader did not reach, the reader skipped what was read ahead: this
+	// is a random read, fetched alone, and the stream stays where it is.
+	if !s.credit(o.loc.off) {
 		return f, false, [][]*flight{{f}}, nil
 	}
+	s.advance(o.loc, true)
+	s.ahead = max(s.ahead, s.next)
 	more, err := r.topUp(m, s)
 	return f, false, mark(chop(append([]*flight{f}, more...))), err
 }
@@ -156,7 +160,8 @@ func mark(runs [][]*flight) [][]*flight {
 	for _, run := range runs {
 		if f := run[len(run)-1]; f.s != nil {
 			f.marker = true
-			f.s.pending++
+			i, _ := slices.BinarySearch(f.s.marks, f.loc.off)
+			f.s.marks = slices.Insert(f.s.marks, i, f.loc.off)
 		}
 	}
 	return runs
@@ -166,9 +171,14 @@ func mark(runs [][]*flight) [][]*flight {
 func (r *lazyReader) reached(f *flight) {
 	if f.marker && !f.reached {
 		f.reached = true
-		f.s.pending--
+		if i, ok := slices.BinarySearch(f.s.marks, f.loc.off); ok {
+			f.s.marks = slices.Delete(f.s.marks, i, i+1)
+		}
 	}
 }
+
+// credit reports whether a read at off comes in order: before every marker not reached yet.
+func (s *stream) credit(off uint64) bool { return len(s.marks) == 0 || off <= s.marks[0] }
 
 // follow returns the stream that a read at l continues, or nil after starting a new one.
 func (r *lazyReader) follow(m *Manager, l location) (*stream, error) {
@@ -189,7 +199,7 @@ func (r *lazyReader) follow(m *Manager, l location) (*stream, error) {
 	}
 	if first {
 		for _, o := range r.streams {
-			if o.end && r.windowOf(o) > 0 {
+			if o.end && len(o.marks) == 0 && r.windowOf(o) > 0 {
 				found = o
 				break
 			}
@@ -211,9 +221,9 @@ func (r *lazyReader) follow(m *Manager, l location) (*stream, error) {
 	return s, nil
 }
 
-// advance moves s to its reader's read at l. With credit (the reader reached every marker),
-// the reader read what comes before l too (the blocks stored ahead, which it reads
-// locally); else the read counts for itself only, so that jumps do not grow the window.
+// advance moves s to its reader's read at l. With credit (the read comes in order), the reader
+// read what comes before l too (the blocks stored ahead, which it reads locally); else the
+// read counts for itself only, so that jumps do not grow the window.
 func (s *stream) advance(l location, credit bool) {
 	s.reads++
 	end := l.off + uint64(l.length)

@@ -195,9 +195,10 @@ func TestLazyRandomRead(t *testing.T) {
 				tr[i] = trafficOf(b).sub(before)
 			}
 			t.Logf("200 random 4 KiB reads of %d bytes of files: %d GETs, %d bytes without read-ahead; %d GETs, %d bytes with it", size(want), tr[0].gets, tr[0].bytes, tr[1].gets, tr[1].bytes)
-			// Random reads sometimes land on three blocks in a row of a pack (the pack holds
-			// many small files), which starts a small read-ahead: a few blocks.
-			if tr[1].gets > tr[0].gets+tr[0].gets/10 || tr[1].bytes > tr[0].bytes+tr[0].bytes/4 {
+			// Random reads sometimes land on three blocks in a row of a pack (it holds many
+			// small files), or on the next marker of a stream, and look sequential: that
+			// fetches a window ahead (measured: 0-15% more bytes, 25% at worst).
+			if tr[1].gets > tr[0].gets+tr[0].gets/10 || tr[1].bytes > tr[0].bytes+tr[0].bytes*3/10 {
 				t.Errorf("a random reader costs more with read-ahead: %+v, without %+v", tr[1], tr[0])
 			}
 		})
