@@ -17,7 +17,8 @@ import (
 // does not go through the mount (the daemon refuses a second writable mount of a branch;
 // fs.TestSecondMountSeesChanges covers two mounts in one process), right after the kernel cached the old state, and checks
 // that the mount shows the new state at once (no sleep): a changed file (content and size),
-// a removed one, and one that did not exist (a cached negative entry).
+// a removed one, and one that did not exist (a cached negative entry), and the directory's
+// listing.
 func TestMountSeesChangesUnderneath(t *testing.T) {
 	if _, err := os.Stat("/dev/fuse"); err != nil {
 		if os.Getenv("AGENTFS_REQUIRE_FUSE") == "1" {
@@ -146,8 +147,22 @@ func TestMountSeesChangesUnderneath(t *testing.T) {
 					}
 					os.Stat(filepath.Join(dir, p))
 				}
+				os.ReadDir(dir) // the kernel keeps listings too (fs: no OPENDIR, FOPEN_CACHE_DIR)
 			}
 			change()
+			listed := map[string]bool{}
+			ents, err := os.ReadDir(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, e := range ents {
+				listed[e.Name()] = true
+			}
+			for _, p := range []string{kept, gone, added} {
+				if _, ok := newState[p]; ok != listed[p] {
+					t.Errorf("after the change the listing has %s: %v, want %v", p, listed[p], ok)
+				}
+			}
 			for _, p := range []string{kept, gone, added} {
 				want, ok := newState[p]
 				fi, err := os.Stat(filepath.Join(dir, p))

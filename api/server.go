@@ -70,7 +70,7 @@ func isConflict(err error) bool { return errors.Is(err, branch.ErrConflict) }
 // errorBody is the JSON body of a failed call.
 type errorBody struct {
 	Error string `json:"error"`
-	Code  string `json:"code"` // not_found, exists, invalid, busy, ambiguous, read_only, untrusted, error
+	Code  string `json:"code"` // not_found, exists, invalid, busy, ambiguous, read_only, quota, untrusted, error
 }
 
 var codes = []struct {
@@ -84,6 +84,7 @@ var codes = []struct {
 	{"busy", branch.ErrBusy, http.StatusConflict},
 	{"ambiguous", branch.ErrAmbiguous, http.StatusBadRequest},
 	{"read_only", branch.ErrReadOnly, http.StatusForbidden},
+	{"quota", branch.ErrQuota, http.StatusInsufficientStorage},
 	{"invalid", backends.ErrBadURL, http.StatusBadRequest},
 	{"invalid", remote.ErrKey, http.StatusBadRequest},
 	{"invalid", remote.ErrBadKey, http.StatusBadRequest},

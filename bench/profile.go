@@ -43,6 +43,12 @@ func (s *suite) profileMiss(r *Row) {
 		s.logf("pprof: %v", err)
 		return
 	}
+	if r.heap {
+		if !r.inProcess {
+			s.heapMiss(r)
+		}
+		return
+	}
 	name := slug(r.Figure + " " + r.Params)
 	path := filepath.Join(s.cfg.PprofDir, name+".pprof")
 	secs := s.profileSeconds()
@@ -50,7 +56,7 @@ func (s *suite) profileMiss(r *Row) {
 	if r.inProcess {
 		who, bin = "this process", os.Args[0]
 	}
-	s.logf("pprof: %s missed its target; profiling %s for %ds while it runs again", r.Figure, who, secs)
+	s.logf("pprof: %s %s; profiling %s for %ds while it runs again", r.Figure, r.why(), who, secs)
 	s.profiling = true
 	defer func() { s.profiling = false }()
 	fetched := make(chan error, 1)
@@ -132,6 +138,14 @@ func fetchProfile(url, path string) error {
 		return err
 	}
 	return f.Close()
+}
+
+// why says why a row is profiled.
+func (r *Row) why() string {
+	if r.Result == "MISS" {
+		return "missed its target"
+	}
+	return "matches -pprof-rows"
 }
 
 // slug turns a row's figure into a file name.

@@ -162,6 +162,9 @@ type Row struct {
 	// inProcess: the row measures this process (the engine API), so that is what -pprof
 	// profiles instead of the daemon.
 	inProcess bool
+	// heap: the row is the daemon's memory, so -pprof takes heap snapshots (heapprof.go)
+	// instead of a CPU profile.
+	heap bool
 }
 
 func ratio(a, b Value) float64 {

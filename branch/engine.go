@@ -34,6 +34,7 @@ var (
 	ErrAmbiguous   = errors.New("ambiguous checkpoint id")
 	ErrBusy        = errors.New("in use")
 	ErrReadOnly    = errors.New("read-only")
+	ErrQuota       = errors.New("over quota")
 )
 
 // Pebble keys owned by this package (the store owns 'b' and 'B'):
@@ -570,6 +571,9 @@ func (e *Engine) Rollback(ctx context.Context, branch, ref string) error {
 		return err
 	}
 	hooks, err := e.reset(ctx, ws, target)
+	if err == nil {
+		e.quotaChanged(branch) // the branch may now hold more than the quota's last count
+	}
 	done()
 	// Hooks invalidate kernel caches, which may call back into the mount: run them after
 	// op is released.

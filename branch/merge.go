@@ -137,6 +137,10 @@ func (e *Engine) merge(ctx context.Context, src string, dws *Workspace, o MergeO
 	} else if err := e.retainCommit(ctx, srcCommit); err != nil {
 		return nil, nil, err
 	}
+	checkQuota, err := e.mergeQuota(ctx, dws.Branch(), src)
+	if err != nil {
+		return nil, nil, err
+	}
 	dws.Lock()
 	defer dws.Unlock()
 	if p, err := e.pendingMerge(dws.Branch()); err != nil {
@@ -207,6 +211,13 @@ func (e *Engine) merge(ctx context.Context, src string, dws *Workspace, o MergeO
 	}
 	if o.DryRun {
 		return res, nil, nil
+	}
+	add, err := e.mergeAdds(ctx, oursRoot, newRoot)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := checkQuota(add); err != nil {
+		return res, nil, err
 	}
 	if len(open) > 0 {
 		res.Pending = true

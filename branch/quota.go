@@ -226,6 +226,76 @@ func (e *Engine) quotaChanged(name string) {
 	}
 }
 
+// mergeQuota prepares the quota check of a merge into branch name. It counts the branch's
+// usage exactly first, because the count walks the repository and reads the branch, which
+// cannot happen under the branch's lock where the merge runs. The returned check, called
+// under that lock with what the merge adds, refuses a merge that would take the branch over
+// a limit, and otherwise counts the addition until the next exact count.
+func (e *Engine) mergeQuota(ctx context.Context, name, src string) (func(add Usage) error, error) {
+	q := e.quotaOf(name)
+	if q == nil {
+		return func(Usage) error { return nil }, nil
+	}
+	q.mu.Lock()
+	for q.inflight != (Usage{}) {
+		q.drained.Wait()
+	}
+	if e.usage != nil {
+		u, err := e.usage(ctx, e, name)
+		if err != nil {
+			q.mu.Unlock()
+			return nil, err
+		}
+		q.base, q.pending, q.lastCount = u, Usage{}, time.Now()
+	}
+	q.counted = true
+	q.mu.Unlock()
+	return func(add Usage) error {
+		q.mu.Lock()
+		defer q.mu.Unlock()
+		b := q.base.Bytes + q.pending.Bytes + q.inflight.Bytes + add.Bytes
+		i := q.base.Inodes + q.pending.Inodes + q.inflight.Inodes + add.Inodes
+		if (q.limit.Bytes > 0 && add.Bytes > 0 && b > q.limit.Bytes) || (q.limit.Inodes > 0 && add.Inodes > 0 && i > q.limit.Inodes) {
+			return fmt.Errorf("%w: merging %s would add %d bytes and %d inodes to branch %s, which holds %s; nothing was changed (raise it with: agentfs branch quota %s --bytes SIZE --inodes N)",
+				ErrQuota, src, add.Bytes, add.Inodes, name, q.describe(), name)
+		}
+		q.pending.Bytes += add.Bytes
+		q.pending.Inodes += add.Inodes
+		return nil
+	}, nil
+}
+
+// mergeAdds is what a merge from root ours to root merged adds to the target: the inodes it
+// adds, and the bytes of the files it adds or grows. The content usually stays shared with
+// the source branch, but becomes the target's alone once that branch is deleted, so it
+// counts as a write of the same files would. The cost follows the size of the difference.
+func (e *Engine) mergeAdds(ctx context.Context, ours, merged store.ID) (Usage, error) {
+	var u Usage
+	err := e.tree.Diff(ctx, ours, merged, func(k, va, vb []byte) error {
+		if len(k) == 0 || k[0] != kindInode || vb == nil {
+			return nil
+		}
+		nb, err := decodeInode(vb)
+		if err != nil {
+			return err
+		}
+		if va == nil {
+			u.Inodes++
+			u.Bytes += int64(nb.Size)
+			return nil
+		}
+		na, err := decodeInode(va)
+		if err != nil {
+			return err
+		}
+		if nb.Size > na.Size {
+			u.Bytes += int64(nb.Size - na.Size)
+		}
+		return nil
+	})
+	return u, err
+}
+
 func (q *quotaState) describe() string {
 	s := ""
 	if q.limit.Bytes > 0 {

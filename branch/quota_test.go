@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -134,5 +135,78 @@ func TestInodeQuotaConcurrent(t *testing.T) {
 	wg.Wait()
 	if ok.Load() != 20 || refused.Load() != 60 {
 		t.Fatalf("admitted %d, refused %d; want 20 and 60", ok.Load(), refused.Load())
+	}
+}
+
+// A merge that would take the target over its quota fails with ErrQuota, naming the quota,
+// and changes nothing: the target's uncommitted work and the source stay as they were.
+func TestMergeQuota(t *testing.T) {
+	ctx := context.Background()
+	e, ws := setup(t, map[string]string{"a": "x"}, "agent")
+	e.SetUsageFunc(usageOf) // inodes exactly; bytes count 0 here, so only a merge's own adds
+	for i := range 5 {
+		put(t, ws["agent"], fmt.Sprintf("new/f%d", i), "agent work\n")
+	}
+	put(t, ws["agent"], "big", strings.Repeat("b", 3000))
+	put(t, ws["main"], "local", "uncommitted on main\n")
+	for _, q := range []Quota{{Inodes: 5}, {Bytes: 2000}} {
+		if err := e.SetQuota(ctx, "main", q); err != nil {
+			t.Fatal(err)
+		}
+		_, err := e.Merge(ctx, "agent", "main", MergeOptions{})
+		if !errors.Is(err, ErrQuota) || !strings.Contains(err.Error(), "holds") || strings.Contains(err.Error(), "\n") {
+			t.Fatalf("merge over %+v: %v, want one line with ErrQuota", q, err)
+		}
+		t.Logf("quota %+v: %v", q, err)
+		if _, ok := fileAt(t, ws["main"], "new/f0"); ok {
+			t.Fatal("a refused merge changed main")
+		}
+		if c, ok := fileAt(t, ws["main"], "local"); !ok || c != "uncommitted on main\n" {
+			t.Fatalf("main's uncommitted file after a refused merge: %q %v", c, ok)
+		}
+		if c, ok := fileAt(t, ws["agent"], "big"); !ok || len(c) != 3000 {
+			t.Fatal("the source lost its work")
+		}
+	}
+	if err := e.SetQuota(ctx, "main", Quota{Inodes: 20, Bytes: 1 << 20}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Merge(ctx, "agent", "main", MergeOptions{}); err != nil {
+		t.Fatalf("merge within the quota: %v", err)
+	}
+	if c, ok := fileAt(t, ws["main"], "new/f4"); !ok || c != "agent work\n" {
+		t.Fatalf("after the merge: %q %v", c, ok)
+	}
+}
+
+// A rollback to a checkpoint that holds more than the quota's last count makes the next
+// create count again: the branch cannot grow past its limit by rolling back.
+func TestQuotaAfterRollback(t *testing.T) {
+	ctx := context.Background()
+	e, ws := setup(t, map[string]string{"a": "x"}, "agent")
+	e.SetUsageFunc(usageOf)
+	if err := e.SetQuota(ctx, "agent", Quota{Inodes: 5}); err != nil {
+		t.Fatal(err)
+	}
+	agent := ws["agent"]
+	for i := range 5 {
+		if _, err := agent.Create(ctx, RootIno, fmt.Sprintf("f%d", i), Attr{Mode: 0o644}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := e.Checkpoint(ctx, "agent", "five", ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Rollback(ctx, "agent", "main@base"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := agent.Create(ctx, RootIno, "one", Attr{Mode: 0o644}); err != nil {
+		t.Fatalf("create after rolling back to no inodes: %v", err)
+	}
+	if err := e.Rollback(ctx, "agent", "agent@five"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := agent.Create(ctx, RootIno, "more", Attr{Mode: 0o644}); !errors.Is(err, syscall.EDQUOT) {
+		t.Fatalf("create after rolling back to 5 of 5 inodes: %v, want EDQUOT", err)
 	}
 }

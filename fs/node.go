@@ -28,6 +28,7 @@ type fsys struct {
 	root       *node
 	closed     atomic.Bool // set after Unmount: the reset hook does nothing
 	errs       errSeq      // write errors per inode, reported at fsync and close
+	killState              // privileges the daemon drops (killpriv.go)
 
 	mu    sync.Mutex
 	open  map[*node]int    // nodes with open file handles, so a reset reaches unlinked files too

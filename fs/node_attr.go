@@ -53,6 +53,11 @@ func (n *node) Setattr(ctx context.Context, f gofs.FileHandle, in *fuse.SetAttrI
 		ns := t.UnixNano()
 		a.Mtime = &ns
 	}
+	if a.Size != nil || a.Uid != nil || a.Gid != nil {
+		if err := n.fs.dropPrivs(ctx, n.ino(), a.Uid != nil || a.Gid != nil); err != nil {
+			return n.fs.errno("setattr", err)
+		}
+	}
 	res, err := n.fs.ws.SetAttr(wctx(ctx), n.ino(), a)
 	if a.Size != nil {
 		n.fs.blocks.forget(n.ino())
@@ -98,18 +103,11 @@ func (n *node) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
 	return 0
 }
 
-// POSIX ACLs are not supported: their xattrs are refused with EOPNOTSUPP, as ext4 mounted
-// with -o noacl does. Tools then fall back to the mode: GNU sed -i and cp -p copy the mode
-// with fchmod instead of storing an ACL that nothing would apply.
-func isACL(attr string) bool {
-	return attr == "system.posix_acl_access" || attr == "system.posix_acl_default"
-}
-
 func (n *node) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, syscall.Errno) {
-	if isACL(attr) {
-		return 0, syscall.EOPNOTSUPP
-	}
 	v, err := n.fs.ws.GetXattr(wctx(ctx), n.ino(), attr)
+	if err == nil {
+		v, err = n.fs.mapACL(attr, v, false)
+	}
 	if err != nil {
 		return 0, n.fs.errno("getxattr", err)
 	}
@@ -119,12 +117,15 @@ func (n *node) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, 
 	return uint32(copy(dest, v)), 0
 }
 
+// Setxattr sets an xattr; for the ACL xattrs the workspace also updates the mode
+// (work/acl.go), and the kernel, which caches both, drops them itself.
 func (n *node) Setxattr(ctx context.Context, attr string, data []byte, flags uint32) syscall.Errno {
-	if isACL(attr) {
-		return syscall.EOPNOTSUPP
-	}
 	if e := n.fs.writable(); e != 0 {
 		return e
+	}
+	data, err := n.fs.mapACL(attr, data, true)
+	if err != nil {
+		return syscall.EINVAL
 	}
 	e := n.fs.errno("setxattr", n.fs.ws.SetXattr(wctx(ctx), n.ino(), attr, data, flags))
 	if e == 0 {
@@ -134,9 +135,6 @@ func (n *node) Setxattr(ctx context.Context, attr string, data []byte, flags uin
 }
 
 func (n *node) Removexattr(ctx context.Context, attr string) syscall.Errno {
-	if isACL(attr) {
-		return syscall.EOPNOTSUPP
-	}
 	if e := n.fs.writable(); e != 0 {
 		return e
 	}
@@ -154,9 +152,6 @@ func (n *node) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errn
 	}
 	var b strings.Builder
 	for _, name := range names {
-		if isACL(name) {
-			continue // stored by an older version; not applied, so not shown
-		}
 		b.WriteString(name)
 		b.WriteByte(0)
 	}

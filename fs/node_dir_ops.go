@@ -23,9 +23,11 @@ func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*go
 	return n.child(ctx, in, out), 0
 }
 
+// newAttr is the owner and mode of a new node; mode carries the caller's umask (aclFS).
 func (n *node) newAttr(ctx context.Context, mode, rdev uint32) work.Attr {
 	uid, gid := n.fs.caller(ctx)
-	return work.Attr{Mode: mode, Uid: uid, Gid: gid, Rdev: rdev}
+	mode, umask := splitUmask(mode)
+	return work.Attr{Mode: mode, Uid: uid, Gid: gid, Rdev: rdev, Umask: umask}
 }
 
 func (n *node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {

@@ -27,7 +27,8 @@ func openFlags(flags uint32) uint32 {
 // errors of its file it has reported (errSeq) and the workspace generation it was opened
 // in: after a rollback its writes fail with ESTALE instead of reaching the restored tree.
 type handle struct {
-	gen uint64 // workspace generation at open
+	gen uint64         // workspace generation at open
+	ra  work.ReadAhead // sequential reads through this handle read ahead
 
 	mu       sync.Mutex
 	errsSeen uint64 // errSeq sequence reported up to
@@ -85,6 +86,9 @@ func (n *node) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32,
 		}
 	}
 	if flags&syscall.O_TRUNC != 0 {
+		if err := n.fs.dropPrivs(ctx, n.ino(), false); err != nil {
+			return nil, 0, n.fs.errno("open", err)
+		}
 		var zero uint64
 		in, err := n.fs.ws.GetAttr(wctx(ctx), n.ino())
 		if err != nil {
@@ -113,8 +117,14 @@ func (n *node) Flush(ctx context.Context, f gofs.FileHandle) syscall.Errno {
 	return n.fs.reported(n.ino(), f)
 }
 
+// Read reads through the handle's read-ahead (work.ReadAhead): the kernel reads ahead at most
+// a few 128 KiB READs, and a cold block behind each is a synchronous disk read.
 func (n *node) Read(ctx context.Context, f gofs.FileHandle, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
-	got, err := n.fs.ws.Read(wctx(ctx), n.ino(), off, dest)
+	var ra *work.ReadAhead
+	if h, ok := f.(*handle); ok {
+		ra = &h.ra
+	}
+	got, err := n.fs.ws.ReadAt(wctx(ctx), ra, n.ino(), off, dest)
 	if err != nil {
 		return nil, n.fs.errno("read", err)
 	}
@@ -124,6 +134,9 @@ func (n *node) Read(ctx context.Context, f gofs.FileHandle, dest []byte, off int
 func (n *node) Write(ctx context.Context, f gofs.FileHandle, data []byte, off int64) (uint32, syscall.Errno) {
 	if e := n.fs.writable(); e != 0 {
 		return 0, e
+	}
+	if err := n.fs.dropPrivs(ctx, n.ino(), false); err != nil {
+		return 0, n.fs.errno("write", err)
 	}
 	got, err := n.fs.ws.WriteSince(wctx(ctx), handleGen(f), n.ino(), off, data)
 	if err != nil {

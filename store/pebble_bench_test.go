@@ -24,6 +24,7 @@ func BenchmarkPebbleIngest(b *testing.B) {
 		{"memtable64M", false, 64 << 20},
 		{"valsep", true, 0},
 		{"valsep+memtable64M", true, 64 << 20},
+		{"valsep+memtable32M", true, 32 << 20},
 	} {
 		b.Run(c.name, func(b *testing.B) {
 			cache := pebble.NewCache(64 << 20)

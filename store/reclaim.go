@@ -13,7 +13,7 @@ import (
 )
 
 // Small repositories stay small (issue 13): by default Pebble preallocates every WAL file to
-// 110% of the memtable (72 MiB with our 64 MiB memtable) and keeps obsolete logs around for
+// 110% of the memtable (72 MiB with a 64 MiB memtable) and keeps obsolete logs around for
 // reuse, so a 10 MiB tree took 282 MiB on disk. The memtable stays large (it is what makes
 // ingest fast), but the log's preallocation is capped and recycling is off.
 

@@ -24,15 +24,15 @@ type spaceGuard struct {
 // spaceCheckEvery bounds how stale the free-space reading may be.
 const spaceCheckEvery = 100 * time.Millisecond
 
-// memtableSize picks Pebble's memtable size for the filesystem holding dir: 64 MiB (measured
-// best for ingest, see pebbleOptions), less on small filesystems, whose reserve it sets.
+// memtableSize picks Pebble's memtable size for the filesystem holding dir: defaultMemTable
+// (see pebbleOptions), less on small filesystems, whose reserve it sets.
 func memtableSize(dir string) uint64 {
 	var st syscall.Statfs_t
 	if err := syscall.Statfs(dir, &st); err != nil {
-		return 64 << 20
+		return defaultMemTable
 	}
 	total := st.Blocks * uint64(st.Bsize)
-	return min(64<<20, max(2<<20, total/32))
+	return min(defaultMemTable, max(2<<20, total/32))
 }
 
 func newSpaceGuard(dir string, memtable uint64) *spaceGuard {

@@ -35,6 +35,9 @@ var (
 
 const prefixBlock = 'b'
 
+// defaultMemTable is Pebble's memtable size (see pebbleOptions).
+const defaultMemTable = 32 << 20
+
 type Options struct {
 	FS        vfs.FS      // nil = vfs.Default
 	Logger    *log.Logger // nil = log.Default(); corrupt blocks are logged here
@@ -64,6 +67,12 @@ type Store struct {
 	// done, so Delete either sees the record or runs entirely before the Put's check.
 	gcMu   sync.RWMutex
 	window *Window // guarded by gcMu
+
+	ahead     aheadCache // blocks read ahead, verified (prefetch.go)
+	aheadHits atomic.Uint64
+	bgMu      sync.Mutex
+	bg        sync.WaitGroup // Background work in flight
+	closing   bool           // Close began: Background refuses new work
 
 	space *spaceGuard // nil for stores not on the local filesystem (tests' MemFS)
 	dir   string
@@ -172,6 +181,14 @@ func Open(dir string, o Options) (*Store, error) {
 // contents as the store grows. Its space-amp cost is blob garbage: blob files are rewritten
 // as soon as 5% of their values are dead, at any age, so that space comes back after gc
 // (issue 13: with a 5-minute minimum age and 20%, 19 MiB of dead values stayed on disk).
+//
+// The memtable is 32 MiB, not 64, for the daemon's memory (issue 10): Pebble holds up to
+// three memtables (the one being filled, one being flushed, one kept for reuse), which under
+// 16 writers was 184 MB of the daemon's 300 MiB. valsep+memtable32M against 64M, same run,
+// 8000 values (the machine's load was 15-29, so the MB/s are noise; write-amp is not):
+//
+//	memtable 64 MiB: write-amp 3.01-3.07, space-amp 1.03-1.05
+//	memtable 32 MiB: write-amp 3.28-3.46, space-amp 1.17-1.32
 func pebbleOptions(fs vfs.FS, cache *pebble.Cache, lock *pebble.Lock, readOnly bool) *pebble.Options {
 	o := &pebble.Options{
 		FS:                 smallWALFS{fs},
@@ -180,7 +197,7 @@ func pebbleOptions(fs vfs.FS, cache *pebble.Cache, lock *pebble.Lock, readOnly b
 		Lock:               lock,
 		ReadOnly:           readOnly,
 		FormatMajorVersion: pebble.FormatValueSeparation,
-		MemTableSize:       64 << 20,
+		MemTableSize:       defaultMemTable,
 	}
 	// Bloom filters on every level: every Put first asks whether its block exists (dedup),
 	// and almost always it does not. Without filters that question searched every L0 table;
@@ -189,6 +206,15 @@ func pebbleOptions(fs vfs.FS, cache *pebble.Cache, lock *pebble.Lock, readOnly b
 		o.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
 		o.Levels[i].FilterType = pebble.TableFilter
 	}
+	// Level 0 writes 16 KiB blocks (Pebble's default is 4 KiB). Flushes write level 0, and
+	// the blob files they make hold the working pages, 4 KiB values, until a checkpoint: with
+	// 4 KiB blocks a cold sequential read of a file not yet checkpointed read every page with
+	// its own pread and cache entry. BenchmarkColdSequentialRead (work), 128 MiB of pages,
+	// cold, load 30-38 on 2 cores, two runs each: 4 KiB blocks 109-124 MB/s, 16 KiB 179-215,
+	// 32 KiB 207-323. A cold random 4 KiB read then reads 16 KiB: direct reads of this disk
+	// took 38 µs for 4 KiB, 47-52 µs for 16 KiB and 61 µs for 32 KiB, hence 16 KiB. Level-0
+	// tables are short-lived, and the store's 64 KiB block values are a block each anyway.
+	o.Levels[0].BlockSize = 16 << 10
 	o.Experimental.ValueSeparationPolicy = func() pebble.ValueSeparationPolicy {
 		return pebble.ValueSeparationPolicy{
 			Enabled:               true,
@@ -222,6 +248,7 @@ func (s *Store) release() {
 }
 
 func (s *Store) Close() error {
+	s.stopBackground()
 	err := s.db.Close()
 	s.release()
 	return err
@@ -308,12 +335,18 @@ func (s *Store) Has(ctx context.Context, id ID) (bool, error) {
 	return s.has(blockKey(id))
 }
 
-// Get appends the block's content to buf[:0]. The content is verified against id on every
-// read; a mismatch returns ErrCorrupt and is logged, never wrong bytes. A missing block comes
-// from the Fetcher if one is set, else ErrNotFound.
+// Get appends the block's content to buf[:0], or returns a block read ahead (Prefetch), which
+// the caller then owns. The content is verified against id on every read from disk; a
+// mismatch returns ErrCorrupt and is logged, never wrong bytes. A missing block comes from
+// the Fetcher if one is set, else ErrNotFound.
 func (s *Store) Get(ctx context.Context, id ID, buf []byte) ([]byte, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
+	}
+	s.ahead.wait(ctx, id)
+	if data, ok := s.ahead.take(id); ok {
+		s.aheadHits.Add(1)
+		return data, nil // verified when read ahead; now the caller's
 	}
 	v, c, err := s.db.Get(blockKey(id))
 	if errors.Is(err, pebble.ErrNotFound) {
@@ -385,6 +418,7 @@ func LocalOnly(ctx context.Context) context.Context {
 // --repair uses it on blocks that fail their hash. Deleting a referenced block is only safe
 // when a remote holds it; the caller checks.
 func (s *Store) Discard(id ID) error {
+	s.ahead.drop(id)
 	s.gcMu.Lock()
 	defer s.gcMu.Unlock()
 	return s.Durable(func() error { return s.db.Delete(blockKey(id), pebble.Sync) })

@@ -79,13 +79,7 @@ func (ws *Workspace) pageSpan(ino, first, last uint64, fn func(index uint64, v [
 // Read reads up to len(dest) bytes at off and returns how many it read (short only at the end
 // of the file).
 func (ws *Workspace) Read(ctx context.Context, ino uint64, off int64, dest []byte) (int, error) {
-	ws.mu.RLock()
-	defer ws.mu.RUnlock()
-	n, err := ws.inode(ctx, ino)
-	if err != nil {
-		return 0, err
-	}
-	return ws.readInode(ctx, n, off, dest)
+	return ws.ReadAt(ctx, nil, ino, off, dest)
 }
 
 // readInode is Read of inode n; callers hold the lock.

@@ -8,6 +8,7 @@ import (
 	"syscall"
 
 	"github.com/agentfs/agentfs/branch/tree"
+	"github.com/agentfs/agentfs/internal/posixacl"
 )
 
 // MaxEntryName is the longest file name, as on Linux.
@@ -28,6 +29,9 @@ type Attr struct {
 	Mode     uint32 // includes the file type bits
 	Uid, Gid uint32
 	Rdev     uint32
+	// Umask is the creating process's umask. It applies only where the parent directory has
+	// no default ACL (the kernel leaves it to us: FUSE's DONT_MASK).
+	Umask uint32
 }
 
 // GetAttr returns an inode.
@@ -147,6 +151,9 @@ func (ws *Workspace) newEntry(ctx context.Context, t *Txn, parent uint64, name s
 	now := ws.env.Now().UnixNano()
 	n := &Inode{Ino: ino, Mode: a.Mode, Uid: a.Uid, Gid: a.Gid, Rdev: a.Rdev, Nlink: 1,
 		Atime: now, Mtime: now, Ctime: now, Parent: parent, Name: name}
+	if err := inheritACL(ctx, t, parent, n, a.Umask); err != nil {
+		return nil, err
+	}
 	if p.Mode&syscall.S_ISGID != 0 {
 		n.Gid = p.Gid
 		if n.IsDir() {
@@ -188,8 +195,18 @@ func (ws *Workspace) createEntry(ctx context.Context, parent uint64, name string
 		t.abort()
 		return nil, err
 	}
-	return n, t.commit(false)
+	if err := t.commit(false); err != nil {
+		return nil, err
+	}
+	// The kernel asks for security.capability before every write to a file (and a new
+	// inode number has no keys at all): known absent, the first writes skip a Pebble miss
+	// and a tree lookup each.
+	ws.cache.Add(string(xattrKey(n.Ino, capabilityXattr)), cached{})
+	return n, nil
 }
+
+// capabilityXattr is the extended attribute the kernel reads before each write.
+const capabilityXattr = "security.capability"
 
 // Create makes a file (regular, device, fifo or socket, by a.Mode) called name in parent.
 // It fails with EEXIST if the name is taken.
@@ -582,6 +599,9 @@ func (ws *Workspace) SetAttr(ctx context.Context, ino uint64, a SetAttr) (*Inode
 	}
 	if a.Mode != nil {
 		n.Mode = n.Mode&syscall.S_IFMT | *a.Mode&^syscall.S_IFMT
+		if err := chmodACL(ctx, t, n); err != nil {
+			return nil, err
+		}
 	}
 	if a.Uid != nil {
 		n.Uid = *a.Uid
@@ -655,6 +675,9 @@ func (ws *Workspace) SetXattr(ctx context.Context, ino uint64, name string, valu
 	if len(value) > 64<<10 {
 		return syscall.E2BIG
 	}
+	if posixacl.IsName(name) {
+		return ws.setACL(ctx, ino, name, value, flags)
+	}
 	return ws.xattrChange(ctx, ino, name, func(exists bool) ([]byte, error) {
 		switch {
 		case exists && flags&XattrCreate != 0:
@@ -668,6 +691,9 @@ func (ws *Workspace) SetXattr(ctx context.Context, ino uint64, name string, valu
 
 // RemoveXattr removes an extended attribute; ENODATA if it is not set.
 func (ws *Workspace) RemoveXattr(ctx context.Context, ino uint64, name string) error {
+	if posixacl.IsName(name) {
+		return ws.removeACL(ctx, ino, name)
+	}
 	return ws.xattrChange(ctx, ino, name, func(exists bool) ([]byte, error) {
 		if !exists {
 			return nil, syscall.ENODATA
@@ -798,4 +824,78 @@ func (ws *Workspace) admit(ctx context.Context, add Usage) (func(bool), error) {
 // UnlinkLocked removes entry name (inode n) from directory p in t. Callers hold the lock.
 func (ws *Workspace) UnlinkLocked(ctx context.Context, t *Txn, p *Inode, name string, n *Inode) error {
 	return ws.unlinkLocked(ctx, t, p, name, n)
+}
+
+// Privs says which privileges an operation drops besides file capabilities (DropPrivs).
+type Privs struct {
+	// SuidSgid: set-user-ID goes, and set-group-ID where group execute is set (the caller
+	// lacks CAP_FSETID, or a chown).
+	SuidSgid bool
+	// Gid, if set, is the caller's group: set-group-ID without group execute also goes when
+	// it is not the file's group (as the kernel's setattr_should_drop_sgid on a write).
+	Gid *uint32
+}
+
+// DropPrivs does to inode ino what a write, truncate or chown does on a local filesystem,
+// which the kernel leaves to the daemon under FUSE_HANDLE_KILLPRIV_V2 (so that it stops
+// asking for security.capability before every write): it removes the security.capability
+// attribute of a regular file and drops set-user-ID and set-group-ID as p says. When there
+// is nothing to drop, which is nearly always, it costs two cache lookups and writes
+// nothing.
+func (ws *Workspace) DropPrivs(ctx context.Context, ino uint64, p Privs) error {
+	ws.mu.RLock()
+	n, hasCap, err := ws.privs(ctx, ino, p)
+	ws.mu.RUnlock()
+	if err != nil || n == nil {
+		return err
+	}
+	defer ws.env.Op()()
+	ws.mu.Lock()
+	defer ws.mu.Unlock()
+	if n, hasCap, err = ws.privs(ctx, ino, p); err != nil || n == nil {
+		return err
+	}
+	t, err := ws.begin()
+	if err != nil {
+		return err
+	}
+	defer t.abort()
+	if hasCap {
+		if err := t.del(xattrKey(ino, capabilityXattr)); err != nil {
+			return err
+		}
+	}
+	n.Mode = p.drop(n)
+	n.Ctime = ws.env.Now().UnixNano()
+	if err := t.putInode(n); err != nil {
+		return err
+	}
+	return t.commit(false)
+}
+
+// privs returns the inode if it has privileges to drop (DropPrivs), and whether it has a
+// security.capability attribute. Callers hold mu.
+func (ws *Workspace) privs(ctx context.Context, ino uint64, p Privs) (*Inode, bool, error) {
+	n, err := ws.inode(ctx, ino)
+	if err != nil || !n.IsRegular() {
+		return nil, false, err
+	}
+	_, hasCap, err := ws.get(ctx, xattrKey(ino, capabilityXattr))
+	if err != nil || (!hasCap && p.drop(n) == n.Mode) {
+		return nil, false, err
+	}
+	return n, hasCap, nil
+}
+
+// drop returns n's mode without the set-ID bits p drops.
+func (p Privs) drop(n *Inode) uint32 {
+	mode := n.Mode
+	if !p.SuidSgid {
+		return mode
+	}
+	mode &^= syscall.S_ISUID
+	if mode&syscall.S_IXGRP != 0 || (p.Gid != nil && *p.Gid != n.Gid) {
+		mode &^= syscall.S_ISGID
+	}
+	return mode
 }

@@ -473,7 +473,11 @@ func (ws *Workspace) removeInode(ctx context.Context, t *Txn, ino uint64) error 
 		}
 	}
 	var keys [][]byte
-	for _, p := range [][]byte{BlockPrefix(ino), XattrPrefix(ino)} {
+	prefixes := [][]byte{XattrPrefix(ino)}
+	if n.IsRegular() && !n.Inline { // inline content has no blocks (truncate to 0 drops them all)
+		prefixes = append(prefixes, BlockPrefix(ino))
+	}
+	for _, p := range prefixes {
 		if err := ws.scan(ctx, p, PrefixEnd(p), func(k, v []byte) error {
 			keys = append(keys, bytes.Clone(k))
 			return nil

@@ -84,3 +84,28 @@ func TestBranchQuota(t *testing.T) {
 		t.Errorf("quota of a missing branch: exit %d %q", r.code, r.stderr)
 	}
 }
+
+// A merge that would take the target over its quota fails with one line naming the quota
+// and changes nothing; raising the quota lets it through.
+func TestMergeQuotaCLI(t *testing.T) {
+	repo := newRepo(t)
+	ok(t, repo, "import", "main", writeTree(t, map[string]string{"a.txt": "a\n"}))
+	ok(t, repo, "fork", "main", "agent")
+	startDaemon(t, repo)
+	ok(t, repo, "import", "agent", writeTree(t, map[string]string{"a.txt": "a\n", "big.bin": strings.Repeat("x", 3<<20)}))
+	ok(t, repo, "branch", "quota", "main", "--bytes", "1M")
+	before := ok(t, repo, "ls", "main")
+	r := agentfs(t, repo, "merge", "agent", "--into", "main")
+	if r.code != 1 || !strings.Contains(r.stderr, "quota") || !strings.Contains(r.stderr, "agentfs branch quota main") || strings.Count(strings.TrimSpace(r.stderr), "\n") != 0 {
+		t.Fatalf("merge over the quota: exit %d, stderr %q; want exit 1 and one line naming the quota", r.code, r.stderr)
+	}
+	t.Logf("refused: %s", strings.TrimSpace(r.stderr))
+	if after := ok(t, repo, "ls", "main"); after != before {
+		t.Fatalf("a refused merge changed main:\n%s\nwas\n%s", after, before)
+	}
+	ok(t, repo, "branch", "quota", "main", "--bytes", "10M")
+	ok(t, repo, "merge", "agent", "--into", "main")
+	if out := ok(t, repo, "ls", "main"); !strings.Contains(out, "big.bin") {
+		t.Fatalf("after raising the quota the merge did not bring big.bin:\n%s", out)
+	}
+}

@@ -51,10 +51,14 @@ func serveCmd() *cobra.Command {
 	cmd.Flags().DurationVar(&maint.CopiesEvery, "copies-every", maint.CopiesEvery, "how often the metadata copies are refreshed and idle workspaces evicted")
 	cmd.Flags().MarkHidden("copies-every")
 	cmd.Flags().DurationVar(&maint.EvictIdle, "evict-idle", maint.EvictIdle, "drop from memory the workspace of a branch not mounted and unused this long")
+	cmd.Flags().StringVar(&memoryTarget, "memory-target", fmt.Sprintf("%dM", defaultMemoryTarget>>20), "collect garbage early to keep the daemon's memory near SIZE (0: Go's default pacing; GOMEMLIMIT overrides; see docs/performance.md)")
 
 	addObservabilityFlags(cmd) // --metrics, --log-format, --log-level (serve_obs.go)
 	return cmd
 }
+
+// memoryTarget is serve --memory-target (memlimit.go).
+var memoryTarget string
 
 // maint is the daemon's background maintenance (maintain.go), set by serve's flags.
 var maint = defaultMaintenance()
@@ -66,6 +70,11 @@ func mountFlags(cmd *cobra.Command, mo *api.MountOptions, which string) {
 }
 
 func serve(dir string, mounts []string, mo api.MountOptions, allowPaths []string, initIfMissing, auto bool) error {
+	target, err := parseSize(memoryTarget)
+	if err != nil {
+		return usageError{fmt.Errorf("--memory-target: %v", err)}
+	}
+	followMemoryTarget(context.Background(), target)
 	logger, err := serveObs.logger()
 	if err != nil {
 		return err

@@ -44,6 +44,9 @@ var Cases = map[string]Case{
 	"ACLXattrConsistent":     aclXattrConsistent,
 	"FileNamesAnyByte":       fileNamesAnyByte,
 	"SuidClearedOnChown":     suidClearedOnChown,
+	"SuidClearedOnWrite":     suidClearedOnWrite,
+	"SuidClearedOnTruncate":  suidClearedOnTruncate,
+	"CapabilityGoesOnWrite":  capabilityGoesOnWrite,
 	"DirNeedsExecToTraverse": dirNeedsExec,
 }
 
@@ -404,8 +407,8 @@ func execBitAfterRewrite(t *testing.T, dir string) {
 	}
 }
 
-// An ACL xattr either works (and getfacl shows the mode) or is unsupported as a whole; it is
-// never stored without effect.
+// An ACL xattr either works (and sets the mode) or is unsupported as a whole; it is never
+// stored without effect.
 func aclXattrConsistent(t *testing.T, dir string) {
 	p := filepath.Join(dir, "f")
 	write(t, p, "x", 0o640)
@@ -481,4 +484,76 @@ func dirNeedsExec(t *testing.T, dir string) {
 	if _, err := AsUser(OtherUID, OtherGID, "/bin/cat", filepath.Join(d, "f")); err == nil {
 		t.Error("another user traversed a directory without x")
 	}
+}
+
+// A write by another user (no CAP_FSETID) clears setuid, and setgid where group execute is
+// set or the writer is not in the file's group; a write by root keeps both. (With
+// FUSE_HANDLE_KILLPRIV_V2 agentfs drops them itself.)
+func suidClearedOnWrite(t *testing.T, dir string) {
+	needRoot(t)
+	for _, c := range []struct {
+		name      string
+		perm      uint32
+		gid       int // the file's group
+		uid       uint32
+		wantAfter uint32
+	}{
+		{"suid-sgid-gx", 0o6777, 0, OtherUID, 0o777},
+		{"sgid-no-gx-other-group", 0o2767, 0, OtherUID, 0o767},
+		{"sgid-no-gx-own-group", 0o2767, OtherGID, OtherUID, 0o2767},
+		{"by-root", 0o6777, 0, 0, 0o6777},
+	} {
+		p := filepath.Join(dir, c.name)
+		write(t, p, "x", c.perm)
+		if err := os.Chown(p, 0, c.gid); err != nil {
+			t.Fatal(err)
+		}
+		chmod(t, p, c.perm) // chown cleared the set-ID bits
+		for range 2 {       // the second write finds nothing to drop
+			if out, err := AsUser(c.uid, OtherGID, "/bin/sh", "-c", "echo more >> "+p); err != nil {
+				t.Fatalf("%s: append as %d: %v: %s", c.name, c.uid, err, out)
+			}
+		}
+		wantMode(t, p, c.wantAfter)
+	}
+}
+
+// Truncation by another user (open with O_TRUNC, and truncate(2)) clears setuid and setgid.
+func suidClearedOnTruncate(t *testing.T, dir string) {
+	needRoot(t)
+	for i, script := range []string{": > %s", "truncate -s 1 %s"} {
+		p := filepath.Join(dir, "f"+string(rune('0'+i)))
+		write(t, p, "content", 0o6777)
+		if out, err := AsUser(OtherUID, OtherGID, "/bin/sh", "-c", strings.ReplaceAll(script, "%s", p)); err != nil {
+			t.Fatalf("%q: %v: %s", script, err, out)
+		}
+		wantMode(t, p, 0o777)
+	}
+}
+
+// A write, even by root, removes a file's capabilities (security.capability).
+func capabilityGoesOnWrite(t *testing.T, dir string) {
+	needRoot(t)
+	p := filepath.Join(dir, "f")
+	write(t, p, "x", 0o755)
+	// struct vfs_cap_data, revision 2: CAP_NET_BIND_SERVICE permitted.
+	capv := []byte{0, 0, 0, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}
+	if err := unix.Setxattr(p, "security.capability", capv, 0); err != nil {
+		t.Skipf("this filesystem takes no file capabilities: %v", err)
+	}
+	if n, err := unix.Getxattr(p, "security.capability", nil); err != nil || n == 0 {
+		t.Fatalf("capability not set: %d, %v", n, err)
+	}
+	f, err := os.OpenFile(p, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, werr := f.WriteString("more")
+	if err := errors.Join(werr, f.Close()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := unix.Getxattr(p, "security.capability", nil); !errors.Is(err, unix.ENODATA) {
+		t.Errorf("after a write security.capability is still there (getxattr: %v)", err)
+	}
+	wantMode(t, p, 0o755)
 }

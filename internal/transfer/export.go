@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"syscall"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/agentfs/agentfs/branch"
+	"github.com/agentfs/agentfs/internal/posixacl"
 )
 
 // ExportOptions say what an export may restore beyond plain files, directories and links.
@@ -169,6 +171,9 @@ func (ex *exporter) attrs(n *branch.Inode, p string) error {
 	if err != nil {
 		return err
 	}
+	if !n.IsSymlink() {
+		dropInheritedACLs(p, names)
+	}
 	for _, name := range names {
 		v, err := ex.ws.GetXattr(ex.ctx, n.Ino, name)
 		if err != nil {
@@ -199,4 +204,16 @@ func (ex *exporter) attrs(n *branch.Inode, p string) error {
 	}
 	ts := []unix.Timespec{unix.NsecToTimespec(n.Atime), unix.NsecToTimespec(n.Mtime)}
 	return unix.UtimesNanoAt(unix.AT_FDCWD, p, ts, unix.AT_SYMLINK_NOFOLLOW)
+}
+
+// dropInheritedACLs removes the ACLs that a node took from a default ACL of the export's
+// destination on the host, where the exported node has none: the export shows what the
+// repository holds. (Inside the export no default ACL exists yet when nodes are created:
+// a directory's own ACLs are restored after its children.)
+func dropInheritedACLs(p string, stored []string) {
+	for _, name := range []string{posixacl.Access, posixacl.Default} {
+		if !slices.Contains(stored, name) {
+			_ = unix.Removexattr(p, name) // absent, or no ACLs on the host: nothing to drop
+		}
+	}
 }

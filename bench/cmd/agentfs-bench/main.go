@@ -4,7 +4,7 @@
 // See docs/performance.md.
 //
 //	agentfs-bench -bin bin/agentfs [-quick] [-json FILE] [-markdown FILE] [-compare DIR]... [-workdir DIR]
-//	              [-loopback BIN] [-pprof DIR]
+//	              [-loopback BIN] [-only PARTS] [-pprof DIR [-pprof-rows REGEXP]]
 package main
 
 import (
@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"syscall"
@@ -36,7 +37,8 @@ func main() {
 	work := flag.String("workdir", "", "scratch `DIR` (default: a new directory under /var/tmp); the plain directory lives here")
 	loopback := flag.String("loopback", "", "the go-fuse loopback example `BIN` (default: go build "+bench.LoopbackPkg+" from this module)")
 	only := flag.String("only", "", "run only these comma-separated parts: "+strings.Join(bench.Parts, ","))
-	pprofDir := flag.String("pprof", "", "for each missed target, write a CPU profile of the daemon (and pprof -top of it) into `DIR`")
+	pprofDir := flag.String("pprof", "", "for each missed target, write a CPU profile of the daemon (heap snapshots for the RSS row) and pprof -top of it into `DIR`")
+	pprofRows := flag.String("pprof-rows", "", "with -pprof, also profile the rows whose figure matches `REGEXP`, met or not")
 	var compare multi
 	flag.Var(&compare, "compare", "also run the file workloads in `DIR` (any mounted filesystem; repeatable)")
 	flag.Parse()
@@ -76,6 +78,12 @@ func main() {
 	if *pprofDir != "" {
 		if cfg.PprofDir, err = filepath.Abs(*pprofDir); err != nil {
 			fmt.Fprintln(os.Stderr, "agentfs-bench:", err)
+			os.Exit(2)
+		}
+	}
+	if *pprofRows != "" {
+		if cfg.PprofRows, err = regexp.Compile(*pprofRows); err != nil {
+			fmt.Fprintf(os.Stderr, "agentfs-bench: -pprof-rows: %v\n", err)
 			os.Exit(2)
 		}
 	}
@@ -120,7 +128,7 @@ func main() {
 		rep.Print(os.Stdout, compare)
 		for _, r := range rep.Rows {
 			if r.Profile != "" {
-				fmt.Printf("profile of the missed %q: %s (top: %s.top.txt)\n", r.Figure, r.Profile, strings.TrimSuffix(r.Profile, ".pprof"))
+				fmt.Printf("profile of %q: %s (top: %s.top.txt)\n", r.Figure, r.Profile, strings.TrimSuffix(r.Profile, ".pprof"))
 			}
 		}
 		if *jsonOut != "" {
