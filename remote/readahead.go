@@ -24,21 +24,25 @@ import (
 //
 //   - A read that continues no stream is fetched alone (one GET of one block): random readers
 //     cost one round trip per block and fetch nothing they do not read.
-//   - A read that continues a stream fetches, with its own block, the blocks that follow it, up
-//     to a window of twice what the reader has read in this stream (at most the largest window,
-//     Options.ReadAhead). Every block read ahead that the reader reaches tops the window up
-//     again, so the window doubles while the reader keeps going, and several ranged GETs (of
-//     adjacent blocks, at most raGet bytes each) are in flight at once.
+//   - From a stream's third read in a row, a read that continues it fetches, with its own
+//     block, the blocks that follow, up to a window of twice what the reader has read in this
+//     stream (at most Options.ReadAhead), in ranged GETs of adjacent blocks (at most raGet
+//     bytes each), several in flight at once.
+//   - The last block of each such GET is a marker: it waits in memory, verified, for its
+//     reader; the other blocks are verified and stored as they arrive, off the reader's path,
+//     and the reader reads them locally. When the reader reaches a marker (it came in order:
+//     no marker before it left behind), it read what comes before too, and the window is
+//     topped up: it doubles while the reader keeps going. A read past a marker not reached
+//     yet is a random read that landed there: fetched alone, and the stream stays.
 //   - A reader that runs off the end of a pack and goes on at the start of another keeps its
 //     window (push splits a large file across packs).
 //
-// Blocks read ahead are kept in memory, verified (and decrypted), until the reader asks for
-// them; they enter the local store only then, so that the lazy reader sees the reader's
-// progress. What is fetched ahead or in flight is bounded (4 windows); the oldest blocks read
-// ahead and never asked for are dropped first. A block is never fetched twice at once: every
-// fetch, asked for or ahead, is a flight that later askers wait for. A block read ahead that
-// fails (a bad GET, a corrupt entry) fails only itself: the reader that reaches it fetches it
-// again alone and gets the error as any single fetch would.
+// What waits in memory (markers, blocks in flight) is bounded by 4 windows; the oldest
+// markers not reached are dropped first. A block is never fetched twice at once: every fetch,
+// asked for or ahead, is a flight that later askers wait for, and a block a reader took stays
+// a little while (raTaken) for the other readers of it that come before the store has it. A
+// block read ahead that fails (a bad GET, a corrupt entry) fails only itself: the reader that
+// reaches it fetches it again alone and gets the error as any single fetch would.
 
 const (
 	raGet     = 1 << 20 // largest ranged GET of read-ahead
@@ -73,7 +77,7 @@ type flight struct {
 	elem  *list.Element // in lazyReader.ahead while done and not asked for, then in taken
 	taken bool          // a reader took it: it is in lazyReader.taken, outside held
 	// marker: a block read ahead that waits in memory for its reader, who then tells the
-	// stream how far it got (the first block read ahead of each GET). The others enter the
+	// stream how far it got (the last block read ahead of each GET). The others enter the
 	// store as soon as they arrive, and the reader finds them there.
 	marker  bool
 	reached bool // the marker's reader came (or the marker is gone)
