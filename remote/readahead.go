@@ -293,7 +293,7 @@ func (r *lazyReader) topUp(m *Manager, s *stream) ([]*flight, error) {
 			if local, err := m.st.Has(r.ctx, e.id); err != nil {
 				return out, err
 			} else if !local {
-				if !r.makeRoom(int64(e.loc.length)) {
+				if !r.makeRoom(m, int64(e.loc.length)) {
 					break
 				}
 				out = append(out, r.add(e, s))
@@ -334,13 +334,14 @@ func (m *Manager) firstInPack(l location) (bool, error) {
 
 // makeRoom drops the oldest blocks read ahead and not asked for until n more bytes fit in the
 // budget; false if they do not (the rest is in flight).
-func (r *lazyReader) makeRoom(n int64) bool {
+func (r *lazyReader) makeRoom(m *Manager, n int64) bool {
 	for r.held+n > r.budget {
 		e := r.ahead.Front()
 		if e == nil {
 			return false
 		}
 		r.forget(e.Value.(*flight))
+		m.stats.AheadDropped.Add(1)
 	}
 	return true
 }

@@ -101,6 +101,7 @@ type Stats struct {
 	BytesDown, BytesUp, Gets, Puts atomic.Int64
 	Fetched, FetchedBytes          atomic.Int64 // blocks fetched lazily (and their bytes)
 	Evicted                        atomic.Int64 // blocks evicted from the local cache
+	AheadDropped                   atomic.Int64 // blocks read ahead, dropped unread for memory
 }
 
 type conn struct {
