@@ -107,3 +107,20 @@ func (f *fsys) dropPrivs(ctx context.Context, ino uint64, chown bool) error {
 	}
 	return f.ws.DropPrivs(wctx(ctx), ino, p)
 }
+
+// dropPrivsUnflagged drops ino's privileges for a change whose request carries no
+// KILL_SUIDGID flag although the kernel leaves privileges to the daemon (FALLOCATE,
+// COPY_FILE_RANGE: the kernel's file_modified hands them to SETATTR, which drops nothing
+// under KILLPRIV_V2). As a local filesystem does, set-user-ID and set-group-ID go unless the
+// caller is root (taken for CAP_FSETID, which the request does not show).
+func (f *fsys) dropPrivsUnflagged(ctx context.Context, ino uint64) error {
+	if f.ro || !f.dropsPrivs() {
+		return nil
+	}
+	var p work.Privs
+	if c, ok := fuse.FromContext(ctx); ok && c.Uid != 0 {
+		_, gid := f.caller(ctx)
+		p.SuidSgid, p.Gid = true, &gid
+	}
+	return f.ws.DropPrivs(wctx(ctx), ino, p)
+}

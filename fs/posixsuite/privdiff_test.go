@@ -198,9 +198,8 @@ func TestPrivilegesDifferential(t *testing.T) {
 }
 
 // knownPrivDiff says why case name (actor.mode.group.capability.op) is known to differ from
-// ext4, or "" if it is not. These are open bugs, found by this test (see the review report):
-//   - FALLOCATE and COPY_FILE_RANGE carry no KILL_SUIDGID flag, and under KILLPRIV_V2 the
-//     kernel leaves the set-ID bits to the daemon, which drops nothing there;
+// ext4, or "" if it is not. These are open bugs, found by this test (fallocate and
+// copy_file_range, which kept set-ID bits, are fixed: fs/killpriv.go dropPrivsUnflagged):
 //   - the daemon compares only the caller's primary group with the file's (work.Privs.Gid):
 //     a caller in the group by a supplementary group loses set-group-ID without group
 //     execute on write and truncate, which ext4 keeps;
@@ -212,8 +211,6 @@ func knownPrivDiff(name string) string {
 	parts := strings.Split(name, ".")
 	actor, mode, op := parts[0], parts[1], parts[4]
 	switch {
-	case op == "fallocate" || op == "copy_file_range":
-		return op + " drops no privileges"
 	case actor == "owner-in-group-by-supplementary" && strings.HasSuffix(mode, "767"):
 		return "supplementary groups not considered"
 	case actor == "owner" && (op == "chown-1000" || op == "chgrp-own") && strings.HasSuffix(mode, "767"):
