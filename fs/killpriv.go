@@ -2,6 +2,10 @@ package fs
 
 import (
 	"context"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -93,16 +97,20 @@ func (s *killState) dropsPrivs() bool {
 
 // dropPrivs drops ino's privileges as a write, truncate or chown must (work.DropPrivs), if
 // the kernel left that to the daemon. A chown drops set-user-ID and set-group-ID whatever
-// the request says.
+// the request says (set-group-ID without group execute only when the caller, not root, is
+// not in the file's group, as ext4).
 func (f *fsys) dropPrivs(ctx context.Context, ino uint64, chown bool) error {
 	if f.ro || !f.dropsPrivs() {
 		return nil
 	}
 	p := work.Privs{SuidSgid: chown}
-	if fc, ok := ctx.(*fuse.Context); ok && fc.Cancel != nil && !chown {
+	if chown {
+		if c, ok := fuse.FromContext(ctx); ok && c.Uid != 0 { // root has CAP_FSETID
+			p.InGroup = f.inGroup(ctx)
+		}
+	} else if fc, ok := ctx.(*fuse.Context); ok && fc.Cancel != nil {
 		if _, ok := f.kills.Load(fc.Cancel); ok {
-			_, gid := f.caller(ctx)
-			p.SuidSgid, p.Gid = true, &gid
+			p.SuidSgid, p.InGroup = true, f.inGroup(ctx)
 		}
 	}
 	return f.ws.DropPrivs(wctx(ctx), ino, p)
@@ -119,8 +127,38 @@ func (f *fsys) dropPrivsUnflagged(ctx context.Context, ino uint64) error {
 	}
 	var p work.Privs
 	if c, ok := fuse.FromContext(ctx); ok && c.Uid != 0 {
-		_, gid := f.caller(ctx)
-		p.SuidSgid, p.Gid = true, &gid
+		p.SuidSgid, p.InGroup = true, f.inGroup(ctx)
 	}
 	return f.ws.DropPrivs(wctx(ctx), ino, p)
+}
+
+// inGroup returns whether the caller of the request is in a group, by its primary group or
+// one of its supplementary groups, which FUSE requests do not carry: they are read from
+// /proc, only when a file has set-group-ID without group execute and another primary group.
+// When the caller is gone, it is in no group (the bit goes).
+func (f *fsys) inGroup(ctx context.Context) func(gid uint32) bool {
+	_, primary := f.caller(ctx)
+	return func(gid uint32) bool {
+		if gid == primary {
+			return true
+		}
+		c, ok := fuse.FromContext(ctx)
+		if !ok {
+			return false
+		}
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", c.Pid))
+		if err != nil {
+			return false
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if groups, ok := strings.CutPrefix(line, "Groups:"); ok {
+				for _, g := range strings.Fields(groups) {
+					if n, err := strconv.ParseUint(g, 10, 32); err == nil && f.ids.storedGID(uint32(n)) == gid {
+						return true
+					}
+				}
+			}
+		}
+		return false
+	}
 }

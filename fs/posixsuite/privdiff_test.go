@@ -198,24 +198,13 @@ func TestPrivilegesDifferential(t *testing.T) {
 }
 
 // knownPrivDiff says why case name (actor.mode.group.capability.op) is known to differ from
-// ext4, or "" if it is not. These are open bugs, found by this test (fallocate and
-// copy_file_range, which kept set-ID bits, are fixed: fs/killpriv.go dropPrivsUnflagged):
-//   - the daemon compares only the caller's primary group with the file's (work.Privs.Gid):
-//     a caller in the group by a supplementary group loses set-group-ID without group
-//     execute on write and truncate, which ext4 keeps;
-//   - a chown or chgrp by an owner not in the file's group keeps set-group-ID without group
-//     execute (ext4 drops it: the daemon is not told the caller's groups on chown);
-//   - a write through mmap drops security.capability (the daemon drops it on every WRITE,
-//     writeback included); ext4 keeps it.
+// ext4, or "" if it is not. Fixed since this test found them: fallocate and copy_file_range
+// kept set-ID bits; a caller in the file's group by a supplementary group lost set-group-ID
+// without group execute on write and truncate; a chown by an owner outside the file's group
+// kept it (fs/killpriv.go). Still open: a write through mmap drops security.capability (the
+// daemon drops it on every WRITE, page writeback included), which ext4 keeps.
 func knownPrivDiff(name string) string {
-	parts := strings.Split(name, ".")
-	actor, mode, op := parts[0], parts[1], parts[4]
-	switch {
-	case actor == "owner-in-group-by-supplementary" && strings.HasSuffix(mode, "767"):
-		return "supplementary groups not considered"
-	case actor == "owner" && (op == "chown-1000" || op == "chgrp-own") && strings.HasSuffix(mode, "767"):
-		return "chown by an owner outside the group keeps set-group-ID"
-	case op == "mmap":
+	if strings.HasSuffix(name, ".mmap") {
 		return "mmap write drops security.capability"
 	}
 	return ""
