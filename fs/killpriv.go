@@ -40,12 +40,12 @@ func (k *killPrivFS) Init(s *fuse.Server) {
 }
 
 func (k *killPrivFS) Write(c <-chan struct{}, in *fuse.WriteIn, data []byte) (uint32, fuse.Status) {
-	defer k.f.noteKill(c, in.WriteFlags&fuse.WRITE_KILL_SUIDGID != 0)()
+	defer k.f.noteWrite(c, in.WriteFlags)()
 	return k.RawFileSystem.Write(c, in, data)
 }
 
 func (k *killPrivFS) Writev(c <-chan struct{}, in *fuse.WriteIn, data [][]byte) (uint32, fuse.Status) {
-	defer k.f.noteKill(c, in.WriteFlags&fuse.WRITE_KILL_SUIDGID != 0)()
+	defer k.f.noteWrite(c, in.WriteFlags)()
 	return k.RawFileSystem.Writev(c, in, data)
 }
 
@@ -63,7 +63,24 @@ func (k *killPrivFS) Open(c <-chan struct{}, in *fuse.OpenIn, out *fuse.OpenOut)
 type killState struct {
 	killpriv func() bool  // set at Init: whether the kernel granted KILLPRIV_V2
 	v2       atomic.Int32 // 0 not known yet, 1 no, 2 yes
-	kills    sync.Map     // cancel channel of a request being served -> it carries KILL_SUIDGID
+	kills    sync.Map     // cancel channel of a request being served -> killKill or killWriteback
+}
+
+// What a request being served carries (killState.kills).
+const (
+	killKill      = 1 // KILL_SUIDGID
+	killWriteback = 2 // a WRITE of the page cache (WRITE_CACHE: mmap), which drops nothing
+)
+
+// noteWrite notes the flags of a WRITE (noteKill). A write through mmap reaches the daemon
+// as page writeback, later and without the writer; ext4 drops nothing on it (the capability
+// stays), so neither does the daemon.
+func (s *killState) noteWrite(c <-chan struct{}, flags uint32) func() {
+	if flags&fuse.WRITE_CACHE != 0 && c != nil {
+		s.kills.Store(c, killWriteback)
+		return func() { s.kills.Delete(c) }
+	}
+	return s.noteKill(c, flags&fuse.WRITE_KILL_SUIDGID != 0)
 }
 
 // noteKill records that the request with cancel channel c carries KILL_SUIDGID, until the
@@ -72,7 +89,7 @@ func (s *killState) noteKill(c <-chan struct{}, kill bool) func() {
 	if !kill || c == nil {
 		return func() {}
 	}
-	s.kills.Store(c, true)
+	s.kills.Store(c, killKill)
 	return func() { s.kills.Delete(c) }
 }
 
@@ -109,7 +126,10 @@ func (f *fsys) dropPrivs(ctx context.Context, ino uint64, chown bool) error {
 			p.InGroup = f.inGroup(ctx)
 		}
 	} else if fc, ok := ctx.(*fuse.Context); ok && fc.Cancel != nil {
-		if _, ok := f.kills.Load(fc.Cancel); ok {
+		switch k, _ := f.kills.Load(fc.Cancel); k {
+		case killWriteback:
+			return nil
+		case killKill:
 			p.SuidSgid, p.InGroup = true, f.inGroup(ctx)
 		}
 	}
