@@ -207,3 +207,27 @@ func getdentsOffs(t *testing.T, fd int, buf []byte) ([]string, []int64) {
 	}
 	return names, offs
 }
+
+// TestDirCookiesBounded: a directory whose names keep changing (a temp directory listed
+// between creates and unlinks) keeps a bounded cookie table, and a name listed again keeps
+// its cookie across generations.
+func TestDirCookiesBounded(t *testing.T) {
+	c := (&node{}).dirCookies()
+	stable := c.cookie("stays")
+	for round := range 200 {
+		got := c.cookie("stays")
+		if got != stable {
+			t.Fatalf("round %d: the cookie of a name listed every time changed from %d to %d", round, stable, got)
+		}
+		for i := range 100 { // 100 names, new each round
+			off := c.cookie(fmt.Sprintf("r%d-%d", round, i))
+			if s, ok := c.name(off); !ok || s != fmt.Sprintf("r%d-%d", round, i) {
+				t.Fatalf("cookie %d names %q, %v", off, s, ok)
+			}
+		}
+		c.listed(101)
+	}
+	if n := len(c.byName) + len(c.oldBy); n > 2*minCookieGen+1 {
+		t.Fatalf("after 20,000 names came and went the table holds %d, want at most %d", n, 2*minCookieGen+1)
+	}
+}

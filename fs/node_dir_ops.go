@@ -189,6 +189,10 @@ type dirHandle struct {
 	after string          // the last name in ents ("" from the start)
 	pos   int             // index of the next entry to return
 	eof   bool            // ents reaches the end of the directory
+	// listed counts the names read since the start, whole says the stream began there
+	// (dirCookies.listed).
+	listed int
+	whole  bool
 }
 
 func (d *dirHandle) rewind() {
@@ -200,6 +204,7 @@ func (d *dirHandle) rewind() {
 		fuse.DirEntry{Name: ".", Mode: syscall.S_IFDIR, Ino: d.n.ino(), Off: 1},
 		fuse.DirEntry{Name: "..", Mode: syscall.S_IFDIR, Ino: parent, Off: 2})
 	d.after, d.pos, d.eof = "", 0, false
+	d.listed, d.whole = 0, true
 }
 
 func (d *dirHandle) fill(ctx context.Context) syscall.Errno {
@@ -217,8 +222,12 @@ func (d *dirHandle) fill(ctx context.Context) syscall.Errno {
 	if err != nil {
 		return d.n.fs.errno("readdir", err)
 	}
+	d.listed += got
 	if got < readDirBatch {
 		d.eof = true
+		if d.whole {
+			c.listed(d.listed)
+		}
 	}
 	return 0
 }
@@ -252,8 +261,8 @@ func (d *dirHandle) Seekdir(ctx context.Context, off uint64) syscall.Errno {
 		}
 	}
 	name, ok := d.n.dirCookies().name(off)
-	d.ents, d.pos = d.ents[:0], 0
-	if !ok { // never handed out: past the end
+	d.ents, d.pos, d.whole = d.ents[:0], 0, false
+	if !ok { // never handed out, or long forgotten: past the end
 		d.eof = true
 		return 0
 	}
@@ -262,20 +271,27 @@ func (d *dirHandle) Seekdir(ctx context.Context, off uint64) syscall.Errno {
 }
 
 // dirCookies gives each name listed in a directory a listing offset that stays the same
-// for as long as the node lives, whichever listing hands it out. It grows with the names
-// ever listed in the directory (names removed since included: a stream may still be
-// after one).
+// whichever listing hands it out. Names removed since stay known for a while (a stream may
+// still be after one): the table keeps two generations, and starts a new one when the
+// current one holds more than twice the names of the last whole listing (at least
+// minCookieGen), so a directory with churn does not grow it without bound.
 type dirCookies struct {
-	mu     sync.Mutex
-	byName map[string]uint64
-	names  map[uint64]string
+	mu       sync.Mutex
+	next     uint64            // the next new cookie
+	byName   map[string]uint64 // this generation
+	names    map[uint64]string
+	oldNames map[uint64]string // the previous generation
+	oldBy    map[string]uint64
+	limit    int // names in this generation before a new one begins
 }
+
+const minCookieGen = 4096
 
 func (n *node) dirCookies() *dirCookies {
 	if c := n.cookies.Load(); c != nil {
 		return c
 	}
-	n.cookies.CompareAndSwap(nil, &dirCookies{byName: map[string]uint64{}, names: map[uint64]string{}})
+	n.cookies.CompareAndSwap(nil, &dirCookies{next: 3, byName: map[string]uint64{}, names: map[uint64]string{}, limit: minCookieGen})
 	return n.cookies.Load()
 }
 
@@ -285,16 +301,34 @@ func (c *dirCookies) cookie(name string) uint64 {
 	if off, ok := c.byName[name]; ok {
 		return off
 	}
-	off := uint64(len(c.names)) + 3 // after "." (1) and ".." (2)
+	off, ok := c.oldBy[name]
+	if !ok {
+		off = c.next // after "." (1) and ".." (2)
+		c.next++
+	}
+	if len(c.byName) >= c.limit {
+		c.oldBy, c.oldNames = c.byName, c.names
+		c.byName, c.names = map[string]uint64{}, map[uint64]string{}
+	}
 	c.byName[name] = off
 	c.names[off] = name
 	return off
 }
 
+// listed notes that a whole listing held n names.
+func (c *dirCookies) listed(n int) {
+	c.mu.Lock()
+	c.limit = max(minCookieGen, 2*n)
+	c.mu.Unlock()
+}
+
 func (c *dirCookies) name(off uint64) (string, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	s, ok := c.names[off]
+	if s, ok := c.names[off]; ok {
+		return s, true
+	}
+	s, ok := c.oldNames[off]
 	return s, ok
 }
 
