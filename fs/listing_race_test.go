@@ -231,3 +231,65 @@ func TestDirCookiesBounded(t *testing.T) {
 		t.Fatalf("after 20,000 names came and went the table holds %d, want at most %d", n, 2*minCookieGen+1)
 	}
 }
+
+// TestListingAcrossMoveAndRemove: a listing in progress goes on after its directory moved
+// (with its parent) and sees every entry once; getdents on an open directory that was
+// removed fails or ends as on a plain directory; `ls` of the moved subtree lists it all.
+func TestListingAcrossMoveAndRemove(t *testing.T) {
+	_, m := mountMain(t)
+	type outcome struct {
+		seen       int
+		dup        bool
+		afterMove  int
+		removedErr string
+	}
+	var results []outcome
+	for _, root := range []string{m.Dir(), t.TempDir()} {
+		var o outcome
+		d := filepath.Join(root, "a", "b")
+		must(t, os.MkdirAll(d, 0o755))
+		must(t, os.Mkdir(filepath.Join(root, "c"), 0o755))
+		const n = 700
+		for i := range n {
+			must(t, os.WriteFile(filepath.Join(d, listName(i)), nil, 0o644))
+		}
+		fd, err := syscall.Open(d, syscall.O_RDONLY|syscall.O_DIRECTORY, 0)
+		must(t, err)
+		seen := map[string]int{}
+		buf := make([]byte, 1024)
+		for _, s := range getdentsNames(t, fd, buf) {
+			seen[s]++
+		}
+		must(t, os.Rename(filepath.Join(root, "a"), filepath.Join(root, "c", "a")))
+		dirNames(t, filepath.Join(root, "c", "a", "b")) // ls of the moved subtree
+		for {
+			got := getdentsNames(t, fd, buf)
+			if got == nil {
+				break
+			}
+			for _, s := range got {
+				seen[s]++
+			}
+		}
+		syscall.Close(fd)
+		o.seen = len(seen)
+		for _, c := range seen {
+			o.dup = o.dup || c != 1
+		}
+		o.afterMove = len(dirNames(t, filepath.Join(root, "c", "a", "b")))
+
+		moved := filepath.Join(root, "c", "a", "b")
+		fd, err = syscall.Open(moved, syscall.O_RDONLY|syscall.O_DIRECTORY, 0)
+		must(t, err)
+		getdentsNames(t, fd, buf)
+		must(t, os.RemoveAll(moved))
+		_, gerr := syscall.Getdents(fd, buf)
+		o.removedErr = fmt.Sprint(gerr)
+		syscall.Close(fd)
+		results = append(results, o)
+	}
+	if results[0] != results[1] {
+		t.Errorf("mount: %+v; plain directory: %+v", results[0], results[1])
+	}
+	t.Logf("%+v", results[1])
+}
