@@ -107,7 +107,11 @@ func (ra *ReadAhead) read(ws *Workspace, ino, size, off, end uint64) {
 func (ws *Workspace) prefetch(ino, index, count uint64) {
 	ctx := store.LocalOnly(context.Background()) // never a remote fetch from here
 	var ids []store.ID
-	ws.mu.RLock()
+	// Never wait for the lock: a writer (or a checkpoint, or a store closing under a held
+	// lock) goes first, and this read-ahead is skipped.
+	if !ws.mu.TryRLock() {
+		return
+	}
 	n, err := ws.inode(ctx, ino)
 	if err != nil || n.Inline || index*BlockSize >= n.Size {
 		ws.mu.RUnlock()
