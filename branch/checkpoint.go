@@ -1,43 +1,232 @@
 package branch
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"syscall"
 
 	"github.com/cockroachdb/pebble/v2"
 
+	"github.com/agentfs/agentfs/branch/tree"
 	"github.com/agentfs/agentfs/store"
+	"github.com/agentfs/agentfs/work"
 )
 
 // The version model's operations on a workspace (package work): they fold its working state
-// into commits and move its base, holding its lock.
+// into commits (outside its lock where they can, frozenFold) and move its base, holding its
+// lock.
+
+// frozenFold is a fold of a frozen copy of a workspace's working state (FreezeLocked over a
+// Pebble snapshot taken under its lock), made with the lock released: writers are not held
+// up while blocks are hashed, compressed and stored. The fold holds exactly the writes that
+// completed before the snapshot; a journal records the keys written since, which the
+// operation that moves the branch's base carries into the next overlay (work.CarryLocked) in
+// the same synced batch. Checkpoint, merge and revert fold this way.
+type frozenFold struct {
+	e             *Engine
+	ws            *Workspace
+	snap          *pebble.Snapshot
+	frozen        *Workspace
+	overlay, ver  uint64
+	oldRoot, base store.ID // the base tree and commit the working state started from
+	journal       *work.Journal
+	root          store.ID        // the fold's tree
+	n             int             // keys the fold changed
+	blocks        []tree.Mutation // block entries made of working pages
+	carried       map[string]bool // block keys carrying hid (set by carryLocked's function)
+	dirs          []*Inode        // directory inodes rebased onto a merge (clashesLocked)
+}
+
+// foldOutside folds ws's working state as frozenFold says. Callers hold no lock of ws and
+// close the result.
+func (e *Engine) foldOutside(ctx context.Context, ws *Workspace) (*frozenFold, error) {
+	ws.Lock()
+	f := e.freezeLocked(ws)
+	ws.Unlock()
+	if err := f.fold(ctx); err != nil {
+		f.close()
+		return nil, err
+	}
+	return f, nil
+}
+
+// freezeLocked takes the snapshot and starts the journal; the caller releases the lock, then
+// calls fold, and closes f. Callers hold ws's lock.
+func (e *Engine) freezeLocked(ws *Workspace) *frozenFold {
+	f := &frozenFold{e: e, ws: ws, snap: e.db.NewSnapshot(), overlay: ws.OverlayID(), ver: ws.VersionLocked()}
+	f.frozen = ws.FreezeLocked(f.snap)
+	f.oldRoot, f.base = ws.HeadLocked()
+	f.journal = ws.StartJournalLocked()
+	return f
+}
+
+// fold folds the frozen copy. Callers hold no lock of the workspace.
+func (f *frozenFold) fold(ctx context.Context) error {
+	var err error
+	f.root, f.n, f.blocks, err = f.frozen.FoldBlocksLocked(ctx)
+	return err
+}
+
+func (f *frozenFold) close() {
+	f.ws.EndJournal(f.journal)
+	f.snap.Close()
+}
+
+// currentLocked reports whether the workspace still starts from the overlay and base the
+// fold froze: only writes happened since, which carrying moves onto a new base. Otherwise
+// (another checkpoint, a rollback or a merge moved the branch meanwhile) the caller folds
+// again under the lock. Callers hold the lock.
+func (f *frozenFold) currentLocked() bool {
+	return f.ws.OverlayID() == f.overlay && f.ws.BaseLocked() == f.base
+}
+
+// carryLocked returns the function that carries the writes made since the snapshot into the
+// new overlay (for moveBaseCarry), or nil when there were none. Callers hold the lock.
+func (f *frozenFold) carryLocked(ctx context.Context) func(b *pebble.Batch, newID uint64) error {
+	if f.ws.VersionLocked() == f.ver {
+		return nil
+	}
+	return func(b *pebble.Batch, newID uint64) (err error) {
+		f.carried, err = f.ws.CarryLocked(ctx, b, f.snap, newID, f.journal)
+		return err
+	}
+}
+
+// carryOntoLocked is carryLocked for a new base that is a merge or revert built on the fold
+// (clashesLocked found nothing that clashes): it also writes the directories rebased onto it.
+func (f *frozenFold) carryOntoLocked(ctx context.Context) func(b *pebble.Batch, newID uint64) error {
+	carry := f.carryLocked(ctx)
+	if carry == nil {
+		return nil
+	}
+	return func(b *pebble.Batch, newID uint64) error {
+		if err := carry(b, newID); err != nil {
+			return err
+		}
+		for _, n := range f.dirs {
+			if err := b.Set(append(overlayPrefix(newID), inodeKey(n.Ino)...), append([]byte{1}, encodeInode(n)...), nil); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+}
+
+// rebased returns the value of a directory's inode key rebased onto a merge
+// (clashesLocked), if it is one.
+func (f *frozenFold) rebased(k []byte) ([]byte, bool) {
+	for _, n := range f.dirs {
+		if bytes.Equal(k, inodeKey(n.Ino)) {
+			return encodeInode(n), true
+		}
+	}
+	return nil, false
+}
+
+// clashesLocked reports whether the writes made since the snapshot cannot be carried onto
+// root (a merge or revert built on the fold): one touched a key that differs between the
+// fold's tree and root. The exception is a directory's inode, which both sides change
+// whenever they add or remove an entry in it: its attributes combine as a merge combines
+// them (rebaseDir), and the carry writes the result. If nothing clashes, carrying the writes
+// onto root gives what making them after the merge would have; if something does, the
+// caller folds again under the lock. Callers hold the lock.
+func (f *frozenFold) clashesLocked(ctx context.Context, root store.ID) (bool, error) {
+	f.dirs = nil
+	if f.ws.VersionLocked() == f.ver || root == f.root {
+		return false, nil
+	}
+	clash := false
+	err := f.e.tree.Diff(ctx, f.root, root, func(k, va, vb []byte) error {
+		if !f.ws.TouchesLocked(f.journal, k) {
+			return nil
+		}
+		if k[0] == kindInode && va != nil && vb != nil {
+			cur, err := f.ws.InodeLocked(ctx, keyIno(k))
+			if err != nil && !errors.Is(err, syscall.ENOENT) {
+				return err
+			}
+			o, err1 := decodeInode(va)
+			b, err2 := decodeInode(vb)
+			if cur != nil && err1 == nil && err2 == nil {
+				if n, ok := rebaseDir(o, cur, b); ok {
+					f.dirs = append(f.dirs, n)
+					return nil
+				}
+			}
+		}
+		clash = true
+		return tree.Stop
+	})
+	return clash, err
+}
+
+// rebaseDir returns directory inode a, changed from o since a fold, moved onto b (o as a
+// merge or revert left it): times and link counts combine as merge combines a directory's
+// attributes; mode, owner and place come from the side that changed them. It reports false
+// if both sides changed one of those differently.
+func rebaseDir(o, a, b *Inode) (*Inode, bool) {
+	if !o.IsDir() || !a.IsDir() || !b.IsDir() {
+		return nil, false
+	}
+	n := *b
+	ok := true
+	pick := func(dst *uint32, o, a, b uint32) {
+		switch {
+		case a == o || a == b:
+		case b == o:
+			*dst = a
+		default:
+			ok = false
+		}
+	}
+	pick(&n.Mode, o.Mode, a.Mode, b.Mode)
+	pick(&n.Uid, o.Uid, a.Uid, b.Uid)
+	pick(&n.Gid, o.Gid, a.Gid, b.Gid)
+	switch {
+	case a.Parent == o.Parent && a.Name == o.Name:
+	case b.Parent == o.Parent && b.Name == o.Name:
+		n.Parent, n.Name = a.Parent, a.Name
+	default:
+		ok = false
+	}
+	n.Nlink = a.Nlink + b.Nlink - o.Nlink
+	n.Atime, n.Mtime, n.Ctime = max(a.Atime, b.Atime), max(a.Mtime, b.Mtime), max(a.Ctime, b.Ctime)
+	return &n, ok && n.Size == o.Size && a.Size == o.Size
+}
+
+// keptBlocks returns the fold's block entries that carried entries do not hide, for the key
+// cache of a workspace whose base became the fold.
+func (f *frozenFold) keptBlocks() []tree.Mutation {
+	if len(f.carried) == 0 {
+		return f.blocks
+	}
+	kept := f.blocks[:0:0]
+	for _, m := range f.blocks {
+		if !f.carried[string(m.Key)] {
+			kept = append(kept, m)
+		}
+	}
+	return kept
+}
 
 // checkpointWith folds the working state into a commit carrying o's provenance and the
 // summary of the paths changed since the base (their list is returned too; the diff walks
-// only what changed).
-//
-// The fold runs outside the workspace's lock, on a frozen copy of the working state (a
-// Pebble snapshot taken under the lock): writers are not held up while blocks are hashed,
-// compressed and stored. The checkpoint holds exactly the writes that completed before the
-// snapshot; what was written while it folded is carried into the branch's next overlay
-// (Workspace.CarryLocked) in the same synced batch that writes the commit.
+// only what changed). It folds outside the workspace's lock (frozenFold): the checkpoint
+// holds exactly the writes that completed before its snapshot, and what was written while it
+// folded is carried into the branch's next overlay in the same synced batch that writes the
+// commit.
 func (e *Engine) checkpointWith(ctx context.Context, ws *Workspace, o CheckpointOptions) (store.ID, []Change, error) {
-	ws.Lock()
-	snap := e.db.NewSnapshot()
-	defer snap.Close()
-	frozen := ws.FreezeLocked(snap)
-	overlay, ver := ws.OverlayID(), ws.VersionLocked()
-	oldRoot, base := ws.HeadLocked()
-	journal := ws.StartJournalLocked()
-	defer ws.EndJournal(journal)
-	ws.Unlock()
-
-	root, _, blocks, err := frozen.FoldBlocksLocked(ctx)
+	f, err := e.foldOutside(ctx, ws)
 	if err != nil {
 		return store.ID{}, nil, err
 	}
-	changes, err := e.DiffRoots(ctx, oldRoot, root)
+	defer f.close()
+	if o.ifChanged && f.root == f.oldRoot {
+		return f.base, nil, errUnchanged
+	}
+	changes, err := e.DiffRoots(ctx, f.oldRoot, f.root)
 	if err != nil {
 		return store.ID{}, nil, err
 	}
@@ -47,39 +236,20 @@ func (e *Engine) checkpointWith(ctx context.Context, ws *Workspace, o Checkpoint
 
 	ws.Lock()
 	defer ws.Unlock()
-	if ws.OverlayID() != overlay || ws.BaseLocked() != base {
-		// Another checkpoint, a rollback or a merge moved the branch meanwhile: fold what it
-		// holds now, under the lock.
+	if !f.currentLocked() {
 		return e.checkpointLocked(ctx, ws, o)
 	}
 	b := e.db.NewBatch()
 	defer b.Close()
-	id, err := e.stageCheckpoint(ctx, b, ws.Branch(), root, base, changes, o)
+	id, err := e.stageCheckpoint(ctx, b, ws.Branch(), f.root, f.base, changes, o)
 	if err != nil {
 		return store.ID{}, nil, err
 	}
-	var carried map[string]bool
-	var carry func(b *pebble.Batch, newID uint64) error
-	if ws.VersionLocked() != ver {
-		carry = func(b *pebble.Batch, newID uint64) (err error) {
-			carried, err = ws.CarryLocked(ctx, b, snap, newID, journal)
-			return err
-		}
-	}
-	if err := e.moveBaseCarry(ws, b, id, carry); err != nil {
+	if err := e.moveBaseCarry(ws, b, id, f.carryLocked(ctx)); err != nil {
 		return store.ID{}, nil, err
 	}
-	ws.SetBaseLocked(root, id)
-	if len(carried) > 0 {
-		kept := blocks[:0:0]
-		for _, m := range blocks {
-			if !carried[string(m.Key)] {
-				kept = append(kept, m)
-			}
-		}
-		blocks = kept
-	}
-	ws.CacheLocked(blocks)
+	ws.SetBaseLocked(f.root, id)
+	ws.CacheLocked(f.keptBlocks())
 	return id, changes, nil
 }
 
@@ -94,6 +264,9 @@ func (e *Engine) checkpointLocked(ctx context.Context, ws *Workspace, o Checkpoi
 		return store.ID{}, nil, err
 	}
 	oldRoot, base := ws.HeadLocked()
+	if o.ifChanged && root == oldRoot {
+		return base, nil, errUnchanged
+	}
 	changes, err := e.DiffRoots(ctx, oldRoot, root)
 	if err != nil {
 		return store.ID{}, nil, err
@@ -189,6 +362,7 @@ func (e *Engine) moveBaseCarry(ws *Workspace, b *pebble.Batch, id store.ID, carr
 		return err
 	}
 	ws.SetOverlayLocked(newID)
+	e.dropFold(ws) // the fold of the old overlay is no use now
 	return nil
 }
 

@@ -526,7 +526,13 @@ type CheckpointOptions struct {
 	Name    string // BRANCH@NAME then refers to it
 	Message string
 	Provenance
+	// ifChanged makes no checkpoint when the state is its base's (CheckpointIfChanged): the
+	// checkpoint returns the base and errUnchanged.
+	ifChanged bool
 }
+
+// errUnchanged: a checkpoint with ifChanged found the state the same as its base's.
+var errUnchanged = errors.New("unchanged since the last checkpoint")
 
 // CheckpointWith is Checkpoint with provenance; it also returns the paths changed since the
 // branch's base.

@@ -22,8 +22,9 @@ func (e *Engine) cachedWorkspace(name string) *work.Workspace {
 
 // EvictIdle drops the workspaces that nothing used for idle: not mounted (no reset hook,
 // not busy), no open file, no operation running. The next use of the branch opens it
-// again from its ref. It returns how many it dropped. The daemon calls it periodically, so
-// that memory follows the branches in use, not every branch ever opened.
+// again from its ref. It returns how many it dropped. It also forgets stale folds and the
+// in-memory folds of the idle workspaces it keeps (dropStaleFolds). The daemon calls it
+// periodically, so that memory follows the branches in use, not every branch ever opened.
 // With idle <= 0 it drops every workspace not in use at all.
 func (e *Engine) EvictIdle(idle time.Duration) int {
 	before := time.Now().Add(-idle).Unix()
@@ -41,6 +42,7 @@ func (e *Engine) EvictIdle(idle time.Duration) int {
 		delete(e.ws, name)
 		n++
 	}
+	e.dropStaleFolds(before)
 	return n
 }
 

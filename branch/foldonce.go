@@ -48,6 +48,15 @@ func (e *Engine) cachedFold(ws *Workspace) *foldCache {
 	return c
 }
 
+// foldIsCurrent reports whether commit id is the kept fold of ws's present state: nothing
+// changed it since it was folded. Callers hold ws's lock.
+func (e *Engine) foldIsCurrent(ws *Workspace, id store.ID) bool {
+	e.folds.mu.Lock()
+	defer e.folds.mu.Unlock()
+	c := e.folds.byWS[ws]
+	return c != nil && c.commit == id && c.overlay == ws.OverlayID() && c.ver == ws.VersionLocked()
+}
+
 // keepFoldAt records c as the fold of ws at overlay and version ver (read under its lock
 // when the fold's snapshot was taken).
 func (e *Engine) keepFoldAt(ws *Workspace, overlay, ver uint64, c *foldCache) {
@@ -60,7 +69,32 @@ func (e *Engine) keepFoldAt(ws *Workspace, overlay, ver uint64, c *foldCache) {
 	e.folds.byWS[ws] = c
 }
 
-// dropFold forgets the fold of a deleted branch's workspace.
+// dropStaleFolds forgets the kept folds that no longer are their workspace's state (it
+// changed since), and the in-memory folds (tree.Scratch: the tree nodes of every changed
+// key) of workspaces unused since before (unix seconds); a stored commit's fold costs no
+// memory and stays. EvictIdle calls it, so that a mounted branch that changes keeps no
+// fold it will never use, and one left alone gives its in-memory fold back.
+func (e *Engine) dropStaleFolds(before int64) int {
+	e.folds.mu.Lock()
+	defer e.folds.mu.Unlock()
+	n := 0
+	for ws, c := range e.folds.byWS {
+		if c.ver != ws.VersionLocked() || c.scratch != nil && ws.IdleSince(before) { // ver is atomic
+			delete(e.folds.byWS, ws)
+			n++
+		}
+	}
+	return n
+}
+
+// keptFolds returns how many folds are kept (tests).
+func (e *Engine) keptFolds() int {
+	e.folds.mu.Lock()
+	defer e.folds.mu.Unlock()
+	return len(e.folds.byWS)
+}
+
+// dropFold forgets the fold of a workspace that was dropped or moved to a new base.
 func (e *Engine) dropFold(ws *Workspace) {
 	e.folds.mu.Lock()
 	defer e.folds.mu.Unlock()

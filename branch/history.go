@@ -81,29 +81,13 @@ func (q *commitQueue) Pop() any {
 // CheckpointIfChanged is CheckpointWith that makes no checkpoint when the branch's state is
 // the same as its last checkpoint's. A name or labels are always honoured: they record an
 // event (agentfs run labels its checkpoint with the command's exit code) even when no file
-// changed. It returns the checkpoint and whether it made one.
+// changed. It returns the checkpoint and whether it made one. It folds once, outside the
+// branch's lock, like a checkpoint (frozenFold), and compares the fold with the base.
 func (e *Engine) CheckpointIfChanged(ctx context.Context, branch string, o CheckpointOptions) (store.ID, []Change, bool, error) {
-	if o.Name == "" && len(o.Labels) == 0 {
-		ws, err := e.Workspace(ctx, branch)
-		if err != nil {
-			return store.ID{}, nil, false, err
-		}
-		done := e.op()
-		same, base, err := sameAsBase(ctx, ws)
-		done()
-		if err != nil || same {
-			return base, nil, false, err
-		}
-	}
+	o.ifChanged = o.Name == "" && len(o.Labels) == 0
 	id, changes, err := e.CheckpointWith(ctx, branch, o)
+	if errors.Is(err, errUnchanged) {
+		return id, nil, false, nil
+	}
 	return id, changes, err == nil, err
-}
-
-// sameAsBase reports whether the working state holds the same tree as the base commit.
-func sameAsBase(ctx context.Context, ws *Workspace) (bool, store.ID, error) {
-	ws.Lock()
-	defer ws.Unlock()
-	root, _, err := ws.FoldLocked(ctx)
-	baseRoot, base := ws.HeadLocked()
-	return root == baseRoot, base, err
 }

@@ -141,116 +141,169 @@ func (e *Engine) merge(ctx context.Context, src string, dws *Workspace, o MergeO
 	if err != nil {
 		return nil, nil, err
 	}
-	dws.Lock()
-	defer dws.Unlock()
-	if p, err := e.pendingMerge(dws.Branch()); err != nil {
+	if err := e.noPendingMerge(dws.Branch()); err != nil {
 		return nil, nil, err
-	} else if p != nil {
-		return nil, nil, fmt.Errorf("%w: a merge of %s into %s is pending; finish it with: agentfs merge --continue %s (or --abort)", ErrBusy, p.Source, dws.Branch(), dws.Branch())
 	}
-	oursRoot, pending, err := dws.FoldLocked(ctx)
+	// Fold the target outside its lock too (frozenFold): writers on it go on while its
+	// blocks are hashed and stored and while the merge is worked out. The merge takes the
+	// writes that completed before the fold's snapshot; those made since are carried on top
+	// of its result, unless one touched a key the merge changes: then it folds and merges
+	// again under the lock.
+	f, err := e.foldOutside(ctx, dws)
 	if err != nil {
 		return nil, nil, err
 	}
-	base, err := e.mergeBase(ctx, srcCommit, dws.BaseLocked())
-	if err != nil {
-		return nil, nil, err
-	}
-	res := &MergeResult{Base: base}
+	defer f.close()
+	ff := f // nil once folded again under the lock
+	res := &MergeResult{}
 	if sws != nil && srcCommit != sws.Base() {
 		res.srcWS, res.srcCommit = sws, srcCommit
 	}
-	if base == srcCommit {
-		res.UpToDate = true
-		return res, nil, nil
+	p, err := e.planMerge(ctx, src, srcCommit, dws.Branch(), f.root, f.base, o, res)
+	if p == nil || err != nil {
+		return resultOf(res, err)
 	}
-	var baseRoot store.ID
-	if !base.IsZero() {
-		c, err := e.ReadCommit(ctx, base)
+	if afterMergeFold != nil {
+		afterMergeFold()
+	}
+	dws.Lock()
+	defer dws.Unlock()
+	if err := e.noPendingMerge(dws.Branch()); err != nil {
+		return nil, nil, err
+	}
+	pending := f.n
+	clash, err := f.clashesLocked(ctx, p.newRoot)
+	if err != nil {
+		return nil, nil, err
+	}
+	if clash || !f.currentLocked() {
+		root, n, err := dws.FoldLocked(ctx)
 		if err != nil {
 			return nil, nil, err
 		}
-		baseRoot = c.Root
-	}
-	sc, err := e.ReadCommit(ctx, srcCommit)
-	if err != nil {
-		return nil, nil, err
-	}
-	// Both sides are checked where they differ from the base (a crafted tree pulled into a
-	// repository by an older agentfs, or a damaged one, must not reach the merged tree).
-	for _, side := range []struct {
-		name string
-		root store.ID
-	}{{src, sc.Root}, {dws.Branch(), oursRoot}} {
-		if err := e.checkTree(ctx, side.root, baseRoot); err != nil {
-			return nil, nil, fmt.Errorf("%s: %w", side.name, err)
+		res.Conflicts, res.Changes = nil, nil
+		if p, err = e.planMerge(ctx, src, srcCommit, dws.Branch(), root, dws.BaseLocked(), o, res); p == nil || err != nil {
+			return resultOf(res, err)
 		}
+		pending, ff = n, nil
 	}
-	m := e.newMerger(ctx, o.Strategy, baseRoot, oursRoot, sc.Root)
-	m.take, m.labels = o.Take, [2]string{dws.Branch(), src}
-	if err := m.run(); err != nil {
-		return nil, nil, err
-	}
-	res.Conflicts = m.conflicts
-	open := m.unresolved()
-	if len(open) > 0 && o.Strategy != StrategyMarkers {
-		return res, nil, fmt.Errorf("%w: %d conflicting paths; nothing was changed (merge with --conflicts=markers to settle them in the files, or --take ours|theirs PATH, or --strategy ours|theirs)", ErrConflict, len(open))
-	}
-	newRoot, err := e.tree.Apply(ctx, oursRoot, m.sorted())
-	if err != nil {
-		return nil, nil, err
-	}
-	var copies []string
-	if len(open) > 0 {
-		if newRoot, copies, err = m.addTheirsCopies(newRoot, open); err != nil {
-			return nil, nil, err
-		}
-	}
-	if res.Changes, err = e.DiffRoots(ctx, oursRoot, newRoot); err != nil {
-		return nil, nil, err
-	}
-	if o.DryRun {
-		return res, nil, nil
-	}
-	add, err := e.mergeAdds(ctx, oursRoot, newRoot)
+	add, err := e.mergeAdds(ctx, p.oursRoot, p.newRoot)
 	if err != nil {
 		return nil, nil, err
 	}
 	if err := checkQuota(add); err != nil {
 		return res, nil, err
 	}
-	if len(open) > 0 {
+	if len(p.open) > 0 {
 		res.Pending = true
-		hooks, err := e.startPending(ctx, dws, oursRoot, pending, newRoot, &PendingMerge{
-			Source: src, SourceCommit: srcCommit, Base: base, Message: o.Message, Conflicts: m.conflicts, Open: open, Copies: copies})
+		hooks, err := e.startPending(ctx, dws, ff, p.oursRoot, pending, p.newRoot, &PendingMerge{
+			Source: src, SourceCommit: srcCommit, Base: res.Base, Message: o.Message, Conflicts: res.Conflicts, Open: p.open, Copies: p.copies})
 		if err != nil {
 			return nil, nil, err
 		}
-		return res, hooks, fmt.Errorf("%w: %d conflicting paths written into %s; edit them, then run: agentfs merge --continue %s (or --abort)", ErrConflict, len(open), dws.Branch(), dws.Branch())
-	}
-	b := e.db.NewBatch()
-	defer b.Close()
-	head := dws.BaseLocked()
-	if pending > 0 {
-		head, err = e.writeCommit(ctx, b, &Commit{Root: oursRoot, Parents: []store.ID{dws.BaseLocked()}, Time: e.now().UTC(), Branch: dws.Branch(), Message: "changes before merge of " + src})
-		if err != nil {
-			return nil, nil, err
-		}
+		return res, hooks, fmt.Errorf("%w: %d conflicting paths written into %s; edit them, then run: agentfs merge --continue %s (or --abort)", ErrConflict, len(p.open), dws.Branch(), dws.Branch())
 	}
 	msg := o.Message
 	if msg == "" {
 		msg = fmt.Sprintf("merge %s into %s", src, dws.Branch())
 	}
-	id, err := e.writeCommit(ctx, b, &Commit{Root: newRoot, Parents: []store.ID{head, srcCommit}, Time: e.now().UTC(), Branch: dws.Branch(), Message: msg})
-	if err != nil {
+	if res.Commit, err = e.commitResult(ctx, dws, ff, p.oursRoot, pending, p.newRoot, []store.ID{srcCommit}, msg, "changes before merge of "+src); err != nil {
 		return nil, nil, err
 	}
-	if err := e.moveBase(dws, b, id); err != nil {
-		return nil, nil, err
-	}
-	dws.ReplaceContentLocked(newRoot, id)
-	res.Commit = id
 	return res, dws.HooksLocked(), nil
+}
+
+// resultOf returns a merge that ended before changing anything: its result goes with a
+// conflict (which it lists) or no error.
+func resultOf(res *MergeResult, err error) (*MergeResult, []func(), error) {
+	if err != nil && !errors.Is(err, ErrConflict) {
+		return nil, nil, err
+	}
+	return res, nil, err
+}
+
+// afterMergeFold, when set (tests), runs between a merge's or revert's fold and its commit,
+// with no lock held.
+var afterMergeFold func()
+
+// noPendingMerge refuses a merge into branch while another waits for its conflicts.
+func (e *Engine) noPendingMerge(branch string) error {
+	if p, err := e.pendingMerge(branch); err != nil {
+		return err
+	} else if p != nil {
+		return fmt.Errorf("%w: a merge of %s into %s is pending; finish it with: agentfs merge --continue %s (or --abort)", ErrBusy, p.Source, branch, branch)
+	}
+	return nil
+}
+
+// mergePlan is a merge worked out on a fold of the target: the tree it makes and the
+// conflicts left to settle in the files.
+type mergePlan struct {
+	oursRoot, newRoot store.ID
+	open, copies      []string
+}
+
+// planMerge works out the merge of srcCommit into the tree oursRoot, whose branch dst
+// started from commit head. It reads only trees, so it runs without the target's lock. It
+// fills res and returns a nil plan when the merge ends here: up to date, stopped on
+// conflicts (with the error) or a dry run.
+func (e *Engine) planMerge(ctx context.Context, src string, srcCommit store.ID, dst string, oursRoot, head store.ID, o MergeOptions, res *MergeResult) (*mergePlan, error) {
+	base, err := e.mergeBase(ctx, srcCommit, head)
+	if err != nil {
+		return nil, err
+	}
+	res.Base = base
+	if base == srcCommit {
+		res.UpToDate = true
+		return nil, nil
+	}
+	var baseRoot store.ID
+	if !base.IsZero() {
+		c, err := e.ReadCommit(ctx, base)
+		if err != nil {
+			return nil, err
+		}
+		baseRoot = c.Root
+	}
+	sc, err := e.ReadCommit(ctx, srcCommit)
+	if err != nil {
+		return nil, err
+	}
+	// Both sides are checked where they differ from the base (a crafted tree pulled into a
+	// repository by an older agentfs, or a damaged one, must not reach the merged tree).
+	for _, side := range []struct {
+		name string
+		root store.ID
+	}{{src, sc.Root}, {dst, oursRoot}} {
+		if err := e.checkTree(ctx, side.root, baseRoot); err != nil {
+			return nil, fmt.Errorf("%s: %w", side.name, err)
+		}
+	}
+	m := e.newMerger(ctx, o.Strategy, baseRoot, oursRoot, sc.Root)
+	m.take, m.labels = o.Take, [2]string{dst, src}
+	if err := m.run(); err != nil {
+		return nil, err
+	}
+	res.Conflicts = m.conflicts
+	p := &mergePlan{oursRoot: oursRoot, open: m.unresolved()}
+	if len(p.open) > 0 && o.Strategy != StrategyMarkers {
+		return nil, fmt.Errorf("%w: %d conflicting paths; nothing was changed (merge with --conflicts=markers to settle them in the files, or --take ours|theirs PATH, or --strategy ours|theirs)", ErrConflict, len(p.open))
+	}
+	if p.newRoot, err = e.tree.Apply(ctx, oursRoot, m.sorted()); err != nil {
+		return nil, err
+	}
+	if len(p.open) > 0 {
+		if p.newRoot, p.copies, err = m.addTheirsCopies(p.newRoot, p.open); err != nil {
+			return nil, err
+		}
+	}
+	if res.Changes, err = e.DiffRoots(ctx, oursRoot, p.newRoot); err != nil {
+		return nil, err
+	}
+	if o.DryRun {
+		return nil, nil
+	}
+	return p, nil
 }
 
 // mergeBase returns the nearest common ancestor of commits a and b (zero if none), from the

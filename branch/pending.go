@@ -9,6 +9,8 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/cockroachdb/pebble/v2"
+
 	"github.com/agentfs/agentfs/branch/tree"
 	"github.com/agentfs/agentfs/internal/diff3"
 	"github.com/agentfs/agentfs/store"
@@ -160,9 +162,15 @@ func (m *merger) hasMarkers(v *Workspace, n *Inode) bool {
 }
 
 // startPending writes the merge result newRoot into dws's working state on top of its head
-// and records the pending merge, in one synced batch after the head is committed. Callers
-// hold dws.mu and op. It returns the reset hooks (mounts drop their caches).
-func (e *Engine) startPending(ctx context.Context, dws *Workspace, oursRoot store.ID, pending int, newRoot store.ID, p *PendingMerge) ([]func(), error) {
+// and records the pending merge, in one synced batch after the head is committed. When the
+// head is fold f, made outside the lock (nil: folded under it), the writes made since are
+// carried onto the head, and the result is written under them. Callers hold dws.mu and op.
+// It returns the reset hooks (mounts drop their caches).
+func (e *Engine) startPending(ctx context.Context, dws *Workspace, f *frozenFold, oursRoot store.ID, pending int, newRoot store.ID, p *PendingMerge) ([]func(), error) {
+	var carry func(*pebble.Batch, uint64) error
+	if f != nil {
+		carry = f.carryLocked(ctx)
+	}
 	if pending > 0 {
 		b := e.db.NewBatch()
 		defer b.Close()
@@ -170,7 +178,7 @@ func (e *Engine) startPending(ctx context.Context, dws *Workspace, oursRoot stor
 		if err != nil {
 			return nil, err
 		}
-		if err := e.moveBase(dws, b, head); err != nil {
+		if err := e.moveBaseCarry(dws, b, head, carry); err != nil {
 			return nil, err
 		}
 		dws.ReplaceContentLocked(oursRoot, head)
@@ -189,6 +197,11 @@ func (e *Engine) startPending(ctx context.Context, dws *Workspace, oursRoot stor
 		if vb == nil {
 			return t.Del(bytes.Clone(k))
 		}
+		if f != nil { // a directory a write since the fold changed too (clashesLocked)
+			if v, ok := f.rebased(k); ok {
+				return t.Set(bytes.Clone(k), v)
+			}
+		}
 		return t.Set(bytes.Clone(k), bytes.Clone(vb))
 	}); err != nil {
 		return nil, err
@@ -203,8 +216,9 @@ func (e *Engine) startPending(ctx context.Context, dws *Workspace, oursRoot stor
 	return dws.HooksLocked(), nil
 }
 
-// adopt makes commit id (a fold of the workspace's changes on its base) the branch's new
-// base, if the workspace still holds exactly that state. It reports whether it did.
+// adopt makes commit id (a fold of the workspace's changes on its base, snapshotCommit) the
+// branch's new base, if the workspace still holds exactly that state: the kept fold says so
+// without folding again under the lock. It reports whether it did.
 func (e *Engine) adopt(ctx context.Context, ws *Workspace, id store.ID) (bool, error) {
 	c, err := e.ReadCommit(ctx, id)
 	if err != nil {
@@ -212,19 +226,15 @@ func (e *Engine) adopt(ctx context.Context, ws *Workspace, id store.ID) (bool, e
 	}
 	ws.Lock()
 	defer ws.Unlock()
-	if len(c.Parents) != 1 || c.Parents[0] != ws.BaseLocked() {
-		return false, nil
-	}
-	root, _, err := ws.FoldLocked(ctx)
-	if err != nil || root != c.Root {
-		return false, err // changed since: its changes stay uncommitted
+	if len(c.Parents) != 1 || c.Parents[0] != ws.BaseLocked() || !e.foldIsCurrent(ws, id) {
+		return false, nil // changed since: its changes stay uncommitted
 	}
 	b := e.db.NewBatch()
 	defer b.Close()
 	if err := e.moveBase(ws, b, id); err != nil {
 		return false, err
 	}
-	ws.SetBaseLocked(root, id) // same content: the key cache still holds
+	ws.SetBaseLocked(c.Root, id) // same content: the key cache still holds
 	return true, nil
 }
 
@@ -278,8 +288,9 @@ type ContinueResult struct {
 }
 
 // MergeContinue completes a pending merge into branch: it checkpoints the branch's state
-// with its head and the merged source as parents. It refuses while a conflicting file still
-// holds conflict markers. Copies of the source's versions still present are removed first.
+// with its head and the merged source as parents, folding outside the lock. It refuses
+// while a conflicting file still holds conflict markers. Copies of the source's versions
+// still present are removed first.
 func (e *Engine) MergeContinue(ctx context.Context, branch string) (*ContinueResult, error) {
 	defer e.op()()
 	ws, err := e.Workspace(ctx, branch)
@@ -308,9 +319,28 @@ func (e *Engine) MergeContinue(ctx context.Context, branch string) (*ContinueRes
 		}
 		res.Removed = append(res.Removed, q)
 	}
-	root, _, err := ws.FoldLocked(ctx)
-	if err != nil {
+	// Fold outside the lock, like a checkpoint (frozenFold): the merge holds the state
+	// checked above, and writes made while it folds are carried past it.
+	f := e.freezeLocked(ws)
+	defer f.close()
+	ws.Unlock()
+	if err := f.fold(ctx); err != nil {
+		ws.Lock()
 		return nil, err
+	}
+	ws.Lock()
+	if q, err := e.pendingMerge(branch); err != nil {
+		return nil, err
+	} else if q == nil || q.Head != p.Head {
+		return nil, fmt.Errorf("%w: the merge into %s was aborted or restarted meanwhile", ErrBusy, branch)
+	}
+	root, blocks, carry := f.root, f.blocks, f.carryLocked(ctx)
+	if !f.currentLocked() {
+		var err error
+		if root, _, blocks, err = ws.FoldBlocksLocked(ctx); err != nil {
+			return nil, err
+		}
+		carry = nil
 	}
 	msg := p.Message
 	if msg == "" {
@@ -325,10 +355,14 @@ func (e *Engine) MergeContinue(ctx context.Context, branch string) (*ContinueRes
 	if err := b.Delete(pendingKey(branch), nil); err != nil {
 		return nil, err
 	}
-	if err := e.moveBase(ws, b, id); err != nil {
+	if err := e.moveBaseCarry(ws, b, id, carry); err != nil {
 		return nil, err
 	}
 	ws.SetBaseLocked(root, id)
+	if carry != nil {
+		blocks = f.keptBlocks()
+	}
+	ws.CacheLocked(blocks)
 	res.Commit = id
 	return res, nil
 }

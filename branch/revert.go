@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/cockroachdb/pebble/v2"
+
 	"github.com/agentfs/agentfs/branch/tree"
 	"github.com/agentfs/agentfs/store"
 )
@@ -54,33 +56,54 @@ func (e *Engine) revert(ctx context.Context, checkpoint string, dws *Workspace, 
 	if err != nil {
 		return nil, nil, fmt.Errorf("the parent of checkpoint %s: %w", id, err)
 	}
+	// Fold outside the branch's lock, as a merge does (see merge): writes made meanwhile are
+	// carried on top of the result unless one touched what the revert changes.
+	f, err := e.foldOutside(ctx, dws)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer f.close()
+	plan := func(oursRoot store.ID) (*MergeResult, store.ID, error) {
+		m := e.newMerger(ctx, StrategyFail, c.Root, oursRoot, p.Root)
+		if err := m.run(); err != nil {
+			return nil, store.ID{}, err
+		}
+		res := &MergeResult{Base: id, Conflicts: m.conflicts}
+		if len(m.conflicts) > 0 {
+			return res, store.ID{}, fmt.Errorf("%w: %d conflicting paths; the branch was not changed (edit them on %s and revert again, or roll back)", ErrConflict, len(m.conflicts), dws.Branch())
+		}
+		newRoot, err := e.tree.Apply(ctx, oursRoot, m.sorted())
+		if err != nil {
+			return nil, store.ID{}, err
+		}
+		if res.Changes, err = e.DiffRoots(ctx, oursRoot, newRoot); err != nil {
+			return nil, store.ID{}, err
+		}
+		res.UpToDate = len(res.Changes) == 0 // its changes are gone from the branch already
+		return res, newRoot, nil
+	}
+	oursRoot, pending := f.root, f.n
+	res, newRoot, err := plan(oursRoot)
+	if err != nil || res.UpToDate || o.DryRun {
+		return res, nil, err
+	}
+	if afterMergeFold != nil {
+		afterMergeFold()
+	}
 	dws.Lock()
 	defer dws.Unlock()
-	oursRoot, pending, err := dws.FoldLocked(ctx)
+	clash, err := f.clashesLocked(ctx, newRoot)
 	if err != nil {
 		return nil, nil, err
 	}
-	m := e.newMerger(ctx, StrategyFail, c.Root, oursRoot, p.Root)
-	if err := m.run(); err != nil {
-		return nil, nil, err
-	}
-	res := &MergeResult{Base: id, Conflicts: m.conflicts}
-	if len(m.conflicts) > 0 {
-		return res, nil, fmt.Errorf("%w: %d conflicting paths; the branch was not changed (edit them on %s and revert again, or roll back)", ErrConflict, len(m.conflicts), dws.Branch())
-	}
-	newRoot, err := e.tree.Apply(ctx, oursRoot, m.sorted())
-	if err != nil {
-		return nil, nil, err
-	}
-	if res.Changes, err = e.DiffRoots(ctx, oursRoot, newRoot); err != nil {
-		return nil, nil, err
-	}
-	if len(res.Changes) == 0 {
-		res.UpToDate = true // its changes are gone from the branch already
-		return res, nil, nil
-	}
-	if o.DryRun {
-		return res, nil, nil
+	if clash || !f.currentLocked() {
+		if oursRoot, pending, err = dws.FoldLocked(ctx); err != nil {
+			return nil, nil, err
+		}
+		if res, newRoot, err = plan(oursRoot); err != nil || res.UpToDate {
+			return res, nil, err
+		}
+		f = nil
 	}
 	msg := o.Message
 	if msg == "" {
@@ -89,7 +112,7 @@ func (e *Engine) revert(ctx context.Context, checkpoint string, dws *Workspace, 
 			msg += ": " + c.Message
 		}
 	}
-	if res.Commit, err = e.commitResult(ctx, dws, oursRoot, pending, newRoot, nil, msg); err != nil {
+	if res.Commit, err = e.commitResult(ctx, dws, f, oursRoot, pending, newRoot, nil, msg, "changes before: "+msg); err != nil {
 		return nil, nil, err
 	}
 	return res, dws.HooksLocked(), nil
@@ -104,15 +127,17 @@ func (e *Engine) newMerger(ctx context.Context, strategy string, base, ours, the
 }
 
 // commitResult makes newRoot the branch's new checkpoint: the branch's uncommitted changes
-// (pending > 0) are committed first as the state the result starts from, then newRoot with
-// that state and extra as parents. Callers hold dws.mu and op.
-func (e *Engine) commitResult(ctx context.Context, dws *Workspace, oursRoot store.ID, pending int, newRoot store.ID, extra []store.ID, msg string) (store.ID, error) {
+// (pending > 0) are committed first, with message before, as the state the result starts
+// from, then newRoot with that state and extra as parents. When that state is fold f, made
+// outside the lock (nil: folded under it), the writes made since are carried onto newRoot.
+// Callers hold dws.mu and op.
+func (e *Engine) commitResult(ctx context.Context, dws *Workspace, f *frozenFold, oursRoot store.ID, pending int, newRoot store.ID, extra []store.ID, msg, before string) (store.ID, error) {
 	b := e.db.NewBatch()
 	defer b.Close()
 	head := dws.BaseLocked()
 	var err error
 	if pending > 0 {
-		head, err = e.writeCommit(ctx, b, &Commit{Root: oursRoot, Parents: []store.ID{dws.BaseLocked()}, Time: e.now().UTC(), Branch: dws.Branch(), Message: "changes before: " + msg})
+		head, err = e.writeCommit(ctx, b, &Commit{Root: oursRoot, Parents: []store.ID{dws.BaseLocked()}, Time: e.now().UTC(), Branch: dws.Branch(), Message: before})
 		if err != nil {
 			return store.ID{}, err
 		}
@@ -121,7 +146,11 @@ func (e *Engine) commitResult(ctx context.Context, dws *Workspace, oursRoot stor
 	if err != nil {
 		return store.ID{}, err
 	}
-	if err := e.moveBase(dws, b, id); err != nil {
+	var carry func(*pebble.Batch, uint64) error
+	if f != nil {
+		carry = f.carryOntoLocked(ctx)
+	}
+	if err := e.moveBaseCarry(dws, b, id, carry); err != nil {
 		return store.ID{}, err
 	}
 	dws.ReplaceContentLocked(newRoot, id)

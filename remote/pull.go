@@ -213,11 +213,17 @@ func (m *Manager) integrate(ctx context.Context, remote, br string, head store.I
 	if ok, err := m.e.DescendsFrom(ctx, head, localHead, historyLimit); err != nil {
 		return err
 	} else if ok {
-		if err := m.e.FastForward(ctx, br, localHead, head); err != nil {
+		err := m.e.FastForward(ctx, br, localHead, head)
+		if err == nil {
+			res.Action, res.Commit = "fast-forward", head.String()
+			return nil
+		}
+		if !errors.Is(err, branch.ErrNotFastForward) || ws.Base() != localHead || o.NoMerge {
 			return err
 		}
-		res.Action, res.Commit = "fast-forward", head.String()
-		return nil
+		// Writes made while the checkpoint above folded are carried past it: the branch
+		// has uncommitted changes again. Merging keeps them, as for diverged branches.
+		return m.merge(ctx, remote, br, head, res)
 	}
 	if ok, err := m.e.DescendsFrom(ctx, localHead, head, historyLimit); err != nil {
 		return err
@@ -228,6 +234,11 @@ func (m *Manager) integrate(ctx context.Context, remote, br string, head store.I
 	if o.NoMerge {
 		return fmt.Errorf("%w: local branch %s and %s/%s both have new checkpoints; merge them with agentfs pull %s %s (without --no-merge)", ErrDiverged, br, remote, br, remote, br)
 	}
+	return m.merge(ctx, remote, br, head, res)
+}
+
+// merge merges the fetched commit head into local branch br.
+func (m *Manager) merge(ctx context.Context, remote, br string, head store.ID, res *PullResult) error {
 	mr, err := m.e.Merge(ctx, head.String(), br, branch.MergeOptions{Message: fmt.Sprintf("merge %s/%s into %s", remote, br, br)})
 	if mr != nil {
 		res.Conflicts = mr.Conflicts

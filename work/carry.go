@@ -60,6 +60,34 @@ func (ws *Workspace) journal(t *Txn) {
 	}
 }
 
+// TouchesLocked reports whether carrying j would set tree key k in the next overlay: k
+// changed since the snapshot, or k is a block key and a page of that block was written or
+// dropped since. A merge built on the snapshot's fold checks its changed keys with it: when
+// none is touched, carrying the writes onto the merge's tree is the same as making them after
+// the merge. Callers hold the lock (no operation adds to j meanwhile).
+func (ws *Workspace) TouchesLocked(j *Journal, k []byte) bool {
+	ws.journalMu.Lock()
+	defer ws.journalMu.Unlock()
+	if j.keys[string(k)] {
+		return true
+	}
+	if len(k) != 17 || k[0] != KindBlock {
+		return false
+	}
+	ino, first := KeyIno(k), keyPage(k)*pagesPerBlock
+	for p := first; p < first+pagesPerBlock; p++ {
+		if j.keys[string(pageKey(ino, p))] {
+			return true
+		}
+	}
+	for _, d := range j.drops {
+		if d.ino == ino && d.index < first+pagesPerBlock {
+			return true
+		}
+	}
+	return false
+}
+
 // CarryLocked writes into b, under overlay newID, what the working state changed since snap
 // was taken (the snapshot a frozen copy folded into a tree), as journal j recorded it, and
 // ends j. It returns the block keys it carried: their fold results are hidden by the carried

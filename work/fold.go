@@ -6,6 +6,7 @@ import (
 	"runtime"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -31,6 +32,20 @@ func (ws *Workspace) foldBlocks(ctx context.Context) (store.ID, int, []tree.Muta
 	return ws.foldInto(ctx, ws.env.Tree, ws.env.Store.Put)
 }
 
+// foldHook, when set (SetFoldHook), runs at the start of every fold.
+var foldHook atomic.Pointer[func(branch string)]
+
+// SetFoldHook makes every fold of a branch's working state call fn with the branch's name
+// before it reads the overlay; nil removes it. Tests pause a fold there to check what waits
+// for it.
+func SetFoldHook(fn func(branch string)) {
+	if fn == nil {
+		foldHook.Store(nil)
+		return
+	}
+	foldHook.Store(&fn)
+}
+
 // putFunc stores a folded block and returns its ID.
 type putFunc func(ctx context.Context, data []byte) (store.ID, error)
 
@@ -40,6 +55,9 @@ func (ws *Workspace) foldInto(ctx context.Context, t *tree.Tree, put putFunc) (s
 		ws.parent.folds.Add(1)
 	} else {
 		ws.folds.Add(1)
+	}
+	if h := foldHook.Load(); h != nil {
+		(*h)(ws.name)
 	}
 	muts, err := ws.mutations()
 	if err != nil {
@@ -74,8 +92,43 @@ type foldJob struct {
 	pages      map[uint64][]byte // page index within the block -> stored bytes
 }
 
+// foldSlots bounds the blocks being folded at once in the whole daemon, however many
+// branches fold at the same time (checkpoints, merges, forks and diffs of several branches):
+// a block in flight holds its pages, the patched block and its compressed copy (up to about
+// 200 KiB), so the slots bound the fold's buffers to a few MiB per daemon, while keeping
+// every core hashing and compressing.
+var foldSlots = make(chan struct{}, 2*runtime.GOMAXPROCS(0))
+
+// foldHeld counts the blocks in flight, and foldPeak the most at once (FoldPeak).
+var foldHeld, foldPeak atomic.Int64
+
+// acquireFoldSlot takes a slot for one block; it fails only when ctx ends.
+func acquireFoldSlot(ctx context.Context) bool {
+	select {
+	case foldSlots <- struct{}{}:
+	case <-ctx.Done():
+		return false
+	}
+	n := foldHeld.Add(1)
+	for p := foldPeak.Load(); n > p && !foldPeak.CompareAndSwap(p, n); p = foldPeak.Load() {
+	}
+	return true
+}
+
+func releaseFoldSlot() {
+	foldHeld.Add(-1)
+	<-foldSlots
+}
+
+// FoldPeak returns the most blocks held in flight at once by all folds since the last call,
+// and the daemon's bound on it (tests).
+func FoldPeak() (peak, bound int) {
+	return int(foldPeak.Swap(0)), cap(foldSlots)
+}
+
 // foldPages turns every block with working pages into a block mutation. Pages are read in
-// key order and handed out block by block, so memory stays at a few blocks per worker.
+// key order and handed out block by block, each holding one of the daemon's fold slots until
+// it is stored, so memory stays at a few blocks per core whatever the number of folds.
 func (ws *Workspace) foldPages(ctx context.Context, put putFunc) ([]tree.Mutation, error) {
 	lo := ws.overlayKey([]byte{KindPage})
 	it, err := ws.rd.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: PrefixEnd(lo)})
@@ -106,9 +159,11 @@ func (ws *Workspace) foldPages(ctx context.Context, put putFunc) ([]tree.Mutatio
 			defer wg.Done()
 			for j := range jobs {
 				if ctx.Err() != nil {
+					releaseFoldSlot()
 					continue
 				}
 				m, ok, err := ws.foldBlock(ctx, j, put)
+				releaseFoldSlot()
 				if err != nil {
 					fail(err)
 					continue
@@ -131,17 +186,24 @@ func (ws *Workspace) foldPages(ctx context.Context, put putFunc) ([]tree.Mutatio
 		ino, page := KeyIno(k), keyPage(k)
 		if cur == nil || cur.ino != ino || cur.index != page/pagesPerBlock {
 			if cur != nil {
-				jobs <- cur
+				jobs <- cur // its worker releases its slot
+				cur = nil
+			}
+			if !acquireFoldSlot(ctx) {
+				break
 			}
 			cur = &foldJob{ino: ino, index: page / pagesPerBlock, pages: map[uint64][]byte{}}
 		}
 		cur.pages[page%pagesPerBlock] = bytes.Clone(v[1:])
 	}
-	if cur != nil && ctx.Err() == nil {
+	if cur != nil {
 		jobs <- cur
 	}
 	close(jobs)
 	wg.Wait()
+	if first == nil && ctx.Err() != nil {
+		first = ctx.Err() // the caller's context ended: the fold is not whole
+	}
 	if err := it.Error(); err != nil {
 		return nil, err
 	}

@@ -40,6 +40,9 @@ func (ws *Workspace) Touch() {
 	}
 }
 
+// IdleSince reports whether nothing used the workspace since before (unix seconds).
+func (ws *Workspace) IdleSince(before int64) bool { return ws.lastUse.Load() < before }
+
 // errEvicted: a caller kept a workspace past its eviction; the engine has a new one.
 func (ws *Workspace) errEvicted() error {
 	return fmt.Errorf("%w: branch %s was idle and closed while this operation held it; retry", syscall.ESTALE, ws.name)

@@ -844,7 +844,7 @@ type Privs struct {
 // nothing.
 func (ws *Workspace) DropPrivs(ctx context.Context, ino uint64, p Privs) error {
 	ws.mu.RLock()
-	n, hasCap, err := ws.privs(ctx, ino, p)
+	n, _, err := ws.privs(ctx, ino, p)
 	ws.mu.RUnlock()
 	if err != nil || n == nil {
 		return err
@@ -852,7 +852,8 @@ func (ws *Workspace) DropPrivs(ctx context.Context, ino uint64, p Privs) error {
 	defer ws.env.Op()()
 	ws.mu.Lock()
 	defer ws.mu.Unlock()
-	if n, hasCap, err = ws.privs(ctx, ino, p); err != nil || n == nil {
+	n, hasCap, err := ws.privs(ctx, ino, p) // again: it may have changed before the lock
+	if err != nil || n == nil {
 		return err
 	}
 	t, err := ws.begin()
