@@ -24,21 +24,25 @@ import (
 //
 //   - A read that continues no stream is fetched alone (one GET of one block): random readers
 //     cost one round trip per block and fetch nothing they do not read.
-//   - A read that continues a stream fetches, with its own block, the blocks that follow it, up
-//     to a window of twice what the reader has read in this stream (at most the largest window,
-//     Options.ReadAhead). Every block read ahead that the reader reaches tops the window up
-//     again, so the window doubles while the reader keeps going, and several ranged GETs (of
-//     adjacent blocks, at most raGet bytes each) are in flight at once.
+//   - From a stream's third read in a row, a read that continues it fetches, with its own
+//     block, the blocks that follow, up to a window of twice what the reader has read in this
+//     stream (at most Options.ReadAhead), in ranged GETs of adjacent blocks (at most raGet
+//     bytes each), several in flight at once.
+//   - The last block of each such GET is a marker: it waits in memory, verified, for its
+//     reader; the other blocks are verified and stored as they arrive, off the reader's path,
+//     and the reader reads them locally. When the reader reaches a marker (it came in order:
+//     no marker before it left behind), it read what comes before too, and the window is
+//     topped up: it doubles while the reader keeps going. A read past a marker not reached
+//     yet is a random read that landed there: fetched alone, and the stream stays.
 //   - A reader that runs off the end of a pack and goes on at the start of another keeps its
 //     window (push splits a large file across packs).
 //
-// Blocks read ahead are kept in memory, verified (and decrypted), until the reader asks for
-// them; they enter the local store only then, so that the lazy reader sees the reader's
-// progress. What is fetched ahead or in flight is bounded (4 windows); the oldest blocks read
-// ahead and never asked for are dropped first. A block is never fetched twice at once: every
-// fetch, asked for or ahead, is a flight that later askers wait for. A block read ahead that
-// fails (a bad GET, a corrupt entry) fails only itself: the reader that reaches it fetches it
-// again alone and gets the error as any single fetch would.
+// What waits in memory (markers, blocks in flight) is bounded by 4 windows; the oldest
+// markers not reached are dropped first. A block is never fetched twice at once: every fetch,
+// asked for or ahead, is a flight that later askers wait for, and a block a reader took stays
+// a little while (raTaken) for the other readers of it that come before the store has it. A
+// block read ahead that fails (a bad GET, a corrupt entry) fails only itself: the reader that
+// reaches it fetches it again alone and gets the error as any single fetch would.
 
 const (
 	raGet     = 1 << 20 // largest ranged GET of read-ahead
@@ -73,21 +77,21 @@ type flight struct {
 	elem  *list.Element // in lazyReader.ahead while done and not asked for, then in taken
 	taken bool          // a reader took it: it is in lazyReader.taken, outside held
 	// marker: a block read ahead that waits in memory for its reader, who then tells the
-	// stream how far it got (the first block read ahead of each GET). The others enter the
+	// stream how far it got (the last block read ahead of each GET). The others enter the
 	// store as soon as they arrive, and the reader finds them there.
 	marker  bool
 	reached bool // the marker's reader came (or the marker is gone)
 }
 
 type stream struct {
-	remote  string
-	pack    store.ID
-	next    uint64 // pack offset after the last block the reader asked for
-	ahead   uint64 // pack offset up to which blocks are fetched or in flight
-	read    int64  // bytes the reader asked for in this stream
-	reads   int    // reads that went on with this stream (misses, and hits of markers)
-	pending int    // markers read ahead that the reader has not reached
-	end     bool   // the read-ahead reached the end of the pack's data
+	remote string
+	pack   store.ID
+	next   uint64   // pack offset after the last block the reader asked for
+	ahead  uint64   // pack offset up to which blocks are fetched or in flight
+	read   int64    // bytes the reader asked for in this stream
+	reads  int      // reads that went on with this stream (misses, and hits of markers)
+	marks  []uint64 // offsets of the markers its reader has not reached, in order
+	end    bool     // the read-ahead reached the end of the pack's data
 }
 
 func (r *lazyReader) init(window int64) {
@@ -123,9 +127,14 @@ func (r *lazyReader) claim(m *Manager, o located, readAhead bool) (f *flight, ah
 		if s == nil || !readAhead || f.taken {
 			return f, s != nil && !f.taken, nil, nil
 		}
-		// The reader reached a block read ahead (it read the blocks stored before it too):
-		// go on ahead of it.
+		// The reader reached a block read ahead. If it came in order (no marker before this
+		// block left behind), it read the blocks stored before it too: go on ahead of it.
+		// Else it is a random read that landed here.
+		credit := s.credit(o.loc.off)
 		r.reached(f)
+		if !credit {
+			return f, true, nil, nil
+		}
 		s.advance(o.loc, true)
 		r.touch(s)
 		more, err := r.topUp(m, s)
@@ -139,14 +148,13 @@ func (r *lazyReader) claim(m *Manager, o located, readAhead bool) (f *flight, ah
 	if err != nil || s == nil {
 		return f, false, [][]*flight{{f}}, err
 	}
-	// Past a marker its reader did not reach, the reader skipped what was read ahead: it
-	// reads here, and the window does not grow or move for it.
-	credit := s.pending == 0
-	s.advance(o.loc, credit)
-	s.ahead = max(s.ahead, s.next)
-	if !credit {
+	// Past a marker its reader did not reach, the reader skipped what was read ahead: this
+	// is a random read, fetched alone, and the stream stays where it is.
+	if !s.credit(o.loc.off) {
 		return f, false, [][]*flight{{f}}, nil
 	}
+	s.advance(o.loc, true)
+	s.ahead = max(s.ahead, s.next)
 	more, err := r.topUp(m, s)
 	return f, false, mark(chop(append([]*flight{f}, more...))), err
 }
@@ -156,7 +164,8 @@ func mark(runs [][]*flight) [][]*flight {
 	for _, run := range runs {
 		if f := run[len(run)-1]; f.s != nil {
 			f.marker = true
-			f.s.pending++
+			i, _ := slices.BinarySearch(f.s.marks, f.loc.off)
+			f.s.marks = slices.Insert(f.s.marks, i, f.loc.off)
 		}
 	}
 	return runs
@@ -166,9 +175,14 @@ func mark(runs [][]*flight) [][]*flight {
 func (r *lazyReader) reached(f *flight) {
 	if f.marker && !f.reached {
 		f.reached = true
-		f.s.pending--
+		if i, ok := slices.BinarySearch(f.s.marks, f.loc.off); ok {
+			f.s.marks = slices.Delete(f.s.marks, i, i+1)
+		}
 	}
 }
+
+// credit reports whether a read at off comes in order: before every marker not reached yet.
+func (s *stream) credit(off uint64) bool { return len(s.marks) == 0 || off <= s.marks[0] }
 
 // follow returns the stream that a read at l continues, or nil after starting a new one.
 func (r *lazyReader) follow(m *Manager, l location) (*stream, error) {
@@ -189,7 +203,7 @@ func (r *lazyReader) follow(m *Manager, l location) (*stream, error) {
 	}
 	if first {
 		for _, o := range r.streams {
-			if o.end && r.windowOf(o) > 0 {
+			if o.end && len(o.marks) == 0 && r.windowOf(o) > 0 {
 				found = o
 				break
 			}
@@ -211,9 +225,9 @@ func (r *lazyReader) follow(m *Manager, l location) (*stream, error) {
 	return s, nil
 }
 
-// advance moves s to its reader's read at l. With credit (the reader reached every marker),
-// the reader read what comes before l too (the blocks stored ahead, which it reads
-// locally); else the read counts for itself only, so that jumps do not grow the window.
+// advance moves s to its reader's read at l. With credit (the read comes in order), the reader
+// read what comes before l too (the blocks stored ahead, which it reads locally); else the
+// read counts for itself only, so that jumps do not grow the window.
 func (s *stream) advance(l location, credit bool) {
 	s.reads++
 	end := l.off + uint64(l.length)
@@ -279,7 +293,7 @@ func (r *lazyReader) topUp(m *Manager, s *stream) ([]*flight, error) {
 			if local, err := m.st.Has(r.ctx, e.id); err != nil {
 				return out, err
 			} else if !local {
-				if !r.makeRoom(int64(e.loc.length)) {
+				if !r.makeRoom(m, int64(e.loc.length)) {
 					break
 				}
 				out = append(out, r.add(e, s))
@@ -320,13 +334,14 @@ func (m *Manager) firstInPack(l location) (bool, error) {
 
 // makeRoom drops the oldest blocks read ahead and not asked for until n more bytes fit in the
 // budget; false if they do not (the rest is in flight).
-func (r *lazyReader) makeRoom(n int64) bool {
+func (r *lazyReader) makeRoom(m *Manager, n int64) bool {
 	for r.held+n > r.budget {
 		e := r.ahead.Front()
 		if e == nil {
 			return false
 		}
 		r.forget(e.Value.(*flight))
+		m.stats.AheadDropped.Add(1)
 	}
 	return true
 }

@@ -195,9 +195,10 @@ func TestLazyRandomRead(t *testing.T) {
 				tr[i] = trafficOf(b).sub(before)
 			}
 			t.Logf("200 random 4 KiB reads of %d bytes of files: %d GETs, %d bytes without read-ahead; %d GETs, %d bytes with it", size(want), tr[0].gets, tr[0].bytes, tr[1].gets, tr[1].bytes)
-			// Random reads sometimes land on three blocks in a row of a pack (the pack holds
-			// many small files), which starts a small read-ahead: a few blocks.
-			if tr[1].gets > tr[0].gets+tr[0].gets/10 || tr[1].bytes > tr[0].bytes+tr[0].bytes/4 {
+			// Random reads sometimes land on three blocks in a row of a pack (it holds many
+			// small files), or on the next marker of a stream, and look sequential: that
+			// fetches a window ahead (measured: 0-15% more bytes, 25% at worst).
+			if tr[1].gets > tr[0].gets+tr[0].gets/10 || tr[1].bytes > tr[0].bytes+tr[0].bytes*3/10 {
 				t.Errorf("a random reader costs more with read-ahead: %+v, without %+v", tr[1], tr[0])
 			}
 		})
@@ -293,15 +294,24 @@ func TestLazyReadCorrupt(t *testing.T) {
 
 // TestLazyReadConcurrent: readers of the same files at once, sequential and random, all get
 // the source's bytes, and a block is not fetched twice (the same file read by four readers
-// at once costs about one read). Run it under -race.
+// at once costs about one read), also with a window so small that memory runs out. Run it
+// under -race.
 func TestLazyReadConcurrent(t *testing.T) {
 	sd := seed(t, "AGENTFS_LAZY_SEED")
-	for _, p := range []string{"file", "s3"} {
-		t.Run(p, func(t *testing.T) {
-			url := bucket(t, p)
+	for _, tc := range []struct {
+		name, provider string
+		o              remote.Options
+	}{
+		{"file", "file", remote.Options{}},
+		{"s3", "s3", remote.Options{}},
+		// A window of two blocks: 512 KiB of memory for all readers, so markers are dropped.
+		{"file/small-window", "file", remote.Options{ReadAhead: 128 << 10}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			url := bucket(t, tc.provider)
 			const big = 8 << 20
 			want := lazySource(t, url, rand.New(rand.NewPCG(sd, 4)), 30, 300<<10, big, 3<<20)
-			b, _ := cloneRepo(t, url, []string{"main"})
+			b, _ := cloneRepo(t, url, []string{"main"}, tc.o)
 			before := trafficOf(b)
 			var wg sync.WaitGroup
 			errs := make(chan error, 8)
@@ -328,7 +338,7 @@ func TestLazyReadConcurrent(t *testing.T) {
 				t.Error(err)
 			}
 			tr := trafficOf(b).sub(before)
-			t.Logf("4 sequential readers of %d bytes and 4 random ones at once: %d GETs, %d bytes", big, tr.gets, tr.bytes)
+			t.Logf("4 sequential readers of %d bytes and 4 random ones at once: %d GETs, %d bytes; %d blocks read ahead dropped unread", big, tr.gets, tr.bytes, b.Remotes.Stats().AheadDropped.Load())
 			if total := size(want); tr.bytes > total+total/4 {
 				t.Errorf("fetched %d bytes for %d bytes of files", tr.bytes, total)
 			}

@@ -101,6 +101,7 @@ type Stats struct {
 	BytesDown, BytesUp, Gets, Puts atomic.Int64
 	Fetched, FetchedBytes          atomic.Int64 // blocks fetched lazily (and their bytes)
 	Evicted                        atomic.Int64 // blocks evicted from the local cache
+	AheadDropped                   atomic.Int64 // blocks read ahead, dropped unread for memory
 }
 
 type conn struct {
@@ -582,8 +583,17 @@ func readAll(ctx context.Context, b backends.Backend, key string, off, length in
 	if limit < 0 {
 		limit = maxIndexSize
 	}
-	data, err := io.ReadAll(io.LimitReader(rc, limit+1))
-	if err != nil {
+	var data []byte
+	if length >= 0 {
+		// The size is known: read into one buffer, not one that grows (and is copied) as
+		// io.ReadAll's does; a read past length (a bucket returning more) still shows.
+		data = make([]byte, length+1)
+		n, err := io.ReadFull(rc, data)
+		if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
+			return nil, err
+		}
+		data = data[:n]
+	} else if data, err = io.ReadAll(io.LimitReader(rc, limit+1)); err != nil {
 		return nil, err
 	}
 	if int64(len(data)) > limit {
