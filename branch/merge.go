@@ -187,11 +187,7 @@ func (e *Engine) merge(ctx context.Context, src string, dws *Workspace, o MergeO
 		}
 		pending, ff = n, nil
 	}
-	add, err := e.mergeAdds(ctx, p.oursRoot, p.newRoot)
-	if err != nil {
-		return nil, nil, err
-	}
-	if err := checkQuota(add); err != nil {
+	if err := checkQuota(p.add); err != nil {
 		return res, nil, err
 	}
 	if len(p.open) > 0 {
@@ -241,6 +237,7 @@ func (e *Engine) noPendingMerge(branch string) error {
 type mergePlan struct {
 	oursRoot, newRoot store.ID
 	open, copies      []string
+	add               Usage // what the merge adds to the target (for its quota)
 }
 
 // planMerge works out the merge of srcCommit into the tree oursRoot, whose branch dst
@@ -302,6 +299,9 @@ func (e *Engine) planMerge(ctx context.Context, src string, srcCommit store.ID, 
 	}
 	if o.DryRun {
 		return nil, nil
+	}
+	if p.add, err = e.mergeAdds(ctx, oursRoot, p.newRoot); err != nil {
+		return nil, err
 	}
 	return p, nil
 }

@@ -85,6 +85,9 @@ type node struct {
 	gofs.Inode
 	fs   *fsys
 	held atomic.Bool // this node holds its inode (see fsys.hold)
+	// cookies are the listing offsets of a directory's names (dirHandle), made at its
+	// first listing.
+	cookies atomic.Pointer[dirCookies]
 }
 
 // OnForget runs when the kernel forgot the node.

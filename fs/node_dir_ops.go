@@ -2,6 +2,7 @@ package fs
 
 import (
 	"context"
+	"sync"
 	"syscall"
 
 	gofs "github.com/hanwen/go-fuse/v2/fs"
@@ -177,13 +178,21 @@ func (n *node) OpendirHandle(ctx context.Context, flags uint32) (gofs.FileHandle
 // readDirBatch is how many entries a directory handle reads from the workspace at a time.
 const readDirBatch = 512
 
-// dirHandle is an open directory. Offsets are positions in ents (1-based: the offset of an
-// entry is the position after it), so seekdir to any offset the stream handed out works.
+// dirHandle is an open directory. The offset of an entry is its name's cookie in the
+// directory (dirCookies), not its position: the kernel does not open directories on the
+// mount (opendir.go), so a stream may be continued by a listing other than the one that
+// began it, made after entries were created or removed, and a position would then skip or
+// repeat entries; a name resumes exactly where the stream was, as ext4's hash does.
 type dirHandle struct {
-	n    *node
-	ents []fuse.DirEntry // ".", "..", then entries in name order, as read so far
-	pos  int             // index of the next entry to return
-	eof  bool            // ents holds the whole directory
+	n     *node
+	ents  []fuse.DirEntry // the entries read so far since the last rewind or seek
+	after string          // the last name in ents ("" from the start)
+	pos   int             // index of the next entry to return
+	eof   bool            // ents reaches the end of the directory
+	// listed counts the names read since the start, whole says the stream began there
+	// (dirCookies.listed).
+	listed int
+	whole  bool
 }
 
 func (d *dirHandle) rewind() {
@@ -194,17 +203,16 @@ func (d *dirHandle) rewind() {
 	d.ents = append(d.ents[:0],
 		fuse.DirEntry{Name: ".", Mode: syscall.S_IFDIR, Ino: d.n.ino(), Off: 1},
 		fuse.DirEntry{Name: "..", Mode: syscall.S_IFDIR, Ino: parent, Off: 2})
-	d.pos, d.eof = 0, false
+	d.after, d.pos, d.eof = "", 0, false
+	d.listed, d.whole = 0, true
 }
 
 func (d *dirHandle) fill(ctx context.Context) syscall.Errno {
-	after := ""
-	if len(d.ents) > 2 {
-		after = d.ents[len(d.ents)-1].Name
-	}
+	c := d.n.dirCookies()
 	got := 0
-	err := d.n.fs.ws.ReadDir(wctx(ctx), d.n.ino(), after, func(e work.DirEntry) error {
-		d.ents = append(d.ents, fuse.DirEntry{Name: e.Name, Ino: e.Ino, Mode: e.Mode, Off: uint64(len(d.ents) + 1)})
+	err := d.n.fs.ws.ReadDir(wctx(ctx), d.n.ino(), d.after, func(e work.DirEntry) error {
+		d.ents = append(d.ents, fuse.DirEntry{Name: e.Name, Ino: e.Ino, Mode: e.Mode, Off: c.cookie(e.Name)})
+		d.after = e.Name
 		got++
 		if got == readDirBatch {
 			return errStop
@@ -214,8 +222,12 @@ func (d *dirHandle) fill(ctx context.Context) syscall.Errno {
 	if err != nil {
 		return d.n.fs.errno("readdir", err)
 	}
+	d.listed += got
 	if got < readDirBatch {
 		d.eof = true
+		if d.whole {
+			c.listed(d.listed)
+		}
 	}
 	return 0
 }
@@ -234,21 +246,90 @@ func (d *dirHandle) Readdirent(ctx context.Context) (*fuse.DirEntry, syscall.Err
 	return &e, 0
 }
 
+// Seekdir goes to the entry after the one with offset off, which any listing of the
+// directory may have handed out.
 func (d *dirHandle) Seekdir(ctx context.Context, off uint64) syscall.Errno {
-	if off == 0 {
+	if off <= 2 { // the start, after ".", after ".."
 		d.rewind() // rewinddir sees entries added since opendir
+		d.pos = int(off)
 		return 0
 	}
-	for off > uint64(len(d.ents)) && !d.eof {
-		if e := d.fill(ctx); e != 0 {
-			return e
+	for i := range d.ents {
+		if d.ents[i].Off == off {
+			d.pos = i + 1
+			return 0
 		}
 	}
-	if off > uint64(len(d.ents)) {
-		off = uint64(len(d.ents))
+	name, ok := d.n.dirCookies().name(off)
+	d.ents, d.pos, d.whole = d.ents[:0], 0, false
+	if !ok { // never handed out, or long forgotten: past the end
+		d.eof = true
+		return 0
 	}
-	d.pos = int(off)
+	d.after, d.eof = name, false
 	return 0
+}
+
+// dirCookies gives each name listed in a directory a listing offset that stays the same
+// whichever listing hands it out. Names removed since stay known for a while (a stream may
+// still be after one): the table keeps two generations, and starts a new one when the
+// current one holds more than twice the names of the last whole listing (at least
+// minCookieGen), so a directory with churn does not grow it without bound.
+type dirCookies struct {
+	mu       sync.Mutex
+	next     uint64            // the next new cookie
+	byName   map[string]uint64 // this generation
+	names    map[uint64]string
+	oldNames map[uint64]string // the previous generation
+	oldBy    map[string]uint64
+	limit    int // names in this generation before a new one begins
+}
+
+const minCookieGen = 4096
+
+func (n *node) dirCookies() *dirCookies {
+	if c := n.cookies.Load(); c != nil {
+		return c
+	}
+	n.cookies.CompareAndSwap(nil, &dirCookies{next: 3, byName: map[string]uint64{}, names: map[uint64]string{}, limit: minCookieGen})
+	return n.cookies.Load()
+}
+
+func (c *dirCookies) cookie(name string) uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if off, ok := c.byName[name]; ok {
+		return off
+	}
+	off, ok := c.oldBy[name]
+	if !ok {
+		off = c.next // after "." (1) and ".." (2)
+		c.next++
+	}
+	if len(c.byName) >= c.limit {
+		c.oldBy, c.oldNames = c.byName, c.names
+		c.byName, c.names = map[string]uint64{}, map[uint64]string{}
+	}
+	c.byName[name] = off
+	c.names[off] = name
+	return off
+}
+
+// listed notes that a whole listing held n names.
+func (c *dirCookies) listed(n int) {
+	c.mu.Lock()
+	c.limit = max(minCookieGen, 2*n)
+	c.mu.Unlock()
+}
+
+func (c *dirCookies) name(off uint64) (string, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if s, ok := c.names[off]; ok {
+		return s, true
+	}
+	s, ok := c.oldNames[off]
+	return s, ok
 }
 
 func (d *dirHandle) Releasedir(ctx context.Context, releaseFlags uint32) {}

@@ -182,6 +182,9 @@ func (n *node) CopyFileRange(ctx context.Context, fhIn gofs.FileHandle, offIn ui
 	if offIn > work.MaxFileSize || offOut > work.MaxFileSize {
 		return 0, syscall.EFBIG
 	}
+	if err := n.fs.dropPrivsUnflagged(ctx, dst.ino()); err != nil {
+		return 0, n.fs.errno("copy_file_range", err)
+	}
 	got, err := n.fs.ws.CopyRange(wctx(ctx), handleGen(fhOut), n.ino(), int64(offIn), dst.ino(), int64(offOut), int64(min(length, maxCopy)))
 	if got > 0 {
 		// Shared blocks may bring the source's holes: count the destination again.
@@ -222,6 +225,9 @@ func (n *node) Allocate(ctx context.Context, f gofs.FileHandle, off uint64, size
 func (n *node) allocate(ctx context.Context, f gofs.FileHandle, off uint64, size uint64, mode uint32) syscall.Errno {
 	if e := n.fs.writable(); e != 0 {
 		return e
+	}
+	if err := n.fs.dropPrivsUnflagged(ctx, n.ino()); err != nil {
+		return n.fs.errno("fallocate", err)
 	}
 	switch mode {
 	case 0:

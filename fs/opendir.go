@@ -24,7 +24,9 @@ import (
 // rest later, after a reader unlinked what it read (`rm -rf` reads and unlinks as it goes),
 // and a position counted again in the shrunken directory would skip entries. A listing is
 // released when a newer one replaces it, when the kernel forgets the directory, or when
-// more than maxListings are kept (then a later continuation resumes by position).
+// more than maxListings are kept. A stream continued by a listing other than its own (another
+// process listed the directory from the start in between) resumes after the last name it
+// read: offsets are names' cookies, not positions (dirHandle).
 type noOpendirFS struct {
 	fuse.RawFileSystem
 	server *fuse.Server

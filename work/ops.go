@@ -831,9 +831,10 @@ type Privs struct {
 	// SuidSgid: set-user-ID goes, and set-group-ID where group execute is set (the caller
 	// lacks CAP_FSETID, or a chown).
 	SuidSgid bool
-	// Gid, if set, is the caller's group: set-group-ID without group execute also goes when
-	// it is not the file's group (as the kernel's setattr_should_drop_sgid on a write).
-	Gid *uint32
+	// InGroup, if set, says whether the caller is in a group (its own or a supplementary
+	// one): set-group-ID without group execute also goes when the caller is not in the
+	// file's group (as the kernel's setattr_should_drop_sgid).
+	InGroup func(gid uint32) bool
 }
 
 // DropPrivs does to inode ino what a write, truncate or chown does on a local filesystem,
@@ -895,7 +896,7 @@ func (p Privs) drop(n *Inode) uint32 {
 		return mode
 	}
 	mode &^= syscall.S_ISUID
-	if mode&syscall.S_IXGRP != 0 || (p.Gid != nil && *p.Gid != n.Gid) {
+	if mode&syscall.S_IXGRP != 0 || (mode&syscall.S_ISGID != 0 && p.InGroup != nil && !p.InGroup(n.Gid)) {
 		mode &^= syscall.S_ISGID
 	}
 	return mode
