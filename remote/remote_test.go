@@ -237,7 +237,7 @@ func testLazyClone(t *testing.T, url string) {
 	if down > data/50 {
 		t.Errorf("listing a lazy clone downloaded %d bytes of %d: more than 2%%", down, data)
 	}
-	// Reading one 1 MiB file fetches about it (plus read-ahead within it).
+	// Reading one 1 MiB file fetches it, plus what read-ahead fetched past its end.
 	var name string
 	for k, v := range want {
 		if len(v) == 1<<20 {
@@ -255,7 +255,10 @@ func testLazyClone(t *testing.T, url string) {
 	}
 	one := b.Remotes.Stats().BytesDown.Load() - down
 	t.Logf("reading one 1 MiB file downloaded %d bytes in %d GETs", one, b.Remotes.Stats().Gets.Load())
-	if one > 2<<20 || one < 1<<20 {
+	// Read-ahead follows the pack, not the file: past the file's end it may have fetched up
+	// to its window, twice what the reader read (how much depends on how far the GETs got
+	// while the reader read: 0.8 MiB in a normal run, 1.9 MiB under -race).
+	if one > 3<<20+256<<10 || one < 1<<20 {
 		t.Errorf("reading a 1 MiB file downloaded %d bytes", one)
 	}
 	sameFiles(t, "lazy clone", readBranch(t, b, "main"), want)
