@@ -26,7 +26,7 @@ func (ws *Workspace) setACL(ctx context.Context, ino uint64, name string, value 
 	if err != nil {
 		return syscall.EINVAL
 	}
-	return ws.aclChange(ctx, ino, func(t *Txn, n *Inode) error {
+	return ws.inodeChange(ctx, ino, func(t *Txn, n *Inode) error {
 		k := xattrKey(ino, name)
 		if name == posixacl.Default {
 			if !n.IsDir() {
@@ -58,30 +58,7 @@ func (ws *Workspace) setACL(ctx context.Context, ino uint64, name string, value 
 // removeACL removes an ACL xattr; the mode stays. Removing one that is not there succeeds,
 // as on ext4 (`setfacl -k` on a directory without a default ACL).
 func (ws *Workspace) removeACL(ctx context.Context, ino uint64, name string) error {
-	return ws.aclChange(ctx, ino, func(t *Txn, n *Inode) error { return t.del(xattrKey(ino, name)) })
-}
-
-func (ws *Workspace) aclChange(ctx context.Context, ino uint64, change func(*Txn, *Inode) error) error {
-	defer ws.env.Op()()
-	ws.mu.Lock()
-	defer ws.mu.Unlock()
-	t, err := ws.begin()
-	if err != nil {
-		return err
-	}
-	defer t.abort()
-	n, err := t.inode(ctx, ino)
-	if err != nil {
-		return err
-	}
-	if err := change(t, n); err != nil {
-		return err
-	}
-	n.Ctime = ws.env.Now().UnixNano()
-	if err := t.putInode(n); err != nil {
-		return err
-	}
-	return t.commit(false)
+	return ws.inodeChange(ctx, ino, func(t *Txn, n *Inode) error { return t.del(xattrKey(ino, name)) })
 }
 
 // chmodACL rewrites n's access ACL, if it has one, after its mode changed.

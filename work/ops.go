@@ -703,6 +703,26 @@ func (ws *Workspace) RemoveXattr(ctx context.Context, ino uint64, name string) e
 }
 
 func (ws *Workspace) xattrChange(ctx context.Context, ino uint64, name string, next func(exists bool) ([]byte, error)) error {
+	return ws.inodeChange(ctx, ino, func(t *Txn, n *Inode) error {
+		k := xattrKey(ino, name)
+		_, exists, err := t.get(ctx, k)
+		if err != nil {
+			return err
+		}
+		v, err := next(exists)
+		if err != nil {
+			return err
+		}
+		if v == nil {
+			return t.del(k)
+		}
+		return t.set(k, v)
+	})
+}
+
+// inodeChange runs change on ino's inode in one transaction, then sets its ctime and commits
+// (xattr and ACL changes).
+func (ws *Workspace) inodeChange(ctx context.Context, ino uint64, change func(*Txn, *Inode) error) error {
 	defer ws.env.Op()()
 	ws.mu.Lock()
 	defer ws.mu.Unlock()
@@ -715,20 +735,7 @@ func (ws *Workspace) xattrChange(ctx context.Context, ino uint64, name string, n
 	if err != nil {
 		return err
 	}
-	_, exists, err := t.get(ctx, xattrKey(ino, name))
-	if err != nil {
-		return err
-	}
-	v, err := next(exists)
-	if err != nil {
-		return err
-	}
-	if v == nil {
-		err = t.del(xattrKey(ino, name))
-	} else {
-		err = t.set(xattrKey(ino, name), v)
-	}
-	if err != nil {
+	if err := change(t, n); err != nil {
 		return err
 	}
 	n.Ctime = ws.env.Now().UnixNano()
