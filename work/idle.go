@@ -67,6 +67,7 @@ func (ws *Workspace) TryEvict(before int64) bool {
 	}
 	ws.evicted.Store(true)
 	ws.cache.Purge()
+	ws.fresh.forget()
 	return true
 }
 

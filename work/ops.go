@@ -148,6 +148,7 @@ func (ws *Workspace) newEntry(ctx context.Context, t *Txn, parent uint64, name s
 	if err != nil {
 		return nil, err
 	}
+	t.created = append(t.created, ino)
 	now := ws.env.Now().UnixNano()
 	n := &Inode{Ino: ino, Mode: a.Mode, Uid: a.Uid, Gid: a.Gid, Rdev: a.Rdev, Nlink: 1,
 		Atime: now, Mtime: now, Ctime: now, Parent: parent, Name: name}
@@ -198,10 +199,6 @@ func (ws *Workspace) createEntry(ctx context.Context, parent uint64, name string
 	if err := t.commit(false); err != nil {
 		return nil, err
 	}
-	// The kernel asks for security.capability before every write to a file (and a new
-	// inode number has no keys at all): known absent, the first writes skip a Pebble miss
-	// and a tree lookup each.
-	ws.cache.Add(string(xattrKey(n.Ino, capabilityXattr)), cached{})
 	return n, nil
 }
 

@@ -100,6 +100,7 @@ type Workspace struct {
 
 	mu     sync.RWMutex
 	cache  *lru.Cache[string, cached] // visible values by tree key; see get
+	fresh  freshInodes                // inodes created here: their unwritten keys are absent
 	root   store.ID                   // tree root of the base commit
 	base   store.ID                   // base commit
 	gen    uint64                     // generation: rollbacks so far (see WriteSince)
@@ -190,6 +191,9 @@ func (ws *Workspace) get(ctx context.Context, k []byte) ([]byte, bool, error) {
 	ws.Touch()
 	if c, ok := ws.cache.Get(string(k)); ok {
 		return c.v, c.present, nil
+	}
+	if ws.fresh.absent(k) {
+		return nil, false, nil
 	}
 	v, ok, err := ws.getUncached(ctx, k)
 	if err == nil {
@@ -286,6 +290,8 @@ type Txn struct {
 	staged map[string][]byte // nil value = deleted
 	pages  map[pageID][]byte // working pages written (see data.go); not cached
 	drops  []pageID          // pages deleted: ino, from index on (dropPages, dropPageRange)
+	// created are the inode numbers this transaction allocated (freshInodes).
+	created []uint64
 }
 
 func (ws *Workspace) begin() (*Txn, error) {
@@ -329,8 +335,10 @@ func (t *Txn) commit(sync bool) error {
 		return err
 	}
 	t.ws.ver.Add(1)
+	t.ws.fresh.add(t.created)
 	for k, v := range t.staged {
 		t.ws.cache.Add(k, cached{v, v != nil})
+		t.ws.fresh.note(k, v != nil)
 	}
 	if t.ws.journaling.Load() > 0 {
 		t.ws.journal(t)
@@ -398,6 +406,7 @@ func (ws *Workspace) replaceContent(root, base store.ID) {
 	ws.root, ws.base = root, base
 	ws.ver.Add(1)
 	ws.cache.Purge()
+	ws.fresh.forget()
 }
 
 // Generation returns how many rollbacks the workspace has seen; a descriptor remembers it.
@@ -541,6 +550,7 @@ func (ws *Workspace) ReplaceContentLocked(root, base store.ID) { ws.replaceConte
 func (ws *Workspace) PurgeCacheLocked() {
 	ws.ver.Add(1)
 	ws.cache.Purge()
+	ws.fresh.forget()
 }
 
 // CacheLocked records visible values the caller wrote (tree mutations of a fold whose
@@ -548,6 +558,7 @@ func (ws *Workspace) PurgeCacheLocked() {
 func (ws *Workspace) CacheLocked(muts []tree.Mutation) {
 	for _, m := range muts {
 		ws.cache.Add(string(m.Key), cached{m.Value, !m.Delete})
+		ws.fresh.note(string(m.Key), !m.Delete)
 	}
 }
 
