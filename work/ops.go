@@ -360,6 +360,14 @@ func (ws *Workspace) unlinkLocked(ctx context.Context, t *Txn, p *Inode, name st
 }
 
 func (ws *Workspace) emptyDir(ctx context.Context, t *Txn, ino uint64) (bool, error) {
+	if entries, fresh := ws.fresh.list(ino, KindDirent); fresh { // no scan needed (fresh.go)
+		for _, k := range entries {
+			if sv, ok := t.staged[k]; !ok || sv != nil {
+				return false, nil
+			}
+		}
+		return true, nil
+	}
 	empty := true
 	p := DirentPrefix(ino)
 	err := ws.scan(ctx, p, PrefixEnd(p), func(k, v []byte) error {

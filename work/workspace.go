@@ -482,7 +482,14 @@ func (ws *Workspace) removeInode(ctx context.Context, t *Txn, ino uint64) error 
 		}
 	}
 	var keys [][]byte
-	prefixes := [][]byte{XattrPrefix(ino)}
+	var prefixes [][]byte
+	if xattrs, fresh := ws.fresh.list(ino, KindXattr); fresh { // no scan needed (fresh.go)
+		for _, k := range xattrs {
+			keys = append(keys, []byte(k))
+		}
+	} else {
+		prefixes = append(prefixes, XattrPrefix(ino))
+	}
 	if n.IsRegular() && !n.Inline { // inline content has no blocks (truncate to 0 drops them all)
 		prefixes = append(prefixes, BlockPrefix(ino))
 	}
