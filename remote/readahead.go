@@ -476,7 +476,7 @@ func (m *Manager) fetchRun(run []*flight) {
 	}
 	var stored []cached
 	for _, f := range store {
-		if _, err := m.st.Put(r.ctx, f.data); err != nil {
+		if err := m.st.PutVerified(r.ctx, f.id, f.data); err != nil { // decodeObject verified it
 			if !errors.Is(err, syscall.ENOSPC) && r.ctx.Err() == nil {
 				m.o.Logger.Printf("remote: storing a block read ahead: %v", err)
 			}

@@ -288,20 +288,40 @@ func (s *Store) PutBatch(ctx context.Context, b *pebble.Batch, data []byte) (ID,
 	return s.put(ctx, b, data)
 }
 
+// PutVerified stores data, which the caller has checked hashes to id (a block fetched from a
+// remote, verified as it was decoded), without hashing it again, and keeps it for the next
+// Get of id (a lazy reader reads it right after): that Get then neither reads it back from
+// Pebble nor decodes and hashes it a third time.
+func (s *Store) PutVerified(ctx context.Context, id ID, data []byte) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := s.putID(nil, id, data); err != nil {
+		return err
+	}
+	s.ahead.put(id, bytes.Clone(data)) // Get hands its copy to the caller, who may reuse it
+	return nil
+}
+
 func (s *Store) put(ctx context.Context, b *pebble.Batch, data []byte) (ID, error) {
 	if err := ctx.Err(); err != nil {
 		return ID{}, err
 	}
 	id := Sum(data)
+	return id, s.putID(b, id, data)
+}
+
+// putID stores data under id = Sum(data), into b if set.
+func (s *Store) putID(b *pebble.Batch, id ID, data []byte) error {
 	key := blockKey(id)
 	s.gcMu.RLock()
 	defer s.gcMu.RUnlock()
 	s.window.record(id)
 	if ok, err := s.has(key); err != nil || ok {
-		return id, err
+		return err
 	}
 	if err := s.space.check(); err != nil {
-		return ID{}, err
+		return err
 	}
 	vp := valPool.Get().(*[]byte)
 	*vp = encodeValue(*vp, data)
@@ -313,9 +333,9 @@ func (s *Store) put(ctx context.Context, b *pebble.Batch, data []byte) (ID, erro
 	}
 	valPool.Put(vp)
 	if err != nil {
-		return ID{}, fmt.Errorf("store: put block %s: %w", id, err)
+		return fmt.Errorf("store: put block %s: %w", id, err)
 	}
-	return id, nil
+	return nil
 }
 
 // has reports whether key is stored. It seeks an iterator by prefix instead of calling Get:
