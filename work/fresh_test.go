@@ -131,6 +131,9 @@ func TestFreshInodesAnswerLikePebble(t *testing.T) {
 		}
 		check(step, op)
 	}
+	if _, _, err := ws.getUncached(ctx, DirentKey(RootIno, "none")); err != nil { // builds the index
+		t.Fatal(err)
+	}
 	ws.ovl.mu.Lock()
 	state := ws.ovl.state
 	ws.ovl.mu.Unlock()

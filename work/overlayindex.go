@@ -17,8 +17,8 @@ import (
 // data block: with 16 agents building on 16 branches, the block loads were 14% of the
 // daemon's CPU and most of its allocation, and the GC another 28%.
 //
-// Every non-page key enters the overlay through Txn.set or Txn.del, which add it here before
-// the batch commits. Whatever else writes the overlay (a checkpoint moving to a new overlay
+// Every non-page key enters the overlay through Txn.set or Txn.del, and Txn.commit adds the
+// keys here before the batch commits. Whatever else writes the overlay (a checkpoint moving to a new overlay
 // with the writes it carried, rollback, merge, pull) calls one of the *Locked methods that
 // invalidate the index; the next get rebuilds it with one scan of the overlay's non-page keys.
 // Past maxOverlayIndex keys the index turns itself off until the next invalidation: get then
@@ -86,14 +86,14 @@ func (x *overlayIndex) build(ws *Workspace) error {
 	return nil
 }
 
-// add records a key a transaction is about to write to the overlay.
-func (x *overlayIndex) add(k []byte) {
+// add records a key a transaction is about to commit to the overlay.
+func (x *overlayIndex) add(k string) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	if x.state != indexBuilt {
 		return // unknown: the rebuild will see it; off: nothing to keep
 	}
-	x.keys[string(k)] = struct{}{}
+	x.keys[k] = struct{}{}
 	if len(x.keys) > maxOverlayIndex {
 		x.state, x.keys = indexOff, nil
 	}

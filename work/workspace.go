@@ -327,13 +327,11 @@ func (t *Txn) get(ctx context.Context, k []byte) ([]byte, bool, error) {
 
 func (t *Txn) set(k, v []byte) error {
 	t.staged[string(k)] = v
-	t.ws.ovl.add(k)
 	return t.b.Set(t.ws.overlayKey(k), append([]byte{1}, v...), nil)
 }
 
 func (t *Txn) del(k []byte) error {
 	t.staged[string(k)] = nil
-	t.ws.ovl.add(k)
 	return t.b.Set(t.ws.overlayKey(k), []byte{0}, nil)
 }
 
@@ -341,6 +339,11 @@ func (t *Txn) del(k []byte) error {
 // death of the daemon); sync also makes it durable against a power cut.
 func (t *Txn) commit(sync bool) error {
 	defer t.abort()
+	// Into the overlay index before Pebble has them: a read in between then asks Pebble. Not
+	// at set: a read later in this transaction may build the index from Pebble, without them.
+	for k := range t.staged {
+		t.ws.ovl.add(k)
+	}
 	commit := t.ws.env.Store.CommitWritten
 	if sync {
 		commit = t.ws.env.Store.CommitDurable
