@@ -18,11 +18,11 @@ import (
 // daemon's CPU and most of its allocation, and the GC another 28%.
 //
 // Every non-page key enters the overlay through Txn.set or Txn.del, and Txn.commit adds the
-// keys here before the batch commits. Whatever else writes the overlay (a checkpoint moving to a new overlay
-// with the writes it carried, rollback, merge, pull) calls one of the *Locked methods that
-// invalidate the index; the next get rebuilds it with one scan of the overlay's non-page keys.
-// Past maxOverlayIndex keys the index turns itself off until the next invalidation: get then
-// asks Pebble every time, as before.
+// keys here before the batch commits. Whatever else writes the overlay (a checkpoint moving
+// to a new overlay with the writes it carried, rollback, merge, pull) calls one of the
+// *Locked methods that invalidate the index; the next get rebuilds it with one scan of the
+// overlay's non-page keys. Past maxOverlayIndex keys (a large uncommitted tree) the index
+// turns itself off until the next invalidation: get then asks Pebble every time, as before.
 type overlayIndex struct {
 	mu    sync.Mutex
 	state overlayIndexState
@@ -37,7 +37,7 @@ const (
 	indexOff // too many keys
 )
 
-const maxOverlayIndex = 256 << 10
+const maxOverlayIndex = 128 << 10 // about 10 MiB of keys per workspace at most
 
 // mayHold reports whether the overlay of ws may hold key k: false only when the index is
 // built and k is not in it. Callers hold ws.mu (read or write), so no commit runs meanwhile.
