@@ -18,6 +18,7 @@ import (
 	"github.com/agentfs/agentfs/internal/repo"
 	"github.com/agentfs/agentfs/remote"
 	"github.com/agentfs/agentfs/store"
+	"github.com/agentfs/agentfs/work"
 )
 
 // seed returns the seed of a random test: $name if set (to replay a failure), else a new one.
@@ -350,11 +351,16 @@ func TestLazyReadConcurrent(t *testing.T) {
 // TestLazyReadAcrossPacks: a sequential reader of a file that push split across several packs
 // finds, before it gets there, the next pack read ahead: the read-ahead goes on where the
 // file goes on (the reader tells which block comes next), so the reader waits for no block
-// after the window's first ones.
+// after the window's first ones. Also with a reader that a FUSE handle's read-ahead knows to
+// be sequential (store.Streaming: a larger first window).
 func TestLazyReadAcrossPacks(t *testing.T) {
 	sd := seed(t, "AGENTFS_LAZY_SEED")
-	for _, p := range []string{"file", "s3"} {
-		t.Run(p, func(t *testing.T) {
+	for _, tc := range []struct {
+		p         string
+		streaming bool
+	}{{"file", false}, {"s3", false}, {"file", true}} {
+		p := tc.p
+		t.Run(fmt.Sprintf("%s/streaming=%v", p, tc.streaming), func(t *testing.T) {
 			url := bucket(t, p)
 			const big, pack = 12 << 20, 2 << 20
 			want := lazySource(t, url, rand.New(rand.NewPCG(sd, 5)), 0, 0, big, pack)
@@ -373,7 +379,11 @@ func TestLazyReadAcrossPacks(t *testing.T) {
 			}
 			b, _ := cloneRepo(t, url, []string{"main"})
 			st := b.Remotes.Stats()
-			got, err := readSeq(b, "big.bin", 128<<10)
+			var ra *work.ReadAhead
+			if tc.streaming {
+				ra = &work.ReadAhead{}
+			}
+			got, err := readSeqAhead(b, "big.bin", 128<<10, ra)
 			if err != nil {
 				t.Fatalf("sequential read: %v", err)
 			}
@@ -389,5 +399,26 @@ func TestLazyReadAcrossPacks(t *testing.T) {
 				t.Errorf("the reader asked for %d blocks that were not read ahead, want 3", n)
 			}
 		})
+	}
+}
+
+// readSeqAhead is readSeq through read-ahead state ra (a FUSE handle's), nil for none.
+func readSeqAhead(r *repo.Repo, path string, chunk int, ra *work.ReadAhead) ([]byte, error) {
+	ws, err := r.Engine.Workspace(ctx, "main")
+	if err != nil {
+		return nil, err
+	}
+	ino, err := lookupPath(ws, path)
+	if err != nil {
+		return nil, err
+	}
+	var out []byte
+	buf := make([]byte, chunk)
+	for {
+		n, err := ws.ReadAt(ctx, ra, ino, int64(len(out)), buf)
+		if err != nil || n == 0 {
+			return out, err
+		}
+		out = append(out, buf[:n]...)
 	}
 }

@@ -21,3 +21,15 @@ func SequelOf(ctx context.Context) Sequel {
 	s, _ := ctx.Value(sequelKey{}).(Sequel)
 	return s
 }
+
+type streamingKey struct{}
+
+// WithStreaming returns a context whose Gets come from a reader that has been reading its
+// file in order for a while (several reads, each where the one before ended): a Fetcher
+// reading ahead may start with a large window, since such a reader will likely read on.
+func WithStreaming(ctx context.Context) context.Context {
+	return context.WithValue(ctx, streamingKey{}, true)
+}
+
+// Streaming reports whether ctx comes from WithStreaming.
+func Streaming(ctx context.Context) bool { return ctx.Value(streamingKey{}) != nil }
