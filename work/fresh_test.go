@@ -12,7 +12,8 @@ import (
 )
 
 // TestFreshInodesAnswerLikePebble: the fresh-inode shortcut (fresh.go) never answers "absent"
-// for a key that exists. Random creates, mkdirs, hard links, renames, unlinks, rmdirs and xattr
+// for a key that exists, and the overlay index (overlayindex.go) never sends a read of a key
+// the overlay holds to the base tree. Random creates, mkdirs, hard links, renames, unlinks, rmdirs and xattr
 // changes run on a workspace whose key cache is dropped at random moments (as the LRU drops
 // entries under load), and folds move the writes into the base now and then. After each
 // step every dirent and xattr key of every inode and name the test used must read the same
@@ -47,7 +48,7 @@ func TestFreshInodesAnswerLikePebble(t *testing.T) {
 			for _, x := range xnames {
 				keys = append(keys, xattrKey(ino, x))
 			}
-			_, live, err := ws.getUncached(ctx, InodeKey(ino))
+			_, live, err := ws.getDirect(ctx, InodeKey(ino))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -56,7 +57,7 @@ func TestFreshInodesAnswerLikePebble(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				wv, wok, err := ws.getUncached(ctx, k)
+				wv, wok, err := ws.getDirect(ctx, k)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -118,16 +119,23 @@ func TestFreshInodesAnswerLikePebble(t *testing.T) {
 			op = "drop the key cache"
 			ws.cache.Purge()
 		default:
-			op = "fold into the base"
+			op = "checkpoint: fold into the base, continue in a new overlay"
 			root, _, err := ws.fold(ctx)
 			if err != nil {
 				t.Fatal(err)
 			}
 			ws.mu.Lock()
 			ws.SetBaseLocked(root, ws.base)
+			ws.SetOverlayLocked(ws.id + 1)
 			ws.mu.Unlock()
 		}
 		check(step, op)
+	}
+	ws.ovl.mu.Lock()
+	state := ws.ovl.state
+	ws.ovl.mu.Unlock()
+	if state != indexBuilt {
+		t.Fatalf("overlay index state %d after %d steps: the test no longer covers it", state, steps)
 	}
 	if len(ws.fresh.inos) == 0 {
 		t.Fatalf("no inode is fresh after %d steps: the test no longer covers the shortcut", steps)

@@ -101,6 +101,7 @@ type Workspace struct {
 	mu     sync.RWMutex
 	cache  *lru.Cache[string, cached] // visible values by tree key; see get
 	fresh  freshInodes                // inodes created here: their unwritten keys are absent
+	ovl    overlayIndex               // the overlay's non-page keys: others are not asked of Pebble
 	root   store.ID                   // tree root of the base commit
 	base   store.ID                   // base commit
 	gen    uint64                     // generation: rollbacks so far (see WriteSince)
@@ -203,6 +204,18 @@ func (ws *Workspace) get(ctx context.Context, k []byte) ([]byte, bool, error) {
 }
 
 func (ws *Workspace) getUncached(ctx context.Context, k []byte) ([]byte, bool, error) {
+	if ws.prefix != nil {
+		if hold, err := ws.ovl.mayHold(ws, k); err != nil {
+			return nil, false, err
+		} else if !hold {
+			return ws.env.Tree.Get(ctx, ws.root, k)
+		}
+	}
+	return ws.getDirect(ctx, k)
+}
+
+// getDirect reads key from the overlay, then the base tree, asking Pebble every time.
+func (ws *Workspace) getDirect(ctx context.Context, k []byte) ([]byte, bool, error) {
 	if ws.prefix != nil {
 		v, ok, err := kv.Get(ws.rd, ws.overlayKey(k))
 		if err != nil {
@@ -314,11 +327,13 @@ func (t *Txn) get(ctx context.Context, k []byte) ([]byte, bool, error) {
 
 func (t *Txn) set(k, v []byte) error {
 	t.staged[string(k)] = v
+	t.ws.ovl.add(k)
 	return t.b.Set(t.ws.overlayKey(k), append([]byte{1}, v...), nil)
 }
 
 func (t *Txn) del(k []byte) error {
 	t.staged[string(k)] = nil
+	t.ws.ovl.add(k)
 	return t.b.Set(t.ws.overlayKey(k), []byte{0}, nil)
 }
 
@@ -407,6 +422,7 @@ func (ws *Workspace) replaceContent(root, base store.ID) {
 	ws.ver.Add(1)
 	ws.cache.Purge()
 	ws.fresh.forget()
+	ws.ovl.invalidate()
 }
 
 // Generation returns how many rollbacks the workspace has seen; a descriptor remembers it.
@@ -546,6 +562,7 @@ func (ws *Workspace) HeadLocked() (root, base store.ID) { return ws.root, ws.bas
 func (ws *Workspace) SetBaseLocked(root, base store.ID) {
 	ws.root, ws.base = root, base
 	ws.ver.Add(1)
+	ws.ovl.invalidate()
 }
 
 // ReplaceContentLocked points the workspace at a base whose content differs from what it
@@ -558,6 +575,7 @@ func (ws *Workspace) PurgeCacheLocked() {
 	ws.ver.Add(1)
 	ws.cache.Purge()
 	ws.fresh.forget()
+	ws.ovl.invalidate()
 }
 
 // CacheLocked records visible values the caller wrote (tree mutations of a fold whose
@@ -587,6 +605,7 @@ func (ws *Workspace) OverlayKey(k []byte) []byte { return ws.overlayKey(k) }
 func (ws *Workspace) SetOverlayLocked(id uint64) {
 	ws.id, ws.prefix = id, OverlayPrefix(id)
 	ws.ver.Add(1)
+	ws.ovl.invalidate()
 }
 
 // FoldLocked writes the working state as a tree and returns its root and how many keys
