@@ -35,7 +35,12 @@ import (
 //     topped up: it doubles while the reader keeps going. A read past a marker not reached
 //     yet is a random read that landed there: fetched alone, and the stream stays.
 //   - A reader that runs off the end of a pack and goes on at the start of another keeps its
-//     window (push splits a large file across packs).
+//     window (push splits a large file across packs). Better: when a window reaches the end of
+//     its pack, the reader tells which blocks of its file come next (store.Sequel); if the
+//     block after the pack's last one starts another pack, the rest of the window is read
+//     ahead there (stream.cont), before the reader gets there.
+//   - A reader that its FUSE handle's read-ahead knows to read its file in order
+//     (store.Streaming) gets a window of at least raStart from its third read on.
 //
 // What waits in memory (markers, blocks in flight) is bounded by 4 windows; the oldest
 // markers not reached are dropped first. A block is never fetched twice at once: every fetch,
