@@ -139,8 +139,12 @@ func (m *Manager) fetchOnce(ctx context.Context, id store.ID) ([]byte, error) {
 	}
 	readAhead := l.kind == KindData
 	for try := 0; ; try++ {
-		f, ahead, runs, err := m.lazy.claim(m, located{id, l}, readAhead)
+		f, ahead, runs, seek, err := m.lazy.claim(m, located{id, l}, readAhead, store.Streaming(ctx))
 		m.start(runs)
+		if err == nil && seek != nil {
+			runs, err = m.goOn(ctx, seek)
+			m.start(runs)
+		}
 		if err != nil {
 			m.o.Logger.Printf("remote %s: read-ahead: %v", l.remote, err)
 		}

@@ -35,7 +35,12 @@ import (
 //     topped up: it doubles while the reader keeps going. A read past a marker not reached
 //     yet is a random read that landed there: fetched alone, and the stream stays.
 //   - A reader that runs off the end of a pack and goes on at the start of another keeps its
-//     window (push splits a large file across packs).
+//     window (push splits a large file across packs). Better: when a window reaches the end of
+//     its pack, the reader tells which blocks of its file come next (store.Sequel); if the
+//     block after the pack's last one starts another pack, the rest of the window is read
+//     ahead there (stream.cont), before the reader gets there.
+//   - A reader that its FUSE handle's read-ahead knows to read its file in order
+//     (store.Streaming) gets a window of at least raStart from its third read on.
 //
 // What waits in memory (markers, blocks in flight) is bounded by 4 windows; the oldest
 // markers not reached are dropped first. A block is never fetched twice at once: every fetch,
@@ -48,6 +53,9 @@ const (
 	raGet     = 1 << 20 // largest ranged GET of read-ahead
 	raStreams = 32      // streams followed at once
 	raTaken   = 64      // blocks kept after their reader took them
+	// raStart is the smallest window of a stream whose reader is known to read its file in
+	// order (store.Streaming): it reaches full speed a few round trips sooner.
+	raStart = 4 << 20
 )
 
 type lazyReader struct {
@@ -92,6 +100,12 @@ type stream struct {
 	reads  int      // reads that went on with this stream (misses, and hits of markers)
 	marks  []uint64 // offsets of the markers its reader has not reached, in order
 	end    bool     // the read-ahead reached the end of the pack's data
+	// cont is the stream of the pack where the file goes on after this pack's data, read
+	// ahead before the reader gets there; sought: it was looked for (once).
+	cont   *stream
+	sought bool
+	// streaming: its reader is known to read its file in order (store.Streaming).
+	streaming bool
 }
 
 func (r *lazyReader) init(window int64) {
@@ -113,19 +127,25 @@ func (r *lazyReader) windowOf(s *stream) int64 {
 	if s.reads < 3 {
 		return 0
 	}
+	if s.streaming {
+		return min(max(2*s.read, raStart), r.window)
+	}
 	return min(2*s.read, r.window)
 }
 
 // claim returns the flight that brings block o (a new one, or one already in flight or read
 // ahead) and the runs of new flights to fetch, one ranged GET each. ahead is whether the
 // flight was read ahead (its failure is then not the reader's: it fetches again alone).
-func (r *lazyReader) claim(m *Manager, o located, readAhead bool) (f *flight, ahead bool, runs [][]*flight, err error) {
+//
+// seek is a stream whose read-ahead reached the end of its pack's data: the caller looks for
+// where the file goes on (goOn), outside the lock.
+func (r *lazyReader) claim(m *Manager, o located, readAhead, streaming bool) (f *flight, ahead bool, runs [][]*flight, seek *stream, err error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if f := r.flights[o.id]; f != nil {
 		s := f.s
 		if s == nil || !readAhead || f.taken {
-			return f, s != nil && !f.taken, nil, nil
+			return f, s != nil && !f.taken, nil, nil, nil
 		}
 		// The reader reached a block read ahead. If it came in order (no marker before this
 		// block left behind), it read the blocks stored before it too: go on ahead of it.
@@ -133,30 +153,33 @@ func (r *lazyReader) claim(m *Manager, o located, readAhead bool) (f *flight, ah
 		credit := s.credit(o.loc.off)
 		r.reached(f)
 		if !credit {
-			return f, true, nil, nil
+			return f, true, nil, nil, nil
 		}
 		s.advance(o.loc, true)
+		s.streaming = s.streaming || streaming
 		r.touch(s)
-		more, err := r.topUp(m, s)
-		return f, true, mark(chop(more)), err
+		more, seek, err := r.topUp(m, s)
+		return f, true, mark(chop(more)), seek, err
 	}
 	f = r.add(o, nil)
+	m.stats.Misses.Add(1)
 	if !readAhead || r.window == 0 {
-		return f, false, [][]*flight{{f}}, nil
+		return f, false, [][]*flight{{f}}, nil, nil
 	}
 	s, err := r.follow(m, o.loc)
 	if err != nil || s == nil {
-		return f, false, [][]*flight{{f}}, err
+		return f, false, [][]*flight{{f}}, nil, err
 	}
 	// Past a marker its reader did not reach, the reader skipped what was read ahead: this
 	// is a random read, fetched alone, and the stream stays where it is.
 	if !s.credit(o.loc.off) {
-		return f, false, [][]*flight{{f}}, nil
+		return f, false, [][]*flight{{f}}, nil, nil
 	}
 	s.advance(o.loc, true)
+	s.streaming = s.streaming || streaming
 	s.ahead = max(s.ahead, s.next)
-	more, err := r.topUp(m, s)
-	return f, false, mark(chop(append([]*flight{f}, more...))), err
+	more, seek, err := r.topUp(m, s)
+	return f, false, mark(chop(append([]*flight{f}, more...))), seek, err
 }
 
 // mark makes the last block read ahead of each run a marker.
@@ -210,7 +233,7 @@ func (r *lazyReader) follow(m *Manager, l location) (*stream, error) {
 		}
 	}
 	if found != nil {
-		s.read, s.reads = found.read, found.reads
+		s.read, s.reads, s.streaming = found.read, found.reads, found.streaming
 		r.drop(found)
 	}
 	r.streams = append([]*stream{s}, r.streams...)
@@ -260,11 +283,33 @@ func (r *lazyReader) drop(s *stream) {
 }
 
 // topUp adds flights for the blocks that follow s.ahead, until the window ahead of the reader
-// is full, the pack's data ends or the memory bound is reached. It waits for a gap of a
-// quarter window (at most raGet) before fetching, so that GETs are not one block each.
-func (r *lazyReader) topUp(m *Manager, s *stream) ([]*flight, error) {
+// is full or the memory bound is reached. Where the pack's data ends, the window goes on in
+// the pack where the file goes on (s.cont), if known; else seek is the stream whose pack
+// ended, for the caller to look for it.
+func (r *lazyReader) topUp(m *Manager, s *stream) (out []*flight, seek *stream, err error) {
 	w := r.windowOf(s)
-	want := s.next + uint64(w)
+	left := w
+	for c := s; c != nil && left > 0; c = c.cont {
+		more, err := r.fill(m, c, c.next+uint64(left), w)
+		out = append(out, more...)
+		if err != nil || !c.end {
+			return out, nil, err
+		}
+		if c.ahead > c.next {
+			left -= int64(c.ahead - c.next)
+		}
+		if c.cont == nil && !c.sought && left > 0 {
+			c.sought = true
+			return out, c, nil
+		}
+	}
+	return out, nil, nil
+}
+
+// fill adds flights for the blocks of s's pack that follow s.ahead, up to want, until the
+// pack's data ends or the memory bound is reached. It waits for a gap of a quarter window w
+// (at most raGet) before fetching, so that GETs are not one block each.
+func (r *lazyReader) fill(m *Manager, s *stream, want uint64, w int64) ([]*flight, error) {
 	if s.end || want <= s.ahead {
 		return nil, nil
 	}
@@ -305,6 +350,97 @@ func (r *lazyReader) topUp(m *Manager, s *stream) ([]*flight, error) {
 		s.end = true
 	}
 	return out, it.Error()
+}
+
+// raSequel bounds the blocks of a file that goOn looks through for the end of a pack.
+const raSequel = 4096
+
+// goOn looks for the pack where the file read by s's reader goes on after the end of s's
+// pack (push splits a large file across packs), and starts reading it ahead, with what is
+// left of the window, before the reader gets there. The file's next blocks come from the
+// reader (store.Sequel on ctx): the block after the pack's last one is where it goes on, if
+// it starts another pack. It returns the runs to fetch.
+func (m *Manager) goOn(ctx context.Context, s *stream) ([][]*flight, error) {
+	var runs [][]*flight
+	for head := s; s != nil; { // the window may reach the end of the next pack too
+		var more [][]*flight
+		var err error
+		more, s, err = m.goOnOnce(ctx, head, s)
+		if runs = append(runs, more...); err != nil {
+			return runs, err
+		}
+	}
+	return runs, nil
+}
+
+// goOnOnce looks for where the file goes on after s's pack; head is the stream its reader is
+// in (s itself, or a stream that goes on in s).
+func (m *Manager) goOnOnce(ctx context.Context, head, s *stream) ([][]*flight, *stream, error) {
+	sequel := store.SequelOf(ctx)
+	if sequel == nil {
+		return nil, nil, nil
+	}
+	r := &m.lazy
+	r.mu.Lock()
+	remote, pack, end := s.remote, s.pack, s.ahead
+	r.mu.Unlock()
+	last, ok, err := m.entryBefore(remote, pack, end)
+	if err != nil || !ok {
+		return nil, nil, err
+	}
+	var next store.ID
+	found, seen, n := false, false, 0
+	sequel(func(id store.ID) bool {
+		if seen {
+			next, found = id, true
+			return false
+		}
+		seen = id == last.id
+		n++
+		return n < raSequel
+	})
+	if !found {
+		return nil, nil, nil
+	}
+	l, ok, err := m.locate(remote, next)
+	if err != nil || !ok || l.kind != KindData || l.pack == pack {
+		return nil, nil, err
+	}
+	if first, err := m.firstInPack(l); err != nil || !first {
+		return nil, nil, err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if s.cont != nil || !slices.Contains(r.streams, s) {
+		return nil, nil, nil
+	}
+	for _, o := range r.streams {
+		if o.remote == l.remote && o.pack == l.pack && l.off >= o.next && l.off <= o.ahead {
+			return nil, nil, nil // the reader got there first
+		}
+	}
+	s.cont = &stream{remote: l.remote, pack: l.pack, next: l.off, ahead: l.off, read: s.read, reads: s.reads, streaming: s.streaming}
+	r.streams = append([]*stream{s.cont}, r.streams...)
+	if len(r.streams) > raStreams {
+		r.streams = r.streams[:raStreams]
+	}
+	m.stats.AheadPacks.Add(1)
+	more, seek, err := r.topUp(m, head)
+	return mark(chop(more)), seek, err
+}
+
+// entryBefore returns the entry of pack that comes last before offset off.
+func (m *Manager) entryBefore(remote string, pack store.ID, off uint64) (located, bool, error) {
+	it, err := m.db.NewIter(&pebble.IterOptions{LowerBound: remoteKey(remote, 'o', pack[:]), UpperBound: remoteKey(remote, 'o', pack[:], binary.BigEndian.AppendUint64(nil, off))})
+	if err != nil {
+		return located{}, false, err
+	}
+	var e located
+	ok := it.Last()
+	if ok {
+		e, ok = packEntry(remote, pack, it.Key(), it.Value())
+	}
+	return e, ok, errors.Join(it.Error(), it.Close())
 }
 
 // packEntry decodes an 'o' key of the cached index: the entry of pack at some offset.
@@ -389,7 +525,7 @@ func (r *lazyReader) markTaken(f *flight) {
 	}
 }
 
-// chop cuts flights (in pack order, one pack) into runs of adjacent entries of at most raGet
+// chop cuts flights (in pack order, pack after pack) into runs of adjacent entries of at most raGet
 // bytes: one ranged GET each.
 func chop(fs []*flight) [][]*flight {
 	var runs [][]*flight
@@ -397,7 +533,7 @@ func chop(fs []*flight) [][]*flight {
 	for i := 1; i <= len(fs); i++ {
 		if i < len(fs) {
 			prev := fs[i-1].loc
-			if fs[i].loc.off == prev.off+uint64(prev.length) && fs[i].loc.off+uint64(fs[i].loc.length)-fs[start].loc.off <= raGet {
+			if fs[i].loc.pack == prev.pack && fs[i].loc.off == prev.off+uint64(prev.length) && fs[i].loc.off+uint64(fs[i].loc.length)-fs[start].loc.off <= raGet {
 				continue
 			}
 		}

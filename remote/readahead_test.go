@@ -18,6 +18,7 @@ import (
 	"github.com/agentfs/agentfs/internal/repo"
 	"github.com/agentfs/agentfs/remote"
 	"github.com/agentfs/agentfs/store"
+	"github.com/agentfs/agentfs/work"
 )
 
 // seed returns the seed of a random test: $name if set (to replay a failure), else a new one.
@@ -344,5 +345,80 @@ func TestLazyReadConcurrent(t *testing.T) {
 			}
 			sameFiles(t, "whole branch", readBranch(t, b, "main"), want)
 		})
+	}
+}
+
+// TestLazyReadAcrossPacks: a sequential reader of a file that push split across several packs
+// finds, before it gets there, the next pack read ahead: the read-ahead goes on where the
+// file goes on (the reader tells which block comes next), so the reader waits for no block
+// after the window's first ones. Also with a reader that a FUSE handle's read-ahead knows to
+// be sequential (store.Streaming: a larger first window).
+func TestLazyReadAcrossPacks(t *testing.T) {
+	sd := seed(t, "AGENTFS_LAZY_SEED")
+	for _, tc := range []struct {
+		p         string
+		streaming bool
+	}{{"file", false}, {"s3", false}, {"file", true}} {
+		p := tc.p
+		t.Run(fmt.Sprintf("%s/streaming=%v", p, tc.streaming), func(t *testing.T) {
+			url := bucket(t, p)
+			const big, pack = 12 << 20, 2 << 20
+			want := lazySource(t, url, rand.New(rand.NewPCG(sd, 5)), 0, 0, big, pack)
+			bk, err := backends.Open(ctx, url)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer bk.Close()
+			packs := 0
+			if err := bk.List(ctx, "packs/", func(backends.ObjectInfo) error { packs++; return nil }); err != nil {
+				t.Fatal(err)
+			}
+			packs-- // the tree nodes' pack; the others hold the file's blocks, in order
+			if packs < 4 {
+				t.Fatalf("the file is in %d packs; the test wants at least 4", packs)
+			}
+			b, _ := cloneRepo(t, url, []string{"main"})
+			st := b.Remotes.Stats()
+			var ra *work.ReadAhead
+			if tc.streaming {
+				ra = &work.ReadAhead{}
+			}
+			got, err := readSeqAhead(b, "big.bin", 128<<10, ra)
+			if err != nil {
+				t.Fatalf("sequential read: %v", err)
+			}
+			if !bytes.Equal(got, want["big.bin"]) {
+				t.Fatal("sequential read of a lazy clone differs from the source")
+			}
+			t.Logf("%d packs; %d read ahead before the reader got there; the reader waited for %d blocks nothing had fetched", packs, st.AheadPacks.Load(), st.Misses.Load())
+			if n := st.AheadPacks.Load(); n != int64(packs-1) {
+				t.Errorf("%d of the %d packs after the first were read ahead before the reader got there", n, packs-1)
+			}
+			// The first three reads are fetched alone (the reader may be a random one).
+			if n := st.Misses.Load(); n > 3 {
+				t.Errorf("the reader asked for %d blocks that were not read ahead, want 3", n)
+			}
+		})
+	}
+}
+
+// readSeqAhead is readSeq through read-ahead state ra (a FUSE handle's), nil for none.
+func readSeqAhead(r *repo.Repo, path string, chunk int, ra *work.ReadAhead) ([]byte, error) {
+	ws, err := r.Engine.Workspace(ctx, "main")
+	if err != nil {
+		return nil, err
+	}
+	ino, err := lookupPath(ws, path)
+	if err != nil {
+		return nil, err
+	}
+	var out []byte
+	buf := make([]byte, chunk)
+	for {
+		n, err := ws.ReadAt(ctx, ra, ino, int64(len(out)), buf)
+		if err != nil || n == 0 {
+			return out, err
+		}
+		out = append(out, buf[:n]...)
 	}
 }

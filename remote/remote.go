@@ -102,6 +102,8 @@ type Stats struct {
 	Fetched, FetchedBytes          atomic.Int64 // blocks fetched lazily (and their bytes)
 	Evicted                        atomic.Int64 // blocks evicted from the local cache
 	AheadDropped                   atomic.Int64 // blocks read ahead, dropped unread for memory
+	AheadPacks                     atomic.Int64 // packs read ahead where a file went on, before its reader got there
+	Misses                         atomic.Int64 // blocks a reader asked for that nothing had fetched yet
 }
 
 type conn struct {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 
+	"github.com/agentfs/agentfs/branch/tree"
 	"github.com/agentfs/agentfs/store"
 )
 
@@ -104,8 +105,12 @@ func (ws *Workspace) readInode(ctx context.Context, n *Inode, off int64, dest []
 	start, end := uint64(off), uint64(off)+uint64(len(dest))
 	// First the blocks (holes read as zeros), then the pages over them.
 	var buf []byte
-	for index := start / BlockSize; index*BlockSize < end; index++ {
-		block, err := ws.storedBlock(ctx, ino, index, buf[:0])
+	at := start / BlockSize
+	// A remote that reads ahead asks what comes after the block fetched (see store.Sequel).
+	seqCtx := store.WithSequel(ctx, func(yield func(store.ID) bool) { ws.blocksAfter(ctx, ino, at, yield) })
+	for index := at; index*BlockSize < end; index++ {
+		at = index
+		block, err := ws.storedBlock(seqCtx, ino, index, buf[:0])
 		if err != nil {
 			return 0, err
 		}
@@ -116,6 +121,17 @@ func (ws *Workspace) readInode(ctx context.Context, n *Inode, off int64, dest []
 		copyRange(dest, start, p*PageSize, v, PageSize)
 	})
 	return len(dest), err
+}
+
+// blocksAfter yields the stored blocks of ino after block index, in order (a store.Sequel: a
+// remote reading ahead learns from it where the file goes on). The caller holds ws.mu.
+func (ws *Workspace) blocksAfter(ctx context.Context, ino, index uint64, yield func(store.ID) bool) {
+	_ = ws.scan(ctx, BlockKey(ino, index+1), PrefixEnd(BlockPrefix(ino)), func(_, v []byte) error {
+		if len(v) == len(store.ID{}) && !yield(store.ID(v)) {
+			return tree.Stop
+		}
+		return nil
+	})
 }
 
 // copyRange copies src, which holds the file's bytes from srcOff (zeros after its end, up to

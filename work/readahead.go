@@ -59,25 +59,28 @@ func (ws *Workspace) ReadAt(ctx context.Context, ra *ReadAhead, ino uint64, off 
 		return 0, err
 	}
 	if ra != nil && n.IsRegular() && !n.Inline && off >= 0 && len(dest) > 0 {
-		ra.read(ws, ino, n.Size, uint64(off), uint64(off)+uint64(len(dest)))
+		if ra.read(ws, ino, n.Size, uint64(off), uint64(off)+uint64(len(dest))) {
+			ctx = store.WithStreaming(ctx) // a lazy clone's remote reads ahead more at once
+		}
 	}
 	return ws.readInode(ctx, n, off, dest)
 }
 
 // read records a read of [off, end) of ino, size bytes long, and starts background reads of
 // the blocks after it once the reader is sequential: two reads in a row that each followed
-// the one before (one could be chance, and a reader's first read may be its only one).
-func (ra *ReadAhead) read(ws *Workspace, ino, size, off, end uint64) {
+// the one before (one could be chance, and a reader's first read may be its only one). It
+// reports whether the reader is sequential.
+func (ra *ReadAhead) read(ws *Workspace, ino, size, off, end uint64) bool {
 	ra.mu.Lock()
 	defer ra.mu.Unlock()
 	follows := ra.next != 0 && off+aheadSlack >= ra.next && off <= ra.next+aheadSlack
 	if !follows {
 		ra.window, ra.ahead, ra.next, ra.seq = 0, 0, end, 0
-		return
+		return false
 	}
 	ra.next = max(ra.next, end)
 	if ra.seq++; ra.seq < 2 {
-		return
+		return false
 	}
 	if ra.window == 0 {
 		ra.window = aheadFirst
@@ -89,7 +92,7 @@ func (ra *ReadAhead) read(ws *Workspace, ino, size, off, end uint64) {
 		select {
 		case aheadSlots <- struct{}{}:
 		default:
-			return // all slots busy: the next read tries again from here
+			return true // all slots busy: the next read tries again from here
 		}
 		index := at / BlockSize
 		if !ws.env.Store.Background(func() {
@@ -97,10 +100,11 @@ func (ra *ReadAhead) read(ws *Workspace, ino, size, off, end uint64) {
 			ws.prefetch(ino, index, aheadUnit/BlockSize)
 		}) {
 			<-aheadSlots
-			return
+			return true
 		}
 		ra.ahead = at + aheadUnit
 	}
+	return true
 }
 
 // prefetch reads blocks [index, index+count) of ino ahead of a reader (see above).
