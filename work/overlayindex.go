@@ -1,6 +1,7 @@
 package work
 
 import (
+	"hash/maphash"
 	"sync"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -21,12 +22,19 @@ import (
 // keys here before the batch commits. Whatever else writes the overlay (a checkpoint moving
 // to a new overlay with the writes it carried, rollback, merge, pull) calls one of the
 // *Locked methods that invalidate the index; the next get rebuilds it with one scan of the
-// overlay's non-page keys. Past maxOverlayIndex keys (a large uncommitted tree) the index
-// turns itself off until the next invalidation: get then asks Pebble every time, as before.
+// overlay's non-page keys.
+//
+// The index is a chain of Bloom filters, each twice the capacity of the one before (10 bits
+// a key, about 1% false positives each): it has no false negatives, costs about 1.25 bytes a
+// key, and grows with the overlay without a rebuild. A branch that deleted a large tree holds
+// a tombstone per key until its next checkpoint, so overlays of a million keys are ordinary.
+// A false positive only costs the Pebble read every get made before. Past maxOverlayIndex
+// keys the index turns itself off until the next invalidation.
 type overlayIndex struct {
-	mu    sync.Mutex
-	state overlayIndexState
-	keys  map[string]struct{}
+	mu      sync.Mutex
+	state   overlayIndexState
+	filters []*bloom
+	keys    int
 }
 
 type overlayIndexState int
@@ -37,7 +45,10 @@ const (
 	indexOff // too many keys
 )
 
-const maxOverlayIndex = 128 << 10 // about 10 MiB of keys per workspace at most
+const (
+	firstFilterKeys = 4 << 10
+	maxOverlayIndex = 16 << 20 // 20 MiB of filters
+)
 
 // mayHold reports whether the overlay of ws may hold key k: false only when the index is
 // built and k is not in it. Callers hold ws.mu (read or write), so no commit runs meanwhile.
@@ -52,16 +63,23 @@ func (x *overlayIndex) mayHold(ws *Workspace, k []byte) (bool, error) {
 			return true, err
 		}
 	}
-	if x.state != indexBuilt {
-		return true, nil
+	return x.state != indexBuilt || x.mayContain(k), nil
+}
+
+// mayContain reports whether some filter may hold k.
+func (x *overlayIndex) mayContain(k []byte) bool {
+	h1, h2 := bloomHash(k)
+	for _, f := range x.filters {
+		if f.has(h1, h2) {
+			return true
+		}
 	}
-	_, ok := x.keys[string(k)]
-	return ok, nil
+	return false
 }
 
 // build scans the overlay's keys outside the page range.
 func (x *overlayIndex) build(ws *Workspace) error {
-	keys := map[string]struct{}{}
+	x.state, x.filters, x.keys = indexBuilt, nil, 0
 	pages := ws.overlayKey([]byte{KindPage})
 	for _, r := range [][2][]byte{
 		{ws.prefix, pages},
@@ -69,39 +87,94 @@ func (x *overlayIndex) build(ws *Workspace) error {
 	} {
 		it, err := ws.rd.NewIter(&pebble.IterOptions{LowerBound: r[0], UpperBound: r[1]})
 		if err != nil {
+			x.state = indexUnknown
 			return err
 		}
-		for it.First(); it.Valid() && len(keys) <= maxOverlayIndex; it.Next() {
-			keys[string(it.Key()[len(ws.prefix):])] = struct{}{}
+		for it.First(); it.Valid() && x.state == indexBuilt; it.Next() {
+			x.insert(it.Key()[len(ws.prefix):])
 		}
 		if err := it.Close(); err != nil {
+			x.state = indexUnknown
 			return err
 		}
 	}
-	if len(keys) > maxOverlayIndex {
-		x.state, x.keys = indexOff, nil
-		return nil
-	}
-	x.state, x.keys = indexBuilt, keys
 	return nil
+}
+
+// insert adds k to the last filter, starting a filter twice as large when it is full.
+func (x *overlayIndex) insert(k []byte) {
+	if x.keys >= maxOverlayIndex {
+		x.state, x.filters = indexOff, nil
+		return
+	}
+	n := len(x.filters)
+	if n == 0 || x.filters[n-1].full() {
+		size := firstFilterKeys
+		if n > 0 {
+			size = 2 * x.filters[n-1].capacity
+		}
+		x.filters = append(x.filters, newBloom(size))
+	}
+	x.filters[len(x.filters)-1].add(bloomHash(k))
+	x.keys++
 }
 
 // add records a key a transaction is about to commit to the overlay.
 func (x *overlayIndex) add(k string) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	if x.state != indexBuilt {
-		return // unknown: the rebuild will see it; off: nothing to keep
-	}
-	x.keys[k] = struct{}{}
-	if len(x.keys) > maxOverlayIndex {
-		x.state, x.keys = indexOff, nil
+	if x.state == indexBuilt { // unknown: the rebuild will see it; off: nothing to keep
+		x.insert([]byte(k))
 	}
 }
 
 // invalidate makes the next get rebuild the index (the overlay changed behind it).
 func (x *overlayIndex) invalidate() {
 	x.mu.Lock()
-	x.state, x.keys = indexUnknown, nil
+	x.state, x.filters, x.keys = indexUnknown, nil, 0
 	x.mu.Unlock()
+}
+
+// bloom is a Bloom filter of capacity keys: 10 bits and 7 probes a key.
+type bloom struct {
+	bits     []uint64
+	capacity int
+	n        int
+}
+
+func newBloom(capacity int) *bloom {
+	return &bloom{bits: make([]uint64, (capacity*10+63)/64), capacity: capacity}
+}
+
+func (b *bloom) full() bool { return b.n >= b.capacity }
+
+const bloomProbes = 7
+
+func (b *bloom) add(h1, h2 uint64) {
+	m := uint64(len(b.bits) * 64)
+	for i := range uint64(bloomProbes) {
+		bit := (h1 + i*h2) % m
+		b.bits[bit/64] |= 1 << (bit % 64)
+	}
+	b.n++
+}
+
+func (b *bloom) has(h1, h2 uint64) bool {
+	m := uint64(len(b.bits) * 64)
+	for i := range uint64(bloomProbes) {
+		bit := (h1 + i*h2) % m
+		if b.bits[bit/64]&(1<<(bit%64)) == 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// bloomSeed is fixed for the process: filters never leave it.
+var bloomSeed = maphash.MakeSeed()
+
+// bloomHash returns the two hashes the probes combine (double hashing).
+func bloomHash(k []byte) (uint64, uint64) {
+	h := maphash.Bytes(bloomSeed, k)
+	return h, h>>32 | h<<32 | 1
 }
