@@ -18,17 +18,15 @@ import (
 // the GC run without pause once the daemon legitimately needs more than the target (a large
 // tree, many branches), so the limit follows what is live:
 //
-//	limit = max(target, 2 x live - target/2)
+//	limit = max(target, 2 x live - target/2, fixed + live + max(target/4, live/4))
 //
-// For a large live heap the limit tends to twice the live heap, where GOGC=100 already
-// collects. In between it bites, and harder than the formula suggests: the runtime counts
-// all its memory against the limit (stacks, GC metadata, freed spans not yet returned; about
-// 50 MiB in a 20k-file install), so with 133 MiB live the heap goal was 146-159 MiB, not
-// the 170 MiB the formula gives. Collecting the large buffers is cheap (they hold no
-// pointers): 1.3% of the daemon's CPU in the 16-writer run. What made it expensive was
-// allocation, not the limit: a 20k-file install ran 63-73 GC cycles (17 without the
-// target) while Pebble misses read 380 MB of sstable blocks; with those misses gone
-// (work/fresh.go) it runs 18 (14 without), at the same daemon CPU.
+// where fixed is what the runtime counts against the limit besides the heap's objects and
+// its free pages (stacks, GC metadata, fragmentation). The last term guarantees the GC real
+// headroom. Without it, a long-running daemon (the full make bench, 64 branches mounted
+// before the build rows) had ~150 MiB of fixed memory, the heap goal fell to the live heap
+// and the GC ran without pause: 85% of the daemon's CPU during `go build`, which then took
+// 1.8x a plain directory. For a large live heap the limit tends to twice the live heap,
+// where GOGC=100 already collects.
 //
 // GOMEMLIMIT set in the environment wins: the target is then not applied.
 
@@ -40,15 +38,24 @@ func followMemoryTarget(ctx context.Context, target int64) {
 	if target <= 0 || os.Getenv("GOMEMLIMIT") != "" {
 		return
 	}
-	sample := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+	sample := []metrics.Sample{
+		{Name: "/gc/heap/live:bytes"},
+		{Name: "/memory/classes/total:bytes"},
+		{Name: "/memory/classes/heap/released:bytes"},
+		{Name: "/memory/classes/heap/objects:bytes"},
+		{Name: "/memory/classes/heap/free:bytes"},
+	}
 	set := int64(-1)
 	apply := func() {
 		metrics.Read(sample)
-		var live int64
-		if sample[0].Value.Kind() == metrics.KindUint64 {
-			live = int64(sample[0].Value.Uint64())
+		var v [5]int64
+		for i, s := range sample {
+			if s.Value.Kind() == metrics.KindUint64 {
+				v[i] = int64(s.Value.Uint64())
+			}
 		}
-		if l := memoryLimit(target, live); l != set {
+		live, fixed := v[0], max(0, v[1]-v[2]-v[3]-v[4])
+		if l := memoryLimit(target, live, fixed); l != set {
 			debug.SetMemoryLimit(l)
 			set = l
 		}
@@ -68,7 +75,8 @@ func followMemoryTarget(ctx context.Context, target int64) {
 	}()
 }
 
-// memoryLimit is the soft limit for a live heap of live bytes (see above).
-func memoryLimit(target, live int64) int64 {
-	return max(target, 2*live-target/2)
+// memoryLimit is the soft limit for a live heap of live bytes and fixed bytes of other
+// runtime memory (see above).
+func memoryLimit(target, live, fixed int64) int64 {
+	return max(target, 2*live-target/2, fixed+live+max(target/4, live/4))
 }
