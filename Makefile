@@ -5,7 +5,7 @@ BIN      := bin/agentfs
 REPO     ?=
 MNT      ?= $(CURDIR)/mnt
 # Packages whose tests exercise concurrency run under the race detector.
-RACE_PKGS := ./store/... ./branch/... ./api/... ./gc/... ./remote/...
+RACE_PKGS := ./store/... ./branch/... ./api/... ./gc/... ./remote/... ./work/...
 # The whole fs suite takes minutes under -race; these are its concurrent tests.
 RACE_FS_TESTS := TestManyBranchesConcurrent|TestRollbackWhileMounted|TestForkWhileMounted
 
