@@ -50,15 +50,7 @@ func TestListingInterleaved(t *testing.T) {
 				}
 				sc.change(t, d)
 				dirNames(t, d) // another process lists from the start
-				for {
-					got := getdentsNames(t, fd, buf)
-					if got == nil {
-						break
-					}
-					for _, s := range got {
-						seen[s]++
-					}
-				}
+				countRest(t, fd, buf, seen)
 				syscall.Close(fd)
 				var bad []string
 				for i := 1; i < n; i++ { // listName(0) may go in a scenario
@@ -82,6 +74,20 @@ func listName(i int) string { return fmt.Sprintf("entry-with-a-longer-name-%04d"
 
 // getdentsNames reads one getdents64 batch into buf and returns its names but "." and ".."
 // (nil at the end of the directory).
+// countRest reads the rest of the listing open at fd and counts each name it returns.
+func countRest(t *testing.T, fd int, buf []byte, seen map[string]int) {
+	t.Helper()
+	for {
+		got := getdentsNames(t, fd, buf)
+		if got == nil {
+			return
+		}
+		for _, s := range got {
+			seen[s]++
+		}
+	}
+}
+
 func getdentsNames(t *testing.T, fd int, buf []byte) []string {
 	t.Helper()
 	n, err := syscall.Getdents(fd, buf)
@@ -262,15 +268,7 @@ func TestListingAcrossMoveAndRemove(t *testing.T) {
 		}
 		must(t, os.Rename(filepath.Join(root, "a"), filepath.Join(root, "c", "a")))
 		dirNames(t, filepath.Join(root, "c", "a", "b")) // ls of the moved subtree
-		for {
-			got := getdentsNames(t, fd, buf)
-			if got == nil {
-				break
-			}
-			for _, s := range got {
-				seen[s]++
-			}
-		}
+		countRest(t, fd, buf, seen)
 		syscall.Close(fd)
 		o.seen = len(seen)
 		for _, c := range seen {

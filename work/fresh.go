@@ -83,7 +83,7 @@ func (f *freshInodes) add(inos []uint64) {
 
 // note records that k now exists (present) or not. Every committed write goes through it.
 func (f *freshInodes) note(k string, present bool) {
-	if len(k) < 9 || k[0] != KindDirent && k[0] != KindXattr && k[0] != KindInode {
+	if !tracked([]byte(k)) && (len(k) < 9 || k[0] != KindInode) {
 		return
 	}
 	f.mu.Lock()
